@@ -5,5 +5,14 @@ space and the reference answer where one is known.
 """
 
 from .base import System
+from .clusters import binary_lj, ionic_cluster, lj_cluster, lj_reference_energies, named_system, stridernet_binary_lj
 
-__all__ = ["System"]
+__all__ = [
+    "System",
+    "binary_lj",
+    "ionic_cluster",
+    "lj_cluster",
+    "lj_reference_energies",
+    "named_system",
+    "stridernet_binary_lj",
+]
