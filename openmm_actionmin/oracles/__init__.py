@@ -18,24 +18,30 @@ from .base import (
     Units,
 )
 from .pair import PairPotentialOracle, binary_lennard_jones, lennard_jones, lj_coulomb
+from .synthetic import SYNTHETIC_FUNCTIONS, FunctionSpec, SyntheticOracle, make_function, random_shift
 from .testing import ConformanceReport, validate_oracle
 
 __all__ = [
     "ASE_UNITS",
     "DIMENSIONLESS",
+    "SYNTHETIC_FUNCTIONS",
     "OPENMM_UNITS",
     "REDUCED_UNITS",
     "ConformanceReport",
     "EnergyOracle",
     "FiniteEnergy",
+    "FunctionSpec",
     "InvalidConfigurationError",
     "OracleCounters",
     "OracleError",
     "PairPotentialOracle",
+    "SyntheticOracle",
     "TorchOracle",
     "Units",
     "binary_lennard_jones",
     "lennard_jones",
     "lj_coulomb",
+    "make_function",
+    "random_shift",
     "validate_oracle",
 ]
