@@ -1,0 +1,254 @@
+"""Tests of the BiLipNet / PLNet model: certified bounds, inverse, unique minimiser, gradients."""
+
+import math
+
+import pytest
+import torch
+
+from openmm_actionmin.models.plnet import (
+    BiLipNet,
+    PLNet,
+    PLNetConfig,
+    PLNetInverseError,
+    box_penalty,
+    cayley,
+)
+
+F64 = torch.float64
+
+
+def _perturbed(config: PLNetConfig, scale: float = 0.5, seed: int = 1) -> PLNet:
+    """A PLNet whose parameters are all moved randomly away from their initial values."""
+    model = PLNet(config)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    return model
+
+
+CASES = [
+    ("cayley", 64),
+    ("householder", 64),
+    ("cayley", (16, 24, 8)),
+    ("householder", (12, 12)),
+]
+
+
+@pytest.mark.parametrize("orthogonal,hidden", CASES)
+def test_bilipschitz_bounds_hold_for_random_parameters(orthogonal, hidden):
+    config = PLNetConfig(dim=7, depth=3, hidden=hidden, orthogonal=orthogonal, householder_reflections=5, seed=3)
+    model = _perturbed(config)
+    mu, nu = model.g_net.bounds()
+    assert 0 < mu < nu
+    assert (mu, nu) != pytest.approx((0.1, 2.0))  # the bounds themselves were perturbed too
+    gen = torch.Generator().manual_seed(5)
+    x1 = 3.0 * torch.randn(2000, 7, generator=gen, dtype=F64)
+    # mix of near and far pairs
+    step = torch.randn(2000, 7, generator=gen, dtype=F64) * torch.logspace(-3, 1, 2000, dtype=F64).unsqueeze(1)
+    x2 = x1 + step
+    with torch.no_grad():
+        ratio = (model.g(x1) - model.g(x2)).norm(dim=1) / step.norm(dim=1)
+    assert float(ratio.min()) >= mu * (1 - 1e-6)
+    assert float(ratio.max()) <= nu * (1 + 1e-6)
+    # and the network is not trivially tight: it actually bends inside the allowed band
+    assert float(ratio.max() - ratio.min()) > 0.05 * (nu - mu)
+
+
+@pytest.mark.parametrize("hidden", [32, (8, 16, 8)])
+def test_monotone_layer_is_strongly_monotone_and_lipschitz(hidden):
+    config = PLNetConfig(dim=5, depth=2, hidden=hidden, seed=4)
+    model = _perturbed(config, seed=7)
+    net = model.g_net
+    layer = net.monotone[0]
+    with torch.no_grad():
+        mu_i, gamma_i = net._layer_bounds()
+        w = layer.weights(mu_i, gamma_i)
+        gen = torch.Generator().manual_seed(2)
+        x1 = 2.0 * torch.randn(3000, 5, generator=gen, dtype=F64)
+        x2 = x1 + torch.randn(3000, 5, generator=gen, dtype=F64)
+        dx = x1 - x2
+        dy = layer.apply_weights(x1, w) - layer.apply_weights(x2, w)
+    inner = (dx * dy).sum(1) / (dx * dx).sum(1)
+    lip = dy.norm(dim=1) / dx.norm(dim=1)
+    assert float(inner.min()) >= float(mu_i) * (1 - 1e-9)
+    assert float(lip.max()) <= float(mu_i + gamma_i) * (1 + 1e-9)
+
+
+def test_cayley_is_orthogonal_for_square_and_tall():
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(6, 6), (11, 4), (1, 1)]:
+        r = cayley(3.0 * torch.randn(*shape, generator=gen, dtype=F64))
+        assert r.shape == shape
+        assert torch.allclose(r.T @ r, torch.eye(shape[1], dtype=F64), atol=1e-12)
+    with pytest.raises(ValueError, match="tall or square"):
+        cayley(torch.zeros(2, 3, dtype=F64))
+
+
+@pytest.mark.parametrize("orthogonal,hidden", [("cayley", 48), ("householder", (16, 16))])
+def test_inverse_residual_below_tolerance_batched(orthogonal, hidden):
+    config = PLNetConfig(dim=6, depth=2, hidden=hidden, orthogonal=orthogonal, seed=11)
+    model = _perturbed(config, scale=0.3, seed=3)
+    gen = torch.Generator().manual_seed(9)
+    y = 4.0 * torch.randn(64, 6, generator=gen, dtype=F64)
+    x = model.g_net.inverse(y, tol=1e-6)
+    assert x.shape == (64, 6)
+    assert not x.requires_grad
+    with torch.no_grad():
+        res = (model.g(x) - y).norm(dim=1)
+    assert float(res.max()) <= 1e-6
+    # inverse of the forward recovers the input
+    x0 = 2.0 * torch.randn(16, 6, generator=gen, dtype=F64)
+    with torch.no_grad():
+        x_back = model.g_net.inverse(model.g(x0), tol=1e-9, max_iter=5000)
+    assert torch.allclose(x_back, x0, atol=1e-9 / model.mu * 10)
+
+
+def test_inverse_raises_when_max_iter_too_small():
+    model = _perturbed(PLNetConfig(dim=6, depth=2, hidden=(16, 16), seed=2), scale=0.3)
+    y = 5.0 * torch.randn(8, 6, generator=torch.Generator().manual_seed(0), dtype=F64)
+    with pytest.raises(PLNetInverseError, match="did not converge.*raise max_iter") as info:
+        model.g_net.inverse(y, tol=1e-10, max_iter=1)
+    assert info.value.residual > 1e-10
+    assert info.value.tol == 1e-10
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        model.g_net.inverse(y, max_iter=0)
+
+
+@pytest.mark.parametrize("hidden", [64, (24, 24)])
+def test_minimizer_at_init_center(hidden):
+    center = torch.tensor([1.5, -2.0, 0.25, 3.0], dtype=F64)
+    model = PLNet(PLNetConfig(dim=4, hidden=hidden, init_center=center, seed=0))
+    x_star = model.minimizer()
+    assert x_star.shape == (4,)
+    assert torch.allclose(x_star, center, atol=1e-5)
+    with torch.no_grad():
+        assert float(model(center.unsqueeze(0))) == pytest.approx(float(model.minimum_value()), abs=1e-12)
+
+
+def test_default_center_is_random_not_origin_and_seeded():
+    a = PLNet(PLNetConfig(dim=8, hidden=32, init_scale=5.0, seed=42))
+    b = PLNet(PLNetConfig(dim=8, hidden=32, init_scale=5.0, seed=42))
+    c = PLNet(PLNetConfig(dim=8, hidden=32, init_scale=5.0, seed=43))
+    xa, xb, xc = a.minimizer(), b.minimizer(), c.minimizer()
+    assert torch.equal(xa, xb)
+    assert float((xa - xc).norm()) > 1.0
+    assert float(xa.norm()) > 1.0  # not at the origin (|N(0, 25 I_8)| ~ 14)
+
+
+def test_gradient_descent_converges_to_minimizer():
+    model = _perturbed(PLNetConfig(dim=5, depth=2, hidden=(16, 16), seed=6), scale=0.3, seed=2)
+    x_star = model.minimizer(tol=1e-10, max_iter=5000)
+    nu = model.nu
+    x = 3.0 * torch.randn(20, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    step = 1.0 / nu**2
+    with model.frozen():
+        for _ in range(20000):
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(model(x).sum(), x)
+            x = x - step * grad
+            if float(grad.norm(dim=1).max()) < 1e-9:
+                break
+    assert float((x.detach() - x_star).norm(dim=1).max()) < 1e-4
+
+
+def test_no_other_stationary_point_pl_inequality():
+    model = _perturbed(PLNetConfig(dim=6, depth=3, hidden=(16, 16), orthogonal="householder", seed=8), seed=4)
+    x_star = model.minimizer(tol=1e-10, max_iter=5000)
+    mu = model.mu
+    gen = torch.Generator().manual_seed(3)
+    x = x_star + torch.randn(3000, 6, generator=gen, dtype=F64) * torch.logspace(-3, 1.5, 3000, dtype=F64).unsqueeze(1)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x).sum(), x)
+    dist = (x.detach() - x_star).norm(dim=1)
+    assert bool((grad.norm(dim=1) >= mu**2 * dist * (1 - 1e-6)).all())
+    # f - c >= mu^2/2 |x - x*|^2 as well
+    with torch.no_grad():
+        gap = model(x.detach()) - model.minimum_value()
+    assert bool((gap >= 0.5 * mu**2 * dist**2 * (1 - 1e-6)).all())
+
+
+@pytest.mark.parametrize("orthogonal,hidden", CASES)
+def test_gradients_reach_every_parameter(orthogonal, hidden):
+    model = PLNet(PLNetConfig(dim=5, depth=2, hidden=hidden, orthogonal=orthogonal, householder_reflections=3, seed=1))
+    x = 2.0 * torch.randn(64, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    target = torch.randn(64, generator=torch.Generator().manual_seed(1), dtype=F64)
+    loss = ((model(x) - target) ** 2).mean()
+    loss.backward()
+    names = [name for name, p in model.named_parameters() if p.grad is None or float(p.grad.abs().max()) == 0.0]
+    assert names == []
+    assert {"bilipnet.log_nu", "bilipnet.log_tau_minus_one", "c"} <= {n for n, _ in model.named_parameters()}
+
+
+def test_fixed_bounds_are_buffers():
+    model = PLNet(PLNetConfig(dim=3, hidden=8, mu=0.5, nu=1.5, learn_bounds=False, seed=0))
+    names = {n for n, _ in model.named_parameters()}
+    assert "bilipnet.log_nu" not in names
+    assert model.mu == pytest.approx(0.5) and model.nu == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_float32_and_float64(dtype):
+    model = PLNet(PLNetConfig(dim=4, hidden=(16, 16), seed=5, dtype=dtype))
+    x = torch.randn(10, 4, dtype=dtype)
+    out = model(x)
+    assert out.dtype == dtype and out.shape == (10,)
+    x_star = model.minimizer()  # dtype-dependent default tolerance
+    assert x_star.dtype == dtype
+    assert float(model.g(x_star.unsqueeze(0)).norm()) <= (1e-6 if dtype == torch.float64 else 1e-4)
+    with pytest.raises(TypeError, match="input dtype"):
+        model(x.to(torch.float64 if dtype == torch.float32 else torch.float32))
+
+
+@pytest.mark.parametrize("orthogonal", ["cayley", "householder"])
+def test_dimension_one(orthogonal):
+    model = _perturbed(PLNetConfig(dim=1, hidden=8, orthogonal=orthogonal, init_center=torch.tensor([2.0]), seed=0), scale=0.1)
+    x = torch.linspace(-10, 10, 401, dtype=F64).unsqueeze(1)
+    with torch.no_grad():
+        gx = model.g(x).squeeze(1)
+    slope = (gx[1:] - gx[:-1]) / (x[1:, 0] - x[:-1, 0])
+    mu, nu = model.g_net.bounds()
+    # strictly monotone scalar function with slopes in [mu, nu] (up to sign from the orthogonal layers)
+    assert bool((slope.abs() >= mu * (1 - 1e-9)).all()) and bool((slope.abs() <= nu * (1 + 1e-9)).all())
+    assert bool((torch.sign(slope) == torch.sign(slope[0])).all())
+    x_star = model.minimizer()
+    assert float(model.g(x_star.unsqueeze(0)).abs()) < 1e-6
+
+
+def test_frozen_matches_and_blocks_parameter_gradients():
+    model = PLNet(PLNetConfig(dim=5, hidden=(8, 8), seed=2))
+    x = torch.randn(7, 5, dtype=F64, requires_grad=True)
+    ref = model(x)
+    (gx_ref,) = torch.autograd.grad(ref.sum(), x)
+    with model.frozen():
+        out = model(x)
+        (gx,) = torch.autograd.grad(out.sum(), x, retain_graph=True)
+        out.sum().backward()
+    assert torch.allclose(out, ref, atol=1e-12) and torch.allclose(gx, gx_ref, atol=1e-12)
+    frozen_params = [n for n, p in model.named_parameters() if "bias" not in n and n != "c"]
+    assert len(frozen_params) >= 6
+    assert all(dict(model.named_parameters())[n].grad is None for n in frozen_params)
+
+
+def test_config_and_input_errors():
+    with pytest.raises(ValueError, match="0 < mu < nu"):
+        PLNetConfig(dim=3, mu=2.0, nu=1.0)
+    with pytest.raises(ValueError, match="orthogonal must be one of"):
+        PLNetConfig(dim=3, orthogonal="qr")
+    with pytest.raises(ValueError, match="init_center must have shape \\[3\\]"):
+        PLNetConfig(dim=3, init_center=torch.zeros(4))
+    with pytest.raises(ValueError, match="hidden must be"):
+        PLNetConfig(dim=3, hidden=(4, 0))
+    assert PLNetConfig(dim=300, orthogonal="auto").orthogonal_kind == "householder"
+    assert PLNetConfig(dim=30, orthogonal="auto").orthogonal_kind == "cayley"
+    model = PLNet(PLNetConfig(dim=3, hidden=4, seed=0))
+    with pytest.raises(ValueError, match="expected shape \\[B, 3\\].*unsqueeze"):
+        model(torch.zeros(3, dtype=F64))
+
+
+def test_box_penalty():
+    x = torch.tensor([[0.0, 0.0], [2.0, -3.0]], dtype=F64)
+    pen = box_penalty(x, -1.0, 1.0)
+    assert pen.tolist() == pytest.approx([0.0, 1.0 + 4.0])
+    with pytest.raises(ValueError, match="low must be <= high"):
+        box_penalty(x, 1.0, -1.0)
