@@ -45,3 +45,18 @@ __all__ = [
     "random_shift",
     "validate_oracle",
 ]
+
+
+# Heavy backends load on first attribute access (PEP 562), so that importing
+# this package never imports OpenMM.
+_LAZY = {"OpenMMOracle": ".openmm", "build_native_obc2": ".openmm"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
