@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -174,6 +175,15 @@ def _standard_residue_names() -> Set[str]:
     return set(pf.proteinResidues) | set(pf.dnaResidues) | set(pf.rnaResidues)
 
 
+def _unknown_residue_error(path, residues) -> PDBPreparationError:
+    names = ", ".join(f"{r.name} {r.id} (chain {r.chain.id})" for r in residues[:5])
+    return PDBPreparationError(
+        f"{path}: unknown residue {names}: the force field has no template for it. Provide a force-field "
+        "XML with a template for this residue (forcefield=[..., 'my_residue.xml']) or remove it from the PDB "
+        "(HETATM residues are removed with keep_heterogens=False)."
+    )
+
+
 def check_residues(topology, forcefield, *, path: Union[str, os.PathLike] = "<topology>", hydrogens_added: bool = True) -> None:
     """Check that every residue matches a template of the force field.
 
@@ -196,12 +206,7 @@ def check_residues(topology, forcefield, *, path: Union[str, os.PathLike] = "<to
     standard = _standard_residue_names()
     unknown = [r for r in unmatched if r.name not in standard]
     if unknown:
-        names = ", ".join(f"{r.name} {r.id} (chain {r.chain.id})" for r in unknown[:5])
-        raise PDBPreparationError(
-            f"{path}: unknown residue {names}: the force field has no template for it. Provide a force-field "
-            "XML with a template for this residue (forcefield=[..., 'my_residue.xml']) or remove it from the PDB "
-            "(HETATM residues are removed with keep_heterogens=False)."
-        )
+        raise _unknown_residue_error(path, unknown)
     residue = unmatched[0]
     n_h = sum(1 for a in residue.atoms() if a.element is not None and a.element.symbol == "H")
     names = ", ".join(f"{r.name} {r.id}" for r in unmatched[:5])
@@ -329,7 +334,18 @@ def _fix(fixer, path, ff, hetatm_keys, keep_water, keep_heterogens, add_hydrogen
     added_h = 0
     if add_hydrogens:
         n_before = fixer.topology.getNumAtoms()
-        fixer.addMissingHydrogens(ph, forcefield=ff)
+        try:
+            fixer.addMissingHydrogens(ph, forcefield=ff)
+        except Exception as exc:  # OpenMM raises ValueError/Exception for residues it cannot match
+            residues = list(fixer.topology.residues())
+            match = re.search(r"No template found for residue (\d+) \(", str(exc))
+            culprit = residues[int(match.group(1))] if match and int(match.group(1)) < len(residues) else None
+            nonstandard = [r for r in residues if r.name not in standard]
+            if culprit is not None and culprit.name not in standard:
+                raise _unknown_residue_error(path, [culprit]) from exc
+            if nonstandard:
+                raise _unknown_residue_error(path, nonstandard) from exc
+            raise PDBPreparationError(f"{path}: adding hydrogens failed: {exc}") from exc
         added_h = fixer.topology.getNumAtoms() - n_before
 
     check_residues(fixer.topology, ff, path=path, hydrogens_added=add_hydrogens)
