@@ -1,0 +1,169 @@
+"""ActionTrainer and the Armijo descent, on real PLNets and real synthetic oracles."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from openmm_actionmin.models.plnet import PLNet, PLNetConfig
+from openmm_actionmin.oracles.synthetic import SyntheticOracle, random_shift
+from openmm_actionmin.search.action import ActionConfig, ActionTrainer, write_history
+from openmm_actionmin.search.descent import DescentConfig, descend
+from openmm_actionmin.systems.base import System
+
+DIM = 5
+
+
+def shifted_system(name: str = "griewank", dim: int = DIM, seed: int = 0) -> System:
+    oracle = SyntheticOracle(name, dim, shift=random_shift(name, dim, torch.Generator().manual_seed(seed)))
+    return System(
+        name=f"{name}{dim}",
+        oracle=oracle,
+        space=oracle.space(),
+        reference_energy=oracle.minimum_value,
+        reference_positions=oracle.minimum_location,
+    )
+
+
+def small_config(**kwargs) -> ActionConfig:
+    base = dict(
+        seed=3,
+        budget_s=None,
+        max_rounds=6,
+        model_hidden=16,
+        warm_start_samples=256,
+        warm_start_steps=150,
+        warm_start_batch=128,
+        n_starts=8,
+        max_path_points=128,
+        fresh_batch=64,
+        lr=1e-2,
+        descent=DescentConfig(max_steps=100, eps=1e-2),
+    )
+    base.update(kwargs)
+    return ActionConfig(**base)
+
+
+def comparable(history):
+    """History rows without wall-clock times (NaN made comparable)."""
+    fix = lambda v: "nan" if isinstance(v, float) and math.isnan(v) else v  # noqa: E731
+    return [{k: fix(v) for k, v in row.items() if k != "wall_s"} for row in history]
+
+
+def test_descent_reaches_the_model_minimiser():
+    torch.manual_seed(0)
+    model = PLNet(PLNetConfig(dim=DIM, hidden=16, seed=1))
+    x_star = model.minimizer()
+    starts = 2.0 * torch.rand(6, DIM, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) - 1.0
+    with model.frozen():
+        path = descend(model, starts, DescentConfig(max_steps=2000, eps=1e-4))
+    assert path.converged
+    assert float((path.final - x_star).norm(dim=1).max()) < 1e-3
+    # every visited point is kept, starts first; values decrease along each path
+    assert torch.equal(path.points[:6], starts)
+    assert path.points.shape[0] > 6 * 5
+    f0 = model(starts).detach()
+    assert bool((path.final_values < f0).all())
+
+
+def test_descent_validates_its_input():
+    model = PLNet(PLNetConfig(dim=DIM, hidden=8, seed=0))
+    with pytest.raises(ValueError, match=r"starts of shape \[B, d\]"):
+        descend(model, torch.zeros(DIM, dtype=torch.float64))
+    with pytest.raises(ValueError, match="shrink"):
+        DescentConfig(shrink=1.5)
+
+
+def test_trainer_gets_closer_and_best_never_worsens():
+    system = shifted_system()
+    result = ActionTrainer(system, small_config(max_rounds=8)).run()
+    history = result.history
+    assert [row["round"] for row in history] == list(range(9))  # round 0 = warm start
+    # closer than the untrained model's minimiser (its start), and an energy below a random point's
+    assert history[-1]["best_distance"] < 0.5 * result.extra["initial_candidate_distance"]
+    start_energy = float(system.oracle.energy(system.space.sample(64, torch.Generator().manual_seed(9))).median())
+    assert result.energy < start_energy
+    # the best candidate never gets worse and is the best candidate seen
+    best = [row["best_energy"] for row in history]
+    assert all(b1 <= b0 for b0, b1 in zip(best, best[1:]))
+    assert best[-1] == min(row["candidate_energy"] for row in history)
+    # trajectories were actually run and fed to the loss
+    assert all(row["path_points"] > 0 and math.isfinite(row["trajectory_loss"]) for row in history[1:])
+    # the returned point is the best candidate and its energy is the true raw energy there
+    e = float(system.oracle.energy(torch.as_tensor(result.positions)[None], transform=None)[0])
+    assert e == pytest.approx(result.energy, rel=1e-12, abs=1e-12)
+    assert result.force_calls == history[-1]["force_calls"] > 0
+    assert result.extra["lowest_seen_energy"] <= result.energy
+
+
+def test_same_seed_same_history_other_seed_differs():
+    system = shifted_system()
+    a = ActionTrainer(system, small_config(max_rounds=3)).run()
+    b = ActionTrainer(system, small_config(max_rounds=3)).run()
+    c = ActionTrainer(system, small_config(max_rounds=3, seed=4)).run()
+    assert comparable(a.history) == comparable(b.history)
+    assert (a.positions == b.positions).all()
+    assert comparable(a.history) != comparable(c.history)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_checkpoint_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
+    system = shifted_system("alpine1")
+    cfg = dict(max_rounds=7, checkpoint_every=2, grad_match_weight=0.5)
+    full = ActionTrainer(system, small_config(**cfg)).run()
+
+    ckpt = tmp_path / "run.pt"
+
+    def kill_at_five(row):
+        if row["round"] == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill_at_five)
+    assert ckpt.exists()
+    assert torch.load(ckpt, weights_only=False)["round"] == 4  # last checkpoint before the kill
+    resumed = ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
+    assert comparable(resumed.history) == comparable(full.history)
+    assert (resumed.positions == full.positions).all()
+    assert resumed.energy == full.energy
+    assert resumed.force_calls == full.force_calls
+
+    # a checkpoint of another run is refused with a message that says what to do
+    with pytest.raises(ValueError, match="belongs to another run.*seed 3.*delete the file"):
+        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), seed=5, **cfg)).run()
+
+
+def test_history_written_as_json_and_csv(tmp_path):
+    system = shifted_system()
+    result = ActionTrainer(system, small_config(max_rounds=2, grad_match_weight=0.0, fresh_weight=0.0)).run()
+    assert all(math.isnan(row["regression_loss"]) for row in result.history[1:])
+    rows = json.loads(write_history(result.history, tmp_path / "h.json").read_text())
+    assert comparable(rows) == comparable(result.history)
+    text = write_history(result.history, tmp_path / "h.csv").read_text().splitlines()
+    assert text[0].startswith("round,wall_s,force_calls,candidate_energy") and len(text) == 4
+    with pytest.raises(ValueError, match=r"unknown extension '\.txt'"):
+        write_history(result.history, tmp_path / "h.txt")
+    result.plot(tmp_path / "h.png", keys=["candidate_energy", "best_distance"])
+    assert (tmp_path / "h.png").stat().st_size > 1000
+
+
+def test_budget_stops_the_run():
+    system = shifted_system()
+    result = ActionTrainer(system, small_config(max_rounds=None, budget_s=1.5)).run()
+    assert result.wall_s < 1.5 + 5.0
+    assert result.extra["rounds"] >= 1
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="needs budget_s or max_rounds"):
+        ActionConfig(budget_s=None, max_rounds=None)
+    with pytest.raises(ValueError, match="all 0; nothing to train"):
+        ActionConfig(action_weight=0, grad_match_weight=0, fresh_weight=0)
+    system = shifted_system()
+    bad = small_config(model=PLNetConfig(dim=DIM + 1, hidden=8))
+    with pytest.raises(ValueError, match=rf"model.dim is {DIM + 1}.*has {DIM} variables"):
+        ActionTrainer(system, bad).run()
