@@ -1,0 +1,324 @@
+"""Synthetic benchmark: the action trainer against its baselines on test functions.
+
+Every method gets the same wall-clock budget in one process, on the same
+shifted function (per seed, the global minimum is drawn uniformly inside 80 %
+of the box, the same shift for every method); ``--no-shift`` gives the paper's
+exact setting (minimum at the origin, the centre of the box; note the trap that
+an untrained network with zero biases sits there already, see
+``docs/METHOD.md``).
+
+Columns follow the paper: the distance of the returned point to the global
+minimum, the distance of the lowest-energy point seen, and the average error
+per dimension (distance / sqrt(D)); plus energy, wall time and force calls.
+
+Command line (``python -m openmm_actionmin.benchmarks.synthetic`` or
+``bench/synthetic.py``)::
+
+    --functions alpine1,schaffer_f7 --dims 100 --seeds 3 --budget-s 120 \\
+        --methods action,random_only,adam --json bench/results/synthetic_d100.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
+from ..result import Result, atomic_write_text
+from ..systems.base import System
+
+#: Methods the benchmark knows, in table order.
+METHOD_NAMES = ("action", "random_only", "adam", "cma", "basinhopping")
+
+
+def _run_action(system: System, budget_s: float, seed: int) -> Result:
+    from ..search.action import ActionConfig, ActionTrainer
+
+    return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s)).run()
+
+
+def _baseline(name: str) -> Callable[[System, float, int], Result]:
+    def run(system: System, budget_s: float, seed: int) -> Result:
+        from ..search import baselines
+
+        return baselines.BASELINES[name](system, budget_s, seed)
+
+    return run
+
+
+METHODS: Dict[str, Callable[[System, float, int], Result]] = {
+    "action": _run_action,
+    "random_only": _baseline("random_only"),
+    "adam": _baseline("adam"),
+    "cma": _baseline("cma"),
+    "basinhopping": _baseline("basinhopping"),
+}
+
+
+@dataclasses.dataclass
+class SyntheticBenchConfig:
+    """What to run.
+
+    Attributes:
+        functions: Function names (see ``oracles.synthetic.SYNTHETIC_FUNCTIONS``).
+        dims: Dimensions.
+        seeds: Seeds (each seed: one shift, and the seed of every method).
+        budget_s: Wall-clock budget per run, seconds.
+        methods: Method names (keys of :data:`METHODS`).
+        shifted: Shift the minimum (uniform inside ``shift_fraction`` of the box).
+        shift_fraction: Fraction of the box half-width for the shift.
+        box: ``"paper"`` (the action paper's half-width, 100, where it used the
+            function; else the default) or ``"default"`` (Plevris & Solorzano).
+        history_dir: Directory for one JSON result (with history) per run.
+    """
+
+    functions: Sequence[str] = ("alpine1", "schaffer_f7")
+    dims: Sequence[int] = (100,)
+    seeds: Sequence[int] = (0, 1, 2)
+    budget_s: float = 120.0
+    methods: Sequence[str] = ("action", "random_only", "adam")
+    shifted: bool = True
+    shift_fraction: float = 0.8
+    box: str = "paper"
+    history_dir: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+        if self.box not in ("paper", "default"):
+            raise ValueError(f"box must be 'paper' or 'default', got {self.box!r}")
+        if not self.budget_s > 0:
+            raise ValueError(f"budget_s must be positive, got {self.budget_s}")
+        for name in self.functions:
+            get_spec(name)
+
+
+def half_width(function: str, box: str = "paper") -> float:
+    """Half-width of the search box of ``function`` (``box``: ``"paper"`` or ``"default"``)."""
+    spec = get_spec(function)
+    if box == "paper" and spec.action_paper_half_width is not None:
+        return float(spec.action_paper_half_width)
+    return float(spec.default_half_width)
+
+
+def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box: str = "paper",
+                shift_fraction: float = 0.8) -> System:
+    """The benchmark system of one (function, dim, seed).
+
+    The shift depends only on (function, dim, seed), so every method sees the
+    same landscape.
+
+    Args:
+        function: Function name.
+        dim: Dimension D.
+        seed: Seed of the shift.
+        shifted: Draw a shift (else the minimum stays at the origin).
+        box: Box choice, see :func:`half_width`.
+        shift_fraction: The minimum lands uniformly inside this fraction of the box.
+
+    Returns:
+        A :class:`System` with the known minimum as reference.
+    """
+    spec = get_spec(function)
+    h = half_width(function, box)
+    shift = None
+    if shifted:
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(dim) * 7_919 + zlib.crc32(spec.name.encode()))
+        if h == spec.default_half_width:
+            shift = random_shift(spec.name, dim, gen, fraction=shift_fraction)
+        else:  # the paper's box: the same rule, scaled to its half-width
+            u = torch.rand(int(dim), generator=gen, dtype=torch.float64)
+            shift = shift_fraction * h * (2.0 * u - 1.0) - spec.minimum_coordinate
+    oracle = SyntheticOracle(spec.name, dim, shift=shift)
+    return System(
+        name=f"{spec.name}-{dim}d",
+        oracle=oracle,
+        space=oracle.space(h),
+        reference_energy=oracle.minimum_value,
+        reference_positions=oracle.minimum_location,
+        metadata={"half_width": h, "shifted": shifted, "seed": seed},
+    )
+
+
+def uniform_rms_distance(system: System) -> float:
+    """Root-mean-square distance of a uniform random point of the box to the minimum."""
+    lo, hi = system.space.lower, system.space.upper
+    ref = system.reference_positions.reshape(-1)
+    mean_sq = ((hi ** 3 - lo ** 3) / (3.0 * (hi - lo)) - 2.0 * ref * 0.5 * (hi + lo) + ref ** 2).sum()
+    return float(torch.sqrt(mean_sq))
+
+
+def evaluate_run(system: System, result: Result, *, function: str, dim: int, seed: int, shifted: bool) -> Dict[str, Any]:
+    """One JSON row of the benchmark table."""
+    ref = system.reference_positions.reshape(-1).cpu().numpy()
+    distance = float(np.linalg.norm(np.asarray(result.positions).reshape(-1) - ref))
+    low = result.extra.get("lowest_seen_positions")
+    low_distance = float(np.linalg.norm(np.asarray(low).reshape(-1) - ref)) if low is not None else float("nan")
+    return {
+        "function": function,
+        "dim": dim,
+        "method": result.method,
+        "seed": seed,
+        "shifted": shifted,
+        "half_width": float(system.metadata["half_width"]),
+        "distance": distance,
+        "energy": float(result.energy),
+        "avg_error_per_dim": distance / math.sqrt(dim),
+        "lowest_seen_distance": low_distance,
+        "lowest_seen_energy": float(result.extra.get("lowest_seen_energy", float("nan"))),
+        "wall_s": float(result.wall_s),
+        "force_calls": int(result.force_calls),
+        "best_round": result.extra.get("best_round"),
+        "rounds": result.extra.get("rounds"),
+        "uniform_rms_distance": uniform_rms_distance(system),
+    }
+
+
+def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = print,
+                  on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Run every (function, dim, seed, method) and return the rows.
+
+    Args:
+        config: What to run.
+        log: Where progress lines go.
+        on_row: Called with each row as soon as it exists (e.g. to save partial results).
+
+    Returns:
+        One row per run (see :func:`evaluate_run`).
+    """
+    rows: List[Dict[str, Any]] = []
+    for function in config.functions:
+        for dim in config.dims:
+            for seed in config.seeds:
+                for method in config.methods:
+                    system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
+                                         shift_fraction=config.shift_fraction)
+                    start = time.perf_counter()
+                    result = METHODS[method](system, config.budget_s, seed)
+                    row = evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
+                                       shifted=config.shifted)
+                    rows.append(row)
+                    log(f"{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
+                        f"lowest-seen={row['lowest_seen_distance']:.3f} energy={row['energy']:.4g} "
+                        f"calls={row['force_calls']} ({time.perf_counter() - start:.1f} s)")
+                    if config.history_dir:
+                        name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.json"
+                        result.save(Path(config.history_dir) / name)
+                    if on_row is not None:
+                        on_row(row)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+def format_rows(rows: Sequence[Dict[str, Any]]) -> str:
+    """Markdown table of every run."""
+    cols = ["function", "dim", "shifted", "seed", "method", "distance", "lowest_seen_distance", "avg_error_per_dim",
+            "energy", "wall_s", "force_calls"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Medians over seeds per (function, dim, method, shifted)."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["function"], row["dim"], row["method"], row["shifted"]), []).append(row)
+    out = []
+    for (function, dim, method, shifted), group in groups.items():
+        med = {"function": function, "dim": dim, "method": method, "shifted": shifted, "seeds": len(group)}
+        for key in ("distance", "lowest_seen_distance", "avg_error_per_dim", "energy", "wall_s", "force_calls",
+                    "uniform_rms_distance"):
+            med[key] = float(statistics.median(r[key] for r in group))
+        out.append(med)
+    return out
+
+
+def format_medians(rows: Sequence[Dict[str, Any]]) -> str:
+    """Markdown table of the medians over seeds."""
+    cols = ["function", "dim", "shifted", "method", "seeds", "distance", "lowest_seen_distance", "avg_error_per_dim",
+            "energy", "wall_s", "force_calls", "uniform_rms_distance"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in median_rows(rows):
+        lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``actionmin bench synthetic``."""
+    p = argparse.ArgumentParser(
+        prog="actionmin bench synthetic",
+        description="Action trainer vs baselines on shifted synthetic functions, same wall-clock budget each.",
+    )
+    p.add_argument("--functions", default="alpine1,schaffer_f7", help="comma-separated function names")
+    p.add_argument("--dims", default="100", help="comma-separated dimensions")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1)")
+    p.add_argument("--seed-offset", type=int, default=0, help="first seed")
+    p.add_argument("--budget-s", type=float, default=120.0, help="wall-clock budget per run, seconds")
+    p.add_argument("--methods", default="action,random_only,adam", help=f"comma-separated, of: {', '.join(METHODS)}")
+    p.add_argument("--no-shift", action="store_true", help="the paper's exact setting: minimum at the box centre")
+    p.add_argument("--box", choices=("paper", "default"), default="paper",
+                   help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")
+    p.add_argument("--json", default=None, help="write the rows (and medians) to this JSON file")
+    p.add_argument("--history-dir", default=None, help="write each run's Result (with history) here")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark from command-line arguments; returns an exit code."""
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        config = SyntheticBenchConfig(
+            functions=[f.strip() for f in args.functions.split(",") if f.strip()],
+            dims=[int(d) for d in args.dims.split(",") if d.strip()],
+            seeds=list(range(args.seed_offset, args.seed_offset + args.seeds)),
+            budget_s=args.budget_s,
+            methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+            shifted=not args.no_shift,
+            box=args.box,
+            history_dir=args.history_dir,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows: List[Dict[str, Any]] = []
+    command = "actionmin bench synthetic " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def save(row: Dict[str, Any]) -> None:
+        rows.append(row)
+        if args.json:
+            payload = {"command": command, "config": dataclasses.asdict(config), "torch_threads": torch.get_num_threads(),
+                       "rows": rows, "medians": median_rows(rows)}
+            atomic_write_text(args.json, json.dumps(payload, indent=1))
+
+    run_benchmark(config, on_row=save)
+    print()
+    print(format_rows(rows))
+    print()
+    print("Medians over seeds:")
+    print(format_medians(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
