@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -187,7 +187,12 @@ def _state(context) -> Tuple[float, np.ndarray, np.ndarray]:
     return float(energy), pos, frc
 
 
-def _make_reporter(deadline: Optional[float], t0: float, history: List[Dict[str, Any]], record_every: int, base_calls: int):
+#: Callback turning positions ``[N, 3]`` nm into extra history columns (e.g. an RMSD).
+Observer = Callable[[np.ndarray], Dict[str, float]]
+
+
+def _make_reporter(deadline: Optional[float], t0: float, history: List[Dict[str, Any]], record_every: int, base_calls: int,
+                   observer: Optional[Observer] = None):
     """A MinimizationReporter that counts iterations, records energies and enforces a deadline."""
     import openmm
 
@@ -203,26 +208,28 @@ def _make_reporter(deadline: Optional[float], t0: float, history: List[Dict[str,
             if energy < self.best:
                 self.best = energy
             if record_every > 0 and self.iterations % record_every == 0:
-                history.append(
-                    {
-                        "wall_s": time.perf_counter() - t0,
-                        "energy": energy,
-                        "best_energy": self.best,
-                        "force_calls": base_calls + self.iterations,
-                        "phase": "minimize",
-                    }
-                )
+                row = {
+                    "wall_s": time.perf_counter() - t0,
+                    "energy": energy,
+                    "best_energy": self.best,
+                    "force_calls": base_calls + self.iterations,
+                    "phase": "minimize",
+                }
+                if observer is not None:
+                    row.update(observer(np.asarray(x, dtype=np.float64).reshape(-1, 3)))
+                history.append(row)
             return deadline is not None and time.perf_counter() > deadline
 
     return _Reporter()
 
 
 def _minimize_in(context, tolerance: float, max_iterations: int, deadline: Optional[float], t0: float,
-                 history: List[Dict[str, Any]], record_every: int, base_calls: int) -> int:
+                 history: List[Dict[str, Any]], record_every: int, base_calls: int,
+                 observer: Optional[Observer] = None) -> int:
     """Run LocalEnergyMinimizer in ``context``; return the iterations made."""
     import openmm
 
-    reporter = _make_reporter(deadline, t0, history, record_every, base_calls)
+    reporter = _make_reporter(deadline, t0, history, record_every, base_calls, observer)
     openmm.LocalEnergyMinimizer.minimize(context, float(tolerance), int(max_iterations), reporter)
     return reporter.iterations
 
@@ -269,6 +276,7 @@ def openmm_minimize(
     threads: Optional[int] = None,
     record_every: int = 10,
     seed: Optional[int] = None,
+    observer: Optional[Observer] = None,
 ) -> Result:
     """Minimise with OpenMM's LocalEnergyMinimizer (L-BFGS).
 
@@ -287,6 +295,8 @@ def openmm_minimize(
         record_every: Record the energy into the history every this many
             iterations (0: only start and end).
         seed: Recorded in the result only (the minimiser is deterministic).
+        observer: Optional callback ``positions [N, 3] nm -> {column: value}``
+            whose output is added to every history row (e.g. an RMSD).
 
     Returns:
         A :class:`Result` (method ``"openmm_minimize"``): positions ``[N, 3]``
@@ -308,14 +318,16 @@ def openmm_minimize(
     context.setPositions(pos)
     e0, _, f0 = _state(context)
     history: List[Dict[str, Any]] = [
-        {"wall_s": time.perf_counter() - t0, "energy": e0, "best_energy": e0, "force_calls": 1, "phase": "start"}
+        {"wall_s": time.perf_counter() - t0, "energy": e0, "best_energy": e0, "force_calls": 1, "phase": "start",
+         **(observer(pos) if observer else {})}
     ]
     deadline = None if budget_s is None else t0 + float(budget_s)
-    iterations = _minimize_in(context, tolerance_kj_mol_nm, max_iterations, deadline, t0, history, record_every, 1)
+    iterations = _minimize_in(context, tolerance_kj_mol_nm, max_iterations, deadline, t0, history, record_every, 1, observer)
     energy, final, forces = _state(context)
     calls = iterations + 2
     wall = time.perf_counter() - t0
-    history.append({"wall_s": wall, "energy": energy, "best_energy": min(energy, e0), "force_calls": calls, "phase": "end"})
+    history.append({"wall_s": wall, "energy": energy, "best_energy": min(energy, e0), "force_calls": calls, "phase": "end",
+                    **(observer(final) if observer else {})})
     return Result(
         positions=final,
         energy=energy,
@@ -392,6 +404,7 @@ def openmm_anneal(
     budget_s: Optional[float] = None,
     platform: Optional[str] = None,
     threads: Optional[int] = None,
+    observer: Optional[Observer] = None,
 ) -> Result:
     """Simulated annealing (LangevinMiddleIntegrator, T ramp to 0 K) then minimisation.
 
@@ -406,6 +419,8 @@ def openmm_anneal(
         budget_s: Overrides ``config.budget_s`` when given.
         platform: OpenMM platform name (default: the oracle's, else CPU).
         threads: CPU threads (None: OpenMM's default).
+        observer: Optional callback ``positions [N, 3] nm -> {column: value}``
+            added to the history rows of the MD chunks and minimised states.
 
     Returns:
         A :class:`Result` (method ``"openmm_anneal"``) holding the lowest
@@ -478,16 +493,17 @@ def openmm_anneal(
             step += n
             md_steps += n
             calls += n + 1
-            history.append(
-                {
-                    "wall_s": time.perf_counter() - t0,
-                    "temperature_k": temp,
-                    "energy": energy,
-                    "best_energy": best_e if math.isfinite(best_e) else e0,
-                    "force_calls": calls,
-                    "phase": f"anneal{cycle}",
-                }
-            )
+            row = {
+                "wall_s": time.perf_counter() - t0,
+                "temperature_k": temp,
+                "energy": energy,
+                "best_energy": best_e if math.isfinite(best_e) else e0,
+                "force_calls": calls,
+                "phase": f"anneal{cycle}",
+            }
+            if observer is not None:
+                row.update(observer(good))
+            history.append(row)
         context.setPositions(good)
         deadline = max(cycle_end, time.perf_counter() + 1.0) if cfg.steps_per_cycle is None else t0 + cfg.budget_s
         iterations = _minimize_in(context, cfg.tolerance_kj_mol_nm, 0, deadline, t0, history, 0, calls)
@@ -499,7 +515,7 @@ def openmm_anneal(
         current = best_pos
         history.append(
             {"wall_s": time.perf_counter() - t0, "temperature_k": 0.0, "energy": energy, "best_energy": best_e,
-             "force_calls": calls, "phase": f"minimized{cycle}"}
+             "force_calls": calls, "phase": f"minimized{cycle}", **(observer(xyz) if observer else {})}
         )
     wall = time.perf_counter() - t0
     return Result(
@@ -524,4 +540,74 @@ def openmm_anneal(
             "platform": plat,
             "config": dataclasses.asdict(cfg),
         },
+    )
+
+
+def polish(
+    target: Any,
+    result: Result,
+    *,
+    tolerance_kj_mol_nm: float = 1.0,
+    budget_s: Optional[float] = None,
+    platform: Optional[str] = None,
+    threads: Optional[int] = None,
+    also: Optional[List[np.ndarray]] = None,
+    observer: Optional[Observer] = None,
+) -> Result:
+    """Polish a search result's structure with OpenMM's LocalEnergyMinimizer.
+
+    The result's positions (and any extra candidates in ``also``) are
+    minimised; the lowest minimum is returned. Force calls and wall time add
+    to the search's, and the minimiser's history rows follow the search's,
+    shifted by its wall time and force calls.
+
+    Args:
+        target: As in :func:`openmm_minimize`.
+        result: A search :class:`Result` in nm / kJ/mol.
+        tolerance_kj_mol_nm: Minimiser tolerance (RMS force, kJ/mol/nm).
+        budget_s: Wall-clock budget of all the polishing together (None:
+            minimise each candidate to the tolerance).
+        platform: OpenMM platform name.
+        threads: CPU threads.
+        also: Further candidate positions ``[N, 3]`` nm to polish (e.g. the
+            lowest point a search has seen).
+        observer: As in :func:`openmm_minimize`.
+
+    Returns:
+        A new :class:`Result`, method ``"<method>+polish"``, with
+        ``extra["before_polish_energy"]`` and the minimiser's ``extra``
+        (``final_rms_force``, ...) merged into the search's.
+    """
+    if result.units.energy != OPENMM_UNITS.energy or result.units.length != OPENMM_UNITS.length:
+        raise ValueError(f"polish needs a result in nm and kJ/mol, got {result.units}")
+    candidates = [np.asarray(result.positions, dtype=np.float64)] + [np.asarray(p, dtype=np.float64) for p in (also or [])]
+    t0 = time.perf_counter()
+    best: Optional[Result] = None
+    calls = 0
+    for k, cand in enumerate(candidates):
+        left = None if budget_s is None else max(budget_s - (time.perf_counter() - t0), 1.0) / (len(candidates) - k)
+        res = openmm_minimize(target, cand, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left,
+                              platform=platform, threads=threads, observer=observer)
+        calls += res.force_calls
+        if best is None or res.energy < best.energy:
+            best = res
+    assert best is not None
+    shifted = [
+        {**row, "wall_s": row["wall_s"] + result.wall_s, "force_calls": row["force_calls"] + result.force_calls,
+         "best_energy": min(row["best_energy"], result.energy), "phase": "polish"}
+        for row in best.history
+    ]
+    extra = dict(result.extra)
+    extra.update(best.extra)
+    extra["before_polish_energy"] = float(result.energy)
+    extra["polish_candidates"] = len(candidates)
+    return dataclasses.replace(
+        result,
+        positions=best.positions,
+        energy=best.energy,
+        method=f"{result.method}+polish",
+        force_calls=result.force_calls + calls,
+        wall_s=result.wall_s + (time.perf_counter() - t0),
+        history=list(result.history) + shifted,
+        extra=extra,
     )

@@ -1,0 +1,325 @@
+"""Minimise a user's protein or peptide PDB with any of the project's methods.
+
+:func:`minimize_pdb` is the one-call entry point: prepare the PDB (pdbfixer),
+build the OpenMM oracle (nm, kJ/mol), run the chosen method under a wall-clock
+budget, and return a :class:`~openmm_actionmin.result.Result` with per-force-group
+energies, the RMS force reached and, when a reference is given, the CA RMSD in
+Angstrom. ``result.save("out.pdb")`` writes the structure.
+
+Methods (:data:`METHODS`):
+
+* ``"openmm"`` (alias ``"openmm_minimize"``): OpenMM's LocalEnergyMinimizer.
+* ``"anneal"`` (alias ``"openmm_anneal"``): Langevin simulated annealing to
+  0 K, then the minimiser.
+* ``"action"``: the action-functional PLNet trainer
+  (:class:`~openmm_actionmin.search.action.ActionTrainer`) in torsion space
+  around the input structure (offsets up to ``max_delta_deg``), its best
+  candidate and lowest-seen point then polished by the minimiser.
+* ``"random_only"``: the same trainer regressing on random samples only (the
+  paper's ablation), polished the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .result import Result
+from .systems.base import System
+
+#: Method names accepted by :func:`minimize_pdb` (aliases map to the same runner).
+METHODS = ("action", "random_only", "openmm", "openmm_minimize", "anneal", "openmm_anneal")
+
+_ALIASES = {"openmm": "openmm_minimize", "anneal": "openmm_anneal"}
+
+ReferenceSpec = Union[str, os.PathLike, np.ndarray, torch.Tensor, None]
+
+
+def canonical_method(method: str) -> str:
+    """Map a method name or alias to its canonical name.
+
+    Raises:
+        ValueError: unknown method, listing the known ones.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return _ALIASES.get(method, method)
+
+
+# --------------------------------------------------------------------- RMSD
+class CARMSD:
+    """CA RMSD (Angstrom) of structures of one topology to a reference.
+
+    Args:
+        topology: OpenMM topology of the structures to score.
+        reference: A PDB path (CA atoms matched in residue order, waters and
+            heterogens ignored), or positions ``[N, 3]`` nm of the same
+            topology.
+
+    Raises:
+        ValueError: the reference has a different number of CA atoms or a
+            different residue sequence (the message names the first mismatch).
+    """
+
+    def __init__(self, topology: Any, reference: Union[str, os.PathLike, np.ndarray, torch.Tensor]) -> None:
+        import mdtraj as md
+
+        self.md_topology = md.Topology.from_openmm(topology)
+        ca = [a for a in topology.atoms() if a.name == "CA"]
+        if not ca:
+            raise ValueError("CA RMSD: the structure has no CA atoms (is it a protein?)")
+        self.ca = np.array([a.index for a in ca], dtype=np.int64)
+        if isinstance(reference, (str, os.PathLike)):
+            path = Path(reference)
+            if not path.exists():
+                raise ValueError(f"CA RMSD: reference PDB {path} does not exist")
+            ref = md.load_pdb(str(path), frame=0)
+            ref_ca = [a for a in ref.topology.atoms if a.name == "CA" and a.residue.is_protein]
+            if len(ref_ca) != len(ca):
+                raise ValueError(
+                    f"CA RMSD: reference {path} has {len(ref_ca)} CA atoms but the structure has {len(ca)}; "
+                    "give a reference of the same protein"
+                )
+            for k, (a, b) in enumerate(zip(ca, ref_ca)):
+                if a.residue.name != b.residue.name:
+                    raise ValueError(
+                        f"CA RMSD: residue {k + 1} is {a.residue.name} in the structure but {b.residue.name} "
+                        f"in reference {path}; give a reference of the same sequence"
+                    )
+            self.ref_xyz = ref.xyz[0][[a.index for a in ref_ca]].astype(np.float64)
+            self.source = str(path)
+        else:
+            arr = reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else np.asarray(reference)
+            arr = np.asarray(arr, dtype=np.float64)
+            if arr.shape != (topology.getNumAtoms(), 3):
+                raise ValueError(f"CA RMSD: reference positions must be [{topology.getNumAtoms()}, 3] nm, got {arr.shape}")
+            self.ref_xyz = arr[self.ca]
+            self.source = "positions"
+
+    def __call__(self, positions: Any) -> float:
+        """CA RMSD in Angstrom of ``positions [N, 3]`` nm after optimal superposition."""
+        import mdtraj as md
+
+        pos = positions.detach().cpu().numpy() if isinstance(positions, torch.Tensor) else np.asarray(positions)
+        sub = np.asarray(pos, dtype=np.float64).reshape(-1, 3)[self.ca]
+        ca_top = self.md_topology.subset(self.ca)
+        # md.rmsd recentres its arguments in place: give it fresh trajectories.
+        traj = md.Trajectory(sub[None].copy(), ca_top)
+        ref = md.Trajectory(self.ref_xyz[None].copy(), ca_top)
+        return 10.0 * float(md.rmsd(traj, ref, 0)[0])
+
+    def observer(self) -> Callable[[np.ndarray], Dict[str, float]]:
+        """A history observer adding ``ca_rmsd_A`` to rows."""
+        return lambda pos: {"ca_rmsd_A": self(pos)}
+
+
+# ------------------------------------------------------------------ methods
+def run_method(
+    system: System,
+    method: str,
+    *,
+    seed: int = 0,
+    budget_s: float = 60.0,
+    platform: Optional[str] = None,
+    threads: Optional[int] = None,
+    tolerance_kj_mol_nm: float = 1.0,
+    action_config: Any = None,
+    polish_fraction: float = 0.2,
+    rmsd: Optional[CARMSD] = None,
+) -> Result:
+    """Run one method on an OpenMM-backed System and return its Result.
+
+    Args:
+        system: A System with an OpenMM oracle and start positions.
+        method: One of :data:`METHODS`.
+        seed: Seed of the method.
+        budget_s: Wall-clock budget, seconds (the local minimiser stops
+            earlier when it converges).
+        platform: OpenMM platform for the baselines and polishing.
+        threads: CPU threads for the baselines and polishing.
+        tolerance_kj_mol_nm: Minimiser tolerance (RMS force).
+        action_config: An ``ActionConfig`` for the action methods (its
+            ``seed`` and ``budget_s`` are overridden).
+        polish_fraction: Share of ``budget_s`` kept for polishing the action
+            methods' candidates with the minimiser.
+        rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
+
+    Returns:
+        The method's :class:`Result` (positions nm, energy kJ/mol).
+
+    Raises:
+        ValueError: unknown method.
+        ImportError: the action trainer is not available in this install.
+    """
+    from .search.openmm_baselines import AnnealConfig, openmm_anneal, openmm_minimize, polish
+
+    name = canonical_method(method)
+    observer = rmsd.observer() if rmsd is not None else None
+    if name == "openmm_minimize":
+        return openmm_minimize(system, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=budget_s, platform=platform,
+                               threads=threads, seed=seed, observer=observer)
+    if name == "openmm_anneal":
+        cfg = AnnealConfig(budget_s=budget_s, tolerance_kj_mol_nm=tolerance_kj_mol_nm)
+        return openmm_anneal(system, config=cfg, seed=seed, platform=platform, threads=threads, observer=observer)
+    from .search.action import ActionConfig, ActionTrainer
+
+    train_s = budget_s * (1.0 - polish_fraction)
+    if action_config is not None:
+        base = action_config
+    else:
+        base = ActionConfig.random_only() if name == "random_only" else ActionConfig()
+        base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
+    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name=name)
+    trainer = ActionTrainer(system, cfg)
+
+    def on_round(row: Dict[str, Any]) -> None:
+        if rmsd is not None and trainer.best is not None:
+            z = trainer.best["z"].reshape(1, -1).to(dtype=system.space.lower.dtype, device=system.space.lower.device)
+            row["ca_rmsd_A"] = rmsd(system.space.to_config(z)[0].detach())
+
+    raw = trainer.run(on_round=on_round)
+    lowest = raw.extra.get("lowest_seen_positions")
+    also = [lowest] if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf else []
+    # Polishing gets what is left of the budget, but never less than a tenth of it (min 2 s):
+    # an unconverged polish would report a structure that is not a minimum.
+    left = max(budget_s - raw.wall_s, 0.1 * budget_s, 2.0)
+    return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
+                  threads=threads, also=also, observer=observer)
+
+
+def _scaled_action_sizes(system: System, train_s: float, base: Any) -> Dict[str, int]:
+    """Sample counts of the action trainer scaled to the oracle's measured speed.
+
+    The trainer's warm start evaluates ``warm_start_samples`` configurations
+    whatever the budget; with implicit solvent (hundreds of evaluations per
+    second) the default 4096 can exceed a short budget. A timed batch of 32
+    start-neighbourhood samples (counted as force calls) sets the warm start
+    to about a quarter of the training time, between 256 and the default.
+    """
+    gen = torch.Generator().manual_seed(0)
+    z = system.space.sample(32, gen)
+    t0 = time.perf_counter()
+    system.oracle.energy(system.space.to_config(z).detach(), transform=None)
+    rate = 32.0 / max(time.perf_counter() - t0, 1e-6)
+    warm = int(min(base.warm_start_samples, max(256, 0.25 * train_s * rate)))
+    return {"warm_start_samples": warm, "warm_start_batch": min(base.warm_start_batch, warm)}
+
+
+def minimize_pdb(
+    path: Union[str, os.PathLike],
+    forcefield: Union[str, Sequence[str]] = "amber14-all.xml",
+    solvent: str = "obc2",
+    method: str = "action",
+    seed: int = 0,
+    budget_s: float = 60.0,
+    reference: ReferenceSpec = None,
+    *,
+    platform: Optional[str] = None,
+    threads: Optional[int] = None,
+    tolerance_kj_mol_nm: float = 1.0,
+    max_delta_deg: float = 45.0,
+    action_config: Any = None,
+    output: Optional[Union[str, os.PathLike]] = None,
+) -> Result:
+    """Find a low-energy structure of a PDB under an AMBER force field.
+
+    Args:
+        path: Input PDB (waters and heterogens removed, missing atoms and
+            hydrogens added by pdbfixer).
+        forcefield: Force-field XML name(s).
+        solvent: ``"obc2"`` (native GBSAOBCForce, fast), ``"obc2-xml"``,
+            ``"gbn2"`` or ``"none"``.
+        method: One of :data:`METHODS`.
+        seed: Seed of the method.
+        budget_s: Wall-clock budget, seconds.
+        reference: Structure to report the CA RMSD to: a PDB path (same
+            sequence), positions ``[N, 3]`` nm of the prepared topology, or
+            None.
+        platform: OpenMM platform (default: the first that works).
+        threads: CPU threads per OpenMM Context (default: OpenMM's).
+        tolerance_kj_mol_nm: Minimiser tolerance, RMS force in kJ/mol/nm.
+        max_delta_deg: Torsion offsets the action methods search around the
+            input, degrees (a molecule whose bond graph is not one connected
+            chain falls back to Cartesian displacements of 0.05 nm).
+        action_config: Optional ``ActionConfig`` for the action methods.
+        output: If given, the result is also saved there (``.pdb``, ``.xyz``
+            or ``.json``).
+
+    Returns:
+        A :class:`Result`: ``positions`` ``[N, 3]`` nm, ``energy`` kJ/mol,
+        ``history`` (rows with ``wall_s``, ``energy``/``best_energy``,
+        ``force_calls`` and ``ca_rmsd_A`` when a reference is given), and
+        ``extra`` with ``group_energies`` (kJ/mol per force group),
+        ``final_rms_force`` (kJ/mol/nm), ``start_energy``,
+        ``ca_rmsd_to_input_A`` and, with a reference, ``ca_rmsd_A``.
+
+    Raises:
+        ValueError: unknown method, or a reference that does not match.
+        PDBPreparationError: the PDB cannot be prepared.
+    """
+    from .search.openmm_baselines import group_energies, rms_force
+    from .spaces import Displacement
+    from .systems.peptides import from_pdb
+    from .torsions import TorsionSpace
+
+    name = canonical_method(method)
+    if not (budget_s > 0):
+        raise ValueError(f"budget_s must be positive seconds, got {budget_s}")
+    t0 = time.perf_counter()
+    oracle_kwargs: Dict[str, Any] = {}
+    if platform is not None:
+        oracle_kwargs["platform"] = platform
+    if threads is not None:
+        oracle_kwargs["threads_per_context"] = int(threads)
+    system = from_pdb(path, forcefield=forcefield, solvent=solvent, **oracle_kwargs)
+    if name in ("action", "random_only"):
+        try:
+            space = TorsionSpace(system.topology, system.start_positions, max_delta=math.radians(max_delta_deg))
+        except ValueError:
+            space = Displacement(system.start_positions, 0.05)
+        system = dataclasses.replace(system, space=space)
+    rmsd = CARMSD(system.topology, reference) if reference is not None else None
+    to_input = CARMSD(system.topology, system.start_positions)
+    start_e, start_f = system.oracle.energy_and_forces(system.start_positions[None], transform=None)
+    prep_s = time.perf_counter() - t0
+    result = run_method(system, name, seed=seed, budget_s=max(budget_s - prep_s, 1.0), platform=platform,
+                        threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, action_config=action_config, rmsd=rmsd)
+    pos = np.asarray(result.positions, dtype=np.float64)
+    energy, forces = system.oracle.energy_and_forces(torch.as_tensor(pos)[None], transform=None)
+    extra = dict(result.extra)
+    extra.update(
+        {
+            "pdb": str(path),
+            "forcefield": forcefield,
+            "solvent": solvent,
+            "start_energy": float(start_e[0]),
+            "start_rms_force": rms_force(start_f[0].numpy()),
+            "final_rms_force": rms_force(forces[0].numpy()),
+            "group_energies": group_energies(system, pos),
+            "ca_rmsd_to_input_A": to_input(pos),
+            "preparation_s": prep_s,
+        }
+    )
+    if rmsd is not None:
+        extra["ca_rmsd_A"] = rmsd(pos)
+        extra["reference"] = rmsd.source
+    out = dataclasses.replace(
+        result,
+        energy=float(energy[0]),
+        system=system.name,
+        symbols=system.symbols,
+        topology=system.topology,
+        wall_s=time.perf_counter() - t0,
+        extra=extra,
+    )
+    if output is not None:
+        out.save(output)
+    system.oracle.close()
+    return out

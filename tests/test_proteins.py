@@ -1,0 +1,74 @@
+"""minimize_pdb on CLN025 (5AWL): lower energy, group energies, RMSD, PDB export."""
+
+import math
+
+import mdtraj as md
+import numpy as np
+import pytest
+import torch
+from openmm.app import PDBFile
+
+from openmm_actionmin import data_path
+from openmm_actionmin.proteins import CARMSD, minimize_pdb
+
+CLN = str(data_path("systems", "pdb", "5awl_cln025.pdb"))
+TRPCAGE = str(data_path("systems", "pdb", "1l2y_trpcage_model1.pdb"))
+
+
+def _check_written_pdb(path, n_atoms, energy_positions):
+    traj = md.load_pdb(str(path))
+    assert traj.n_atoms == n_atoms
+    pdb = PDBFile(str(path))
+    assert pdb.topology.getNumAtoms() == n_atoms
+    assert sum(1 for a in pdb.topology.atoms() if a.name == "OXT") == 1
+    xyz = np.asarray(pdb.getPositions(asNumpy=True)._value)
+    # PDB keeps 0.001 Angstrom: coordinates come back to 1e-4 nm
+    assert np.abs(xyz - energy_positions).max() < 1e-4
+
+
+def test_minimize_pdb_openmm_lowers_energy_and_writes_a_pdb(tmp_path):
+    out = tmp_path / "cln025_min.pdb"
+    res = minimize_pdb(CLN, method="openmm", budget_s=20, reference=CLN, threads=1, output=out)
+    assert res.method == "openmm_minimize"
+    assert math.isfinite(res.energy)
+    assert res.energy < res.extra["start_energy"] - 100.0
+    assert res.positions.shape == (166, 3)
+    groups = res.extra["group_energies"]
+    assert {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce", "GBSAOBCForce"} == set(groups)
+    assert sum(groups.values()) == pytest.approx(res.energy, abs=0.05)
+    # a local minimisation stays near the crystal structure
+    assert 0.0 < res.extra["ca_rmsd_A"] < 1.0
+    assert res.extra["ca_rmsd_A"] == pytest.approx(res.extra["ca_rmsd_to_input_A"], abs=0.05)
+    assert res.extra["final_rms_force"] < 10.0 < res.extra["start_rms_force"]
+    assert all("ca_rmsd_A" in row for row in res.history)
+    assert res.force_calls > 10 and res.wall_s > 0
+    _check_written_pdb(out, 166, res.positions)
+    res.save(tmp_path / "again.pdb")
+    _check_written_pdb(tmp_path / "again.pdb", 166, res.positions)
+
+
+def test_minimize_pdb_action_returns_a_polished_lower_structure(tmp_path):
+    res = minimize_pdb(CLN, method="action", budget_s=8, seed=0, reference=CLN, threads=1)
+    assert res.method == "action+polish"
+    assert math.isfinite(res.energy) and res.energy < res.extra["start_energy"]
+    assert res.energy <= res.extra["before_polish_energy"]
+    assert math.isfinite(res.extra["ca_rmsd_A"])
+    assert res.history[0]["round"] == 0 and res.history[-1]["phase"] == "polish"
+    res.save(tmp_path / "action.pdb")
+    assert md.load_pdb(str(tmp_path / "action.pdb")).n_atoms == 166
+
+
+def test_bad_method_and_mismatched_reference():
+    with pytest.raises(ValueError, match="unknown method 'lbfgs'; choose one of action"):
+        minimize_pdb(CLN, method="lbfgs")
+    from openmm_actionmin.systems import from_pdb
+
+    system = from_pdb(CLN, threads_per_context=1)
+    with pytest.raises(ValueError, match="has 20 CA atoms but the structure has 10"):
+        CARMSD(system.topology, TRPCAGE)
+    rmsd = CARMSD(system.topology, system.start_positions)
+    assert rmsd(system.start_positions) == pytest.approx(0.0, abs=0.01)  # mdtraj works in float32
+    moved = system.start_positions.clone()
+    moved[:, 0] += 1.0  # a rigid shift does not change the superposed RMSD
+    assert rmsd(moved) == pytest.approx(0.0, abs=0.01)
+    assert rmsd(torch.zeros(166, 3) + torch.randn(166, 3, generator=torch.Generator().manual_seed(0))) > 1.0
