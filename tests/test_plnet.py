@@ -195,7 +195,7 @@ def test_float32_and_float64(dtype):
     assert out.dtype == dtype and out.shape == (10,)
     x_star = model.minimizer()  # dtype-dependent default tolerance
     assert x_star.dtype == dtype
-    assert float(model.g(x_star.unsqueeze(0)).norm()) <= (1e-6 if dtype == torch.float64 else 1e-4)
+    assert float(model.g(x_star.unsqueeze(0)).detach().norm()) <= (1e-6 if dtype == torch.float64 else 1e-4)
     with pytest.raises(TypeError, match="input dtype"):
         model(x.to(torch.float64 if dtype == torch.float32 else torch.float32))
 
@@ -212,7 +212,7 @@ def test_dimension_one(orthogonal):
     assert bool((slope.abs() >= mu * (1 - 1e-9)).all()) and bool((slope.abs() <= nu * (1 + 1e-9)).all())
     assert bool((torch.sign(slope) == torch.sign(slope[0])).all())
     x_star = model.minimizer()
-    assert float(model.g(x_star.unsqueeze(0)).abs()) < 1e-6
+    assert float(model.g(x_star.unsqueeze(0)).detach().abs()) < 1e-6
 
 
 def test_frozen_matches_and_blocks_parameter_gradients():
@@ -252,3 +252,58 @@ def test_box_penalty():
     assert pen.tolist() == pytest.approx([0.0, 1.0 + 4.0])
     with pytest.raises(ValueError, match="low must be <= high"):
         box_penalty(x, 1.0, -1.0)
+
+
+def test_householder_wy_form_matches_explicit_product():
+    from openmm_actionmin.models.plnet import HouseholderOrthogonal
+
+    layer = HouseholderOrthogonal(9, 4, generator=torch.Generator().manual_seed(0), dtype=F64, device="cpu")
+    w = layer.weights()
+    v = layer.vectors.detach() / layer.vectors.detach().norm(dim=1, keepdim=True)
+    r = torch.eye(9, dtype=F64)
+    for i in range(4):
+        r = r @ (torch.eye(9, dtype=F64) - 2.0 * torch.outer(v[i], v[i]))
+    x = torch.randn(5, 9, dtype=F64)
+    with torch.no_grad():
+        assert torch.allclose(layer.rotate(x, w), x @ r.T, atol=1e-13)
+        assert torch.allclose(layer.inverse_weights(layer.apply_weights(x, w), w), x, atol=1e-13)
+    assert torch.allclose(r.T @ r, torch.eye(9, dtype=F64), atol=1e-13)
+
+
+def test_warm_start_reuses_previous_minimizer():
+    model = _perturbed(PLNetConfig(dim=6, depth=2, hidden=(16, 16), seed=12), scale=0.3)
+    x_cold = model.minimizer(tol=1e-9, max_iter=5000)
+    cold = sum(model.g_net.last_inverse_iterations)
+    with torch.no_grad():  # a small "training step"
+        for p in model.parameters():
+            p.add_(1e-4 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=F64))
+    x_warm = model.minimizer(tol=1e-9, max_iter=5000, x0=x_cold)
+    warm = sum(model.g_net.last_inverse_iterations)
+    x_ref = model.minimizer(tol=1e-9, max_iter=5000)
+    assert torch.allclose(x_warm, x_ref, atol=1e-7)
+    assert warm < cold
+
+
+def test_minimizer_with_grad_matches_finite_differences():
+    model = _perturbed(PLNetConfig(dim=4, depth=2, hidden=(8, 8), seed=3), scale=0.3)
+    weights = torch.tensor([0.3, -1.0, 0.7, 2.0], dtype=F64)
+    x_star = model.minimizer_with_grad(tol=1e-12, max_iter=20000)
+    assert torch.allclose(x_star.detach(), model.minimizer(tol=1e-12, max_iter=20000), atol=1e-10)
+    (x_star @ weights).backward()
+    params = dict(model.named_parameters())
+    checks = [("bilipnet.monotone.0.bias_hidden", 3), ("bilipnet.monotone.1.q_weight", 5), ("bilipnet.log_nu", None)]
+    eps = 1e-6
+    for name, index in checks:
+        p = params[name]
+        flat = p.data.view(-1)
+        i = 0 if index is None else index
+        analytic = float(p.grad.view(-1)[i])
+        with torch.no_grad():
+            flat[i] += eps
+            plus = float(model.minimizer(tol=1e-12, max_iter=20000) @ weights)
+            flat[i] -= 2 * eps
+            minus = float(model.minimizer(tol=1e-12, max_iter=20000) @ weights)
+            flat[i] += eps
+        numeric = (plus - minus) / (2 * eps)
+        assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-7), name
+    assert float(params["c"].grad or 0.0) == 0.0  # c does not move the minimiser

@@ -189,7 +189,7 @@ class PLNetConfig:
     hidden: Union[Tuple[int, ...], int] = 256
     mu: float = 0.1
     nu: float = 2.0
-    orthogonal: str = "cayley"
+    orthogonal: str = "auto"
     householder_reflections: int = 16
     learn_bounds: bool = True
     init_center: Optional[Tensor] = None
@@ -288,8 +288,10 @@ class CayleyOrthogonal(nn.Module):
 class HouseholderOrthogonal(nn.Module):
     """Orthogonal affine layer ``y = H_1 H_2 ... H_k x + b``, ``H_i = I - 2 v_i v_i^T / |v_i|^2``.
 
-    Exactly orthogonal for any nonzero ``v_i``; O(k D) per vector and no D x D solve, which makes
-    it the cheap choice at large D. It represents only products of k reflections (orthogonal
+    Exactly orthogonal for any nonzero ``v_i``; no D x D solve, which makes it the cheap choice at
+    large D. The product is applied in compact WY form ``H_1 ... H_k = I - V T V^T`` (V = [D, k]
+    unit vectors, T [k, k] upper triangular from the Gram matrix ``V^T V``), i.e. two [B, D] x
+    [D, k] products per apply: O(B D k). It represents only products of k reflections (orthogonal
     matrices that move at most a k-dimensional subspace).
     """
 
@@ -301,36 +303,44 @@ class HouseholderOrthogonal(nn.Module):
         self.vectors = nn.Parameter(_randn((reflections, dim), generator, dtype, device))
         self.bias = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device))
 
-    def weights(self) -> Tensor:
-        """Unit reflection vectors [k, D]."""
+    def weights(self) -> Tuple[Tensor, Tensor]:
+        """(unit reflection vectors v [k, D], WY factor T [k, k] upper triangular)."""
         norms = self.vectors.norm(dim=1, keepdim=True)
         if bool((norms == 0).any()):
-            raise PLNetInverseError(
-                "HouseholderOrthogonal: a reflection vector is exactly zero; re-initialise the layer",
-                residual=float("nan"),
-                tol=0.0,
-                iterations=0,
+            raise ValueError(
+                "HouseholderOrthogonal: a reflection vector is exactly zero (the reflection is "
+                "undefined); re-initialise the layer's `vectors` parameter"
             )
-        return self.vectors / norms
+        v = self.vectors / norms
+        k = v.shape[0]
+        gram = v @ v.T  # [k, k]
+        # T_ii = 2, T[:i, i] = -2 T[:i, :i] G[:i, i]; built column by column without in-place ops.
+        cols: List[Tensor] = []
+        for i in range(k):
+            if i == 0:
+                head = v.new_zeros(0)
+            else:
+                t_prev = torch.stack(cols, dim=1)[:i]  # [i, i]
+                head = -2.0 * t_prev @ gram[:i, i]
+            col = torch.cat([head, v.new_full((1,), 2.0), v.new_zeros(k - i - 1)])
+            cols.append(col)
+        t = torch.stack(cols, dim=1)
+        return v, t
 
-    def rotate(self, x: Tensor, v: Tensor) -> Tensor:
-        """``H_1 ... H_k x`` for rows of x: [B, D] -> [B, D]."""
-        for i in range(v.shape[0] - 1, -1, -1):
-            vi = v[i]
-            x = x - 2.0 * (x @ vi).unsqueeze(-1) * vi
-        return x
+    def rotate(self, x: Tensor, w: Tuple[Tensor, Tensor]) -> Tensor:
+        """``H_1 ... H_k x`` for rows of x: ``x - x V T^T V^T``, [B, D] -> [B, D]."""
+        v, t = w
+        return x - ((x @ v.T) @ t.T) @ v
 
-    def apply_weights(self, x: Tensor, v: Tensor) -> Tensor:
+    def apply_weights(self, x: Tensor, w: Tuple[Tensor, Tensor]) -> Tensor:
         """``R x + b``: [B, D] -> [B, D]."""
-        return self.rotate(x, v) + self.bias
+        return self.rotate(x, w) + self.bias
 
-    def inverse_weights(self, y: Tensor, v: Tensor) -> Tensor:
-        """``R^T (y - b) = H_k ... H_1 (y - b)``: [B, D] -> [B, D]."""
-        x = y - self.bias
-        for i in range(v.shape[0]):
-            vi = v[i]
-            x = x - 2.0 * (x @ vi).unsqueeze(-1) * vi
-        return x
+    def inverse_weights(self, y: Tensor, w: Tuple[Tensor, Tensor]) -> Tensor:
+        """``R^T (y - b)``: ``u - u V T V^T`` with ``u = y - b``, [B, D] -> [B, D]."""
+        v, t = w
+        u = y - self.bias
+        return u - ((u @ v.T) @ t) @ v
 
 
 @dataclass
@@ -422,11 +432,27 @@ class MonotoneLayer(nn.Module):
         for k, nk in enumerate(self.blocks):
             pk = pre[:, start : start + nk]
             if k > 0:
-                # V_k z_{k-1} = 2 B_k A_{k-1}^T z_{k-1}
-                pk = pk + 2.0 * (zs[-1] @ w.a[k - 1]) @ w.b[k].T
+                pk = pk + self._v_block(zs[-1], w, k)
             zs.append(F.relu(pk))
             start += nk
         return torch.cat(zs, dim=1)
+
+    @staticmethod
+    def _v_block(z_prev: Tensor, w: _MonotoneWeights, k: int) -> Tensor:
+        """``V_k z_{k-1} = 2 B_k A_{k-1}^T z_{k-1}`` for rows: [B, n_{k-1}] -> [B, n_k]."""
+        return 2.0 * (z_prev @ w.a[k - 1]) @ w.b[k].T
+
+    def _v_apply(self, z: Tensor, w: _MonotoneWeights) -> Tensor:
+        """``V z`` for rows of z: [B, n] -> [B, n] (zero for a single block)."""
+        if len(self.blocks) == 1:
+            return torch.zeros_like(z)
+        out = [torch.zeros_like(z[:, : self.blocks[0]])]
+        start = 0
+        for k in range(1, len(self.blocks)):
+            prev = z[:, start : start + self.blocks[k - 1]]
+            out.append(self._v_block(prev, w, k))
+            start += self.blocks[k - 1]
+        return torch.cat(out, dim=1)
 
     def apply_weights(self, x: Tensor, w: _MonotoneWeights) -> Tensor:
         """Layer output y [B, D] for inputs x [B, D]."""
@@ -443,7 +469,7 @@ class MonotoneLayer(nn.Module):
         for k, nk in enumerate(self.blocks):
             rk = rhs[:, start : start + nk]
             if k > 0:
-                rk = rk + alpha * 2.0 * (zs[-1] @ w.a[k - 1]) @ w.b[k].T
+                rk = rk + alpha * self._v_block(zs[-1], w, k)
             zs.append(rk * scale)
             start += nk
         return torch.cat(zs, dim=1)
@@ -460,7 +486,14 @@ class MonotoneLayer(nn.Module):
         return v
 
     def inverse_weights(
-        self, y: Tensor, w: _MonotoneWeights, *, tol: float, max_iter: int, check_every: int = 10
+        self,
+        y: Tensor,
+        w: _MonotoneWeights,
+        *,
+        tol: float,
+        max_iter: int,
+        x0: Optional[Tensor] = None,
+        check_every: int = 10,
     ) -> Tuple[Tensor, float, int]:
         """Solve ``layer(x) = y`` for x by Davis-Yin splitting (no autograd).
 
@@ -469,6 +502,8 @@ class MonotoneLayer(nn.Module):
             w: Derived weights (detached).
             tol: Absolute tolerance on ``max_b ||layer(x_b) - y_b||``.
             max_iter: Iteration cap.
+            x0: Optional warm start [B, D] (a guess of the solution); the splitting state is set
+                to the fixed point it would have if x0 were exact.
             check_every: Residual check period.
 
         Returns:
@@ -491,8 +526,14 @@ class MonotoneLayer(nn.Module):
                 return 0.0
             return float((self.apply_weights(x, w) - y).norm(dim=1).max())
 
-        w_state = torch.zeros_like(c)
-        x = recover(F.relu(c))
+        if x0 is None:
+            w_state = torch.zeros_like(c)
+            x = recover(F.relu(c))
+        else:
+            # DYS fixed point: w = z + alpha ((I - V) z - c) with z the hidden state at x0.
+            z0 = self.hidden(x0, w)
+            w_state = z0 + alpha * (z0 - self._v_apply(z0, w) - c)
+            x = x0
         res = residual(x)
         it = 0
         while it < max_iter and not res <= tol:
@@ -558,6 +599,8 @@ class BiLipNet(nn.Module):
             self.register_buffer("log_nu", log_nu)
             self.register_buffer("log_tau_minus_one", log_tau_m1)
         self._frozen: Optional[list] = None
+        self.last_inverse_iterations: List[int] = []
+        """Davis-Yin iterations per monotone layer (first layer first) of the latest inverse."""
 
     # ----------------------------------------------------------------------------- bounds
     def _bound_tensors(self) -> Tuple[Tensor, Tensor]:
@@ -632,7 +675,9 @@ class BiLipNet(nn.Module):
             h = self.orthogonal[i + 1].apply_weights(h, ws[i + 1])
         return h
 
-    def inverse(self, y: Tensor, *, tol: Optional[float] = None, max_iter: int = 1000) -> Tensor:
+    def inverse(
+        self, y: Tensor, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+    ) -> Tensor:
         """g^{-1}(y): [B, D] -> [B, D], detached.
 
         Orthogonal layers invert exactly; each monotone layer by Davis-Yin splitting, to a
@@ -645,6 +690,9 @@ class BiLipNet(nn.Module):
                 in float32 (float32 rounding alone is ~1e-6 relative, so 1e-6 is out of reach
                 there for inputs of size ~1).
             max_iter: Iteration cap per monotone layer.
+            x0: Optional warm start [B, D], e.g. the previous solution after a small parameter
+                update; cuts the iterations when it is close. ``last_inverse_iterations`` tells
+                how many each layer used.
 
         Returns:
             x [B, D] with ``||g(x) - y|| <= tol`` for every row.
@@ -663,14 +711,24 @@ class BiLipNet(nn.Module):
             _, nu = self.bounds()
             layer_tol = tol / (self.depth * max(nu, 1.0))
             n_orth = len(self.orthogonal)
+            guesses: List[Optional[Tensor]] = [None] * self.depth
+            if x0 is not None:
+                self._check_input(x0, "inverse(x0=...)")
+                if x0.shape != y.shape:
+                    raise ValueError(f"BiLipNet.inverse: x0 shape {tuple(x0.shape)} != y shape {tuple(y.shape)}")
+                h0 = self.orthogonal[0].apply_weights(x0.detach(), ws[0])
+                for i in range(self.depth):
+                    guesses[i] = h0
+                    h0 = self.orthogonal[i + 1].apply_weights(self.monotone[i].apply_weights(h0, ws[n_orth + i]), ws[i + 1])
             h = y.detach()
-            total_iter = 0
+            iterations = [0] * self.depth
             for i in range(self.depth - 1, -1, -1):
                 h = self.orthogonal[i + 1].inverse_weights(h, ws[i + 1])
-                h, _, used = self.monotone[i].inverse_weights(
-                    h, ws[n_orth + i], tol=layer_tol, max_iter=max_iter
+                h, _, iterations[i] = self.monotone[i].inverse_weights(
+                    h, ws[n_orth + i], tol=layer_tol, max_iter=max_iter, x0=guesses[i]
                 )
-                total_iter += used
+            self.last_inverse_iterations = iterations
+            total_iter = sum(iterations)
             x = self.orthogonal[0].inverse_weights(h, ws[0])
             residual = float((self.forward(x) - y).norm(dim=1).max()) if x.shape[0] else 0.0
         if not residual <= tol:
@@ -753,15 +811,42 @@ class PLNet(nn.Module):
         """Context manager: reuse detached derived weights; see ``BiLipNet.frozen``."""
         return self.bilipnet.frozen()
 
-    def minimizer(self, *, tol: Optional[float] = None, max_iter: int = 1000) -> Tensor:
+    def minimizer(
+        self, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+    ) -> Tensor:
         """x* = g^{-1}(0) [D], detached; unconstrained (may lie outside any search box).
 
         Args:
             tol: Absolute tolerance on ``||g(x*)||`` (None: dtype default, see BiLipNet.inverse).
             max_iter: Davis-Yin iteration cap per monotone layer.
+            x0: Optional warm start [D], e.g. the previous minimiser after a training step.
 
         Raises:
             PLNetInverseError: if ``||g(x*)|| > tol``.
         """
         zero = torch.zeros(1, self.config.dim, dtype=self.config.dtype, device=self.c.device)
-        return self.bilipnet.inverse(zero, tol=tol, max_iter=max_iter).squeeze(0)
+        guess = None if x0 is None else x0.detach().reshape(1, self.config.dim)
+        return self.bilipnet.inverse(zero, tol=tol, max_iter=max_iter, x0=guess).squeeze(0)
+
+    def minimizer_with_grad(
+        self, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+    ) -> Tensor:
+        """x* [D] carrying the implicit gradient ``dx*/dtheta = -J^{-1} dg/dtheta`` (J = dg/dx at x*).
+
+        The value is one Newton step from ``minimizer()``: ``x* - J^{-1} g(x*)`` with J detached
+        and ``g(x*)`` differentiable in the parameters, so it equals x* to within
+        ``tol / mu`` (usually better) and backpropagates exactly the implicit-function
+        gradient. Use it to penalise a minimiser that leaves the search box, e.g.
+        ``box_penalty(model.minimizer_with_grad()[None], low, high)``.
+        Cost: one Jacobian (D vector-Jacobian products, batched) and one D x D solve.
+
+        Raises:
+            PLNetInverseError: if the inverse does not converge.
+        """
+        x_star = self.minimizer(tol=tol, max_iter=max_iter, x0=x0)
+        with self.frozen():
+            jac = torch.autograd.functional.jacobian(
+                lambda x: self.bilipnet(x.unsqueeze(0)).squeeze(0), x_star, vectorize=True
+            ).detach()
+        gx = self.bilipnet(x_star.unsqueeze(0)).squeeze(0)
+        return x_star - torch.linalg.solve(jac, gx)
