@@ -268,3 +268,24 @@ def test_cluster_xml_errors(tmp_path):
         OpenMMOracle.from_cluster_xml("lj_reduced.xml", ["LJ", "Q"])
     with pytest.raises(OracleError, match="nothere.xml not found"):
         OpenMMOracle.from_cluster_xml(tmp_path / "nothere.xml", ["LJ"])
+
+
+# ------------------------------------------------------------------ benchmark
+def test_oracle_bench_smoke_writes_exact_json(tmp_path, capsys):
+    import json
+
+    from openmm_actionmin.benchmarks.oracles import main
+
+    out = tmp_path / "bench.json"
+    summary = main(
+        ["--lj-batch", "8", "--ase-evals", "2", "--trpcage-batch", "1", "--pool-batch", "2",
+         "--pool-solvent", "none", "--repeats", "1", "--json", str(out)]
+    )
+    data = json.loads(out.read_text())
+    assert data == summary
+    assert set(data) == {"lj38_torch_over_ase", "trpcage_ms", "pool_over_single"}
+    assert set(data["trpcage_ms"]) == {"vacuum", "xml_gb", "native_gb"}
+    assert all(v > 0 for v in data["trpcage_ms"].values())
+    assert data["lj38_torch_over_ase"] > 0 and data["pool_over_single"] > 0
+    printed = capsys.readouterr().out
+    assert "pool / single speed-up" in printed and "results identical: True" in printed
