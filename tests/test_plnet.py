@@ -307,3 +307,17 @@ def test_minimizer_with_grad_matches_finite_differences():
         numeric = (plus - minus) / (2 * eps)
         assert analytic == pytest.approx(numeric, rel=1e-4, abs=1e-7), name
     assert float(params["c"].grad or 0.0) == 0.0  # c does not move the minimiser
+
+
+def test_float32_large_scale_uses_relative_allowance():
+    model = PLNet(PLNetConfig(dim=10, hidden=(16, 16), seed=0, init_scale=100.0, dtype=torch.float32))
+    x_star = model.minimizer()  # float32 default: 1e-4 + 1e-5 |x*|
+    with torch.no_grad():
+        res = float(model.g(x_star.unsqueeze(0)).norm())
+    assert res <= 1e-4 + 1e-5 * float(x_star.norm())
+    assert float(x_star.norm()) > 100.0
+    # an explicit absolute tolerance below float32 rounding at this scale is refused, not faked
+    with pytest.raises(PLNetInverseError, match="did not converge"):
+        model.minimizer(tol=1e-7, max_iter=50)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        model.minimizer(tol=-1.0)

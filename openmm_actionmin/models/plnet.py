@@ -44,7 +44,7 @@ Inverse of a monotone layer: eliminating x from the output equation leaves a fix
 ``||M(x) - y||`` is checked. Orthogonal layers invert exactly.
 
 Dtype: the default is ``torch.float64`` (the oracles' dtype; the inverse reaches 1e-6 there).
-float32 works too; its inverse tolerance defaults to 1e-4.
+float32 works too; its inverse tolerance defaults to 1e-4 absolute + 1e-5 relative to |x|.
 """
 
 from __future__ import annotations
@@ -92,9 +92,23 @@ class PLNetInverseError(RuntimeError):
         self.iterations = iterations
 
 
-def default_inverse_tol(dtype: torch.dtype) -> float:
-    """Tolerance used by the inverses when ``tol=None``: 1e-6 in float64, 1e-4 otherwise."""
-    return 1.0e-6 if dtype == torch.float64 else 1.0e-4
+def default_inverse_tol(dtype: torch.dtype) -> Tuple[float, float]:
+    """(tol, rtol) used by the inverses when ``tol=None``.
+
+    float64: (1e-6, 0), a purely absolute criterion. float32: (1e-4, 1e-5); its rounding floor
+    grows with the size of the numbers involved (measured: ~1e-3 absolute at |x| ~ 3000), so the
+    allowance grows with ``max(||x||, ||y||)``.
+    """
+    return (1.0e-6, 0.0) if dtype == torch.float64 else (1.0e-4, 1.0e-5)
+
+
+def _row_residual(out: Tensor, y: Tensor, x: Tensor, tol: float, rtol: float) -> Tuple[float, bool]:
+    """(max_b ||out_b - y_b||, every row within ``tol + rtol max(||x_b||, ||y_b||)``)."""
+    if out.shape[0] == 0:
+        return 0.0, True
+    res = (out - y).norm(dim=1)
+    allowed = tol + rtol * torch.maximum(x.norm(dim=1), y.norm(dim=1))
+    return float(res.max()), bool((res <= allowed).all())
 
 
 def cayley(weight: Tensor) -> Tensor:
@@ -492,6 +506,7 @@ class MonotoneLayer(nn.Module):
         *,
         tol: float,
         max_iter: int,
+        rtol: float = 0.0,
         x0: Optional[Tensor] = None,
         check_every: int = 10,
     ) -> Tuple[Tensor, float, int]:
@@ -500,8 +515,9 @@ class MonotoneLayer(nn.Module):
         Args:
             y: Targets [B, D].
             w: Derived weights (detached).
-            tol: Absolute tolerance on ``max_b ||layer(x_b) - y_b||``.
+            tol: Absolute tolerance on ``||layer(x_b) - y_b||``.
             max_iter: Iteration cap.
+            rtol: Relative allowance: row b stops at ``tol + rtol max(||x_b||, ||y_b||)``.
             x0: Optional warm start [B, D] (a guess of the solution); the splitting state is set
                 to the fixed point it would have if x0 were exact.
             check_every: Residual check period.
@@ -521,10 +537,8 @@ class MonotoneLayer(nn.Module):
         def recover(z: Tensor) -> Tensor:
             return (y - self.bias_out - half * (z @ s)) / mu
 
-        def residual(x: Tensor) -> float:
-            if x.shape[0] == 0:
-                return 0.0
-            return float((self.apply_weights(x, w) - y).norm(dim=1).max())
+        def residual(x: Tensor) -> Tuple[float, bool]:
+            return _row_residual(self.apply_weights(x, w), y, x, tol, rtol)
 
         if x0 is None:
             w_state = torch.zeros_like(c)
@@ -534,9 +548,9 @@ class MonotoneLayer(nn.Module):
             z0 = self.hidden(x0, w)
             w_state = z0 + alpha * (z0 - self._v_apply(z0, w) - c)
             x = x0
-        res = residual(x)
+        res, ok = residual(x)
         it = 0
-        while it < max_iter and not res <= tol:
+        while it < max_iter and not ok:
             steps = min(check_every, max_iter - it)
             for _ in range(steps):
                 rhs = w_state + alpha * c
@@ -545,7 +559,7 @@ class MonotoneLayer(nn.Module):
                 w_state = w_state + z_a - z_b
             it += steps
             x = recover(z_a)
-            res = residual(x)
+            res, ok = residual(x)
         return x, res, it
 
 
@@ -676,7 +690,13 @@ class BiLipNet(nn.Module):
         return h
 
     def inverse(
-        self, y: Tensor, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+        self,
+        y: Tensor,
+        *,
+        tol: Optional[float] = None,
+        max_iter: int = 1000,
+        x0: Optional[Tensor] = None,
+        rtol: Optional[float] = None,
     ) -> Tensor:
         """g^{-1}(y): [B, D] -> [B, D], detached.
 
@@ -686,30 +706,38 @@ class BiLipNet(nn.Module):
 
         Args:
             y: Targets [B, D].
-            tol: Absolute tolerance on ``max_b ||g(x_b) - y_b||``. None: 1e-6 in float64, 1e-4
-                in float32 (float32 rounding alone is ~1e-6 relative, so 1e-6 is out of reach
-                there for inputs of size ~1).
+            tol: Absolute tolerance: every row must satisfy
+                ``||g(x_b) - y_b|| <= tol + rtol max(||x_b||, ||y_b||)``. None: the dtype
+                defaults of ``default_inverse_tol`` (float64: 1e-6 absolute; float32: 1e-4 plus
+                1e-5 relative, since float32 rounding cannot reach 1e-6).
             max_iter: Iteration cap per monotone layer.
             x0: Optional warm start [B, D], e.g. the previous solution after a small parameter
                 update; cuts the iterations when it is close. ``last_inverse_iterations`` tells
                 how many each layer used.
+            rtol: Relative allowance (see tol); None: 0 when tol is given, else the dtype default.
 
         Returns:
-            x [B, D] with ``||g(x) - y|| <= tol`` for every row.
+            x [B, D] with ``||g(x_b) - y_b|| <= tol + rtol max(||x_b||, ||y_b||)`` for every row.
 
         Raises:
             PLNetInverseError: if the residual is above ``tol`` (message and ``.residual`` give
                 the value reached).
         """
         self._check_input(y, "inverse")
+        default_tol, default_rtol = default_inverse_tol(self.config.dtype)
+        if rtol is None:
+            rtol = default_rtol if tol is None else 0.0
         if tol is None:
-            tol = default_inverse_tol(self.config.dtype)
+            tol = default_tol
+        if tol < 0 or rtol < 0:
+            raise ValueError(f"BiLipNet.inverse: tol and rtol must be >= 0, got tol={tol}, rtol={rtol}")
         if max_iter < 1:
             raise ValueError(f"BiLipNet.inverse: max_iter must be >= 1, got {max_iter}")
         with torch.no_grad():
             ws = self._weights() if self._frozen is None else self._frozen
             _, nu = self.bounds()
             layer_tol = tol / (self.depth * max(nu, 1.0))
+            layer_rtol = rtol / self.depth
             n_orth = len(self.orthogonal)
             guesses: List[Optional[Tensor]] = [None] * self.depth
             if x0 is not None:
@@ -725,15 +753,16 @@ class BiLipNet(nn.Module):
             for i in range(self.depth - 1, -1, -1):
                 h = self.orthogonal[i + 1].inverse_weights(h, ws[i + 1])
                 h, _, iterations[i] = self.monotone[i].inverse_weights(
-                    h, ws[n_orth + i], tol=layer_tol, max_iter=max_iter, x0=guesses[i]
+                    h, ws[n_orth + i], tol=layer_tol, rtol=layer_rtol, max_iter=max_iter, x0=guesses[i]
                 )
             self.last_inverse_iterations = iterations
             total_iter = sum(iterations)
             x = self.orthogonal[0].inverse_weights(h, ws[0])
-            residual = float((self.forward(x) - y).norm(dim=1).max()) if x.shape[0] else 0.0
-        if not residual <= tol:
+            residual, ok = _row_residual(self.forward(x), y, x, tol, rtol)
+        if not ok:
+            allowed = f"tol = {tol:.1e}" + (f" + rtol = {rtol:.1e} x max(|x|, |y|)" if rtol > 0 else "")
             raise PLNetInverseError(
-                f"BiLipNet.inverse did not converge: max residual ||g(x) - y|| = {residual:.3e} > tol = {tol:.1e} "
+                f"BiLipNet.inverse did not converge: max residual ||g(x) - y|| = {residual:.3e} > {allowed} "
                 f"after {total_iter} Davis-Yin iterations over {self.depth} monotone layers "
                 f"(max_iter={max_iter} per layer, dtype={self.config.dtype}); raise max_iter or loosen tol",
                 residual=residual,
@@ -812,24 +841,35 @@ class PLNet(nn.Module):
         return self.bilipnet.frozen()
 
     def minimizer(
-        self, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+        self,
+        *,
+        tol: Optional[float] = None,
+        max_iter: int = 1000,
+        x0: Optional[Tensor] = None,
+        rtol: Optional[float] = None,
     ) -> Tensor:
         """x* = g^{-1}(0) [D], detached; unconstrained (may lie outside any search box).
 
         Args:
-            tol: Absolute tolerance on ``||g(x*)||`` (None: dtype default, see BiLipNet.inverse).
+            tol: Absolute tolerance on ``||g(x*)||`` (None: dtype defaults, see BiLipNet.inverse).
             max_iter: Davis-Yin iteration cap per monotone layer.
             x0: Optional warm start [D], e.g. the previous minimiser after a training step.
+            rtol: Relative allowance ``||g(x*)|| <= tol + rtol ||x*||`` (see BiLipNet.inverse).
 
         Raises:
-            PLNetInverseError: if ``||g(x*)|| > tol``.
+            PLNetInverseError: if ``||g(x*)||`` is above the tolerance.
         """
         zero = torch.zeros(1, self.config.dim, dtype=self.config.dtype, device=self.c.device)
         guess = None if x0 is None else x0.detach().reshape(1, self.config.dim)
-        return self.bilipnet.inverse(zero, tol=tol, max_iter=max_iter, x0=guess).squeeze(0)
+        return self.bilipnet.inverse(zero, tol=tol, max_iter=max_iter, x0=guess, rtol=rtol).squeeze(0)
 
     def minimizer_with_grad(
-        self, *, tol: Optional[float] = None, max_iter: int = 1000, x0: Optional[Tensor] = None
+        self,
+        *,
+        tol: Optional[float] = None,
+        max_iter: int = 1000,
+        x0: Optional[Tensor] = None,
+        rtol: Optional[float] = None,
     ) -> Tensor:
         """x* [D] carrying the implicit gradient ``dx*/dtheta = -J^{-1} dg/dtheta`` (J = dg/dx at x*).
 
@@ -843,7 +883,7 @@ class PLNet(nn.Module):
         Raises:
             PLNetInverseError: if the inverse does not converge.
         """
-        x_star = self.minimizer(tol=tol, max_iter=max_iter, x0=x0)
+        x_star = self.minimizer(tol=tol, max_iter=max_iter, x0=x0, rtol=rtol)
         with self.frozen():
             jac = torch.autograd.functional.jacobian(
                 lambda x: self.bilipnet(x.unsqueeze(0)).squeeze(0), x_star, vectorize=True
