@@ -72,3 +72,44 @@ def test_bad_method_and_mismatched_reference():
     moved[:, 0] += 1.0  # a rigid shift does not change the superposed RMSD
     assert rmsd(moved) == pytest.approx(0.0, abs=0.01)
     assert rmsd(torch.zeros(166, 3) + torch.randn(166, 3, generator=torch.Generator().manual_seed(0))) > 1.0
+
+
+def test_protein_benchmark_rows_resume_and_compare_png(tmp_path):
+    from openmm_actionmin.benchmarks.proteins import (
+        ProteinBenchConfig,
+        build_parser,
+        compare,
+        format_table,
+        run_benchmark,
+    )
+
+    out = tmp_path / "rows.json"
+    cfg = ProteinBenchConfig(systems=("cln025",), methods=("openmm_minimize",), seeds=1, budget_s=30, json_path=str(out))
+    rows = run_benchmark(cfg, log=lambda s: None)
+    assert [(r["system"], r["method"], r["seed"]) for r in rows] == [
+        ("cln025", "native_minimized", None),
+        ("cln025", "openmm_minimize", 0),
+    ]
+    native, extended = rows
+    for r in rows:
+        assert {"energy_kj_mol", "ca_rmsd_A", "wall_s", "force_calls"} <= set(r)
+    # the native fold is far below the local minimum of an extended chain, and far from it in RMSD
+    assert native["energy_kj_mol"] < extended["energy_kj_mol"] - 50.0
+    assert native["ca_rmsd_A"] < 1.0 < 4.0 < extended["ca_rmsd_A"]
+    assert extended["energy_kj_mol"] < extended["start_energy"]
+    # rerun: everything is resumed from the JSON, nothing runs again
+    logged = []
+    again = run_benchmark(cfg, log=logged.append)
+    assert again == rows and logged == []
+    table = format_table(rows)
+    assert "native_minimized" in table and "openmm_minimize" in table
+    with pytest.raises(ValueError, match="unknown benchmark protein 'ubq'"):
+        ProteinBenchConfig(systems=("ubq",))
+    args = build_parser().parse_args(["--systems", "cln025", "--seeds", "3", "--budget-s", "5", "--json", "x.json"])
+    assert args.seeds == 3 and args.budget_s == 5.0 and args.json == "x.json"
+
+    png = tmp_path / "compare.png"
+    printed = []
+    results = compare(CLN, methods=["openmm"], budget_s=10, png_path=png, threads=1, log=printed.append)
+    assert png.exists() and png.stat().st_size > 5000
+    assert "openmm_minimize" in printed[0] and len(results) == 1
