@@ -37,10 +37,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     print(f"batch={args.batch} hidden={args.hidden} depth={args.depth} dtype={args.dtype} threads={args.threads}")
+    print("fwd+bwd: loss backward to all parameters; grad_x: d f / d x only; frozen: inside model.frozen()")
     print(f"{'D':>6} {'orthogonal':>12} {'fwd+bwd ms':>11} {'grad_x ms':>11} {'frozen grad_x ms':>17} {'minimizer ms':>13}")
     for dim in args.dims:
         for kind in ("cayley", "householder"):
-            model = PLNet(PLNetConfig(dim=dim, depth=args.depth, hidden=args.hidden, orthogonal=kind, seed=0, dtype=dtype))
+            config = PLNetConfig(dim=dim, depth=args.depth, hidden=args.hidden, orthogonal=kind, seed=0, dtype=dtype)
+            model = PLNet(config)
             x = torch.randn(args.batch, dim, dtype=dtype)
             target = torch.randn(args.batch, dtype=dtype)
 

@@ -1,12 +1,9 @@
 """Tests of the BiLipNet / PLNet model: certified bounds, inverse, unique minimiser, gradients."""
 
-import math
-
 import pytest
 import torch
 
 from openmm_actionmin.models.plnet import (
-    BiLipNet,
     PLNet,
     PLNetConfig,
     PLNetInverseError,
@@ -202,7 +199,8 @@ def test_float32_and_float64(dtype):
 
 @pytest.mark.parametrize("orthogonal", ["cayley", "householder"])
 def test_dimension_one(orthogonal):
-    model = _perturbed(PLNetConfig(dim=1, hidden=8, orthogonal=orthogonal, init_center=torch.tensor([2.0]), seed=0), scale=0.1)
+    config = PLNetConfig(dim=1, hidden=8, orthogonal=orthogonal, init_center=torch.tensor([2.0]), seed=0)
+    model = _perturbed(config, scale=0.1)
     x = torch.linspace(-10, 10, 401, dtype=F64).unsqueeze(1)
     with torch.no_grad():
         gx = model.g(x).squeeze(1)

@@ -421,7 +421,6 @@ class MonotoneLayer(nn.Module):
         offsets = [0]
         for nk in self.blocks:
             offsets.append(offsets[-1] + nk)
-        prev = 0
         for k, nk in enumerate(self.blocks):
             ab = cayley(self.ab_weights[k]).T  # [n_k, n_k + n_{k-1}], orthonormal rows
             a_k, b_k = ab[:, :nk], ab[:, nk:]
@@ -432,8 +431,6 @@ class MonotoneLayer(nn.Module):
             a_list.append(a_k)
             b_list.append(b_k)
             s_rows.append(s_k)
-            prev = nk
-        del prev
         return _MonotoneWeights(mu=mu, gamma=gamma, s=torch.cat(s_rows, dim=0), a=a_list, b=b_list)
 
     def hidden(self, x: Tensor, w: _MonotoneWeights) -> Tensor:
@@ -488,17 +485,6 @@ class MonotoneLayer(nn.Module):
             start += nk
         return torch.cat(zs, dim=1)
 
-    def _v_matrix(self, w: _MonotoneWeights) -> Tensor:
-        """Dense strictly block-lower-triangular V [n, n] (zeros for a single block)."""
-        n = self.width
-        v = torch.zeros(n, n, dtype=w.s.dtype, device=w.s.device)
-        offsets = [0]
-        for nk in self.blocks:
-            offsets.append(offsets[-1] + nk)
-        for k in range(1, len(self.blocks)):
-            v[offsets[k] : offsets[k + 1], offsets[k - 1] : offsets[k]] = 2.0 * w.b[k] @ w.a[k - 1].T
-        return v
-
     def inverse_weights(
         self,
         y: Tensor,
@@ -528,7 +514,6 @@ class MonotoneLayer(nn.Module):
         """
         mu, gamma = w.mu, w.gamma
         s = w.s
-        n = self.width
         alpha = mu / gamma
         c = (torch.sqrt(2.0 * gamma) / mu) * ((y - self.bias_out) @ s.T) + self.bias_hidden  # [B, n]
         coef = gamma / mu
@@ -747,7 +732,8 @@ class BiLipNet(nn.Module):
                 h0 = self.orthogonal[0].apply_weights(x0.detach(), ws[0])
                 for i in range(self.depth):
                     guesses[i] = h0
-                    h0 = self.orthogonal[i + 1].apply_weights(self.monotone[i].apply_weights(h0, ws[n_orth + i]), ws[i + 1])
+                    h0 = self.monotone[i].apply_weights(h0, ws[n_orth + i])
+                    h0 = self.orthogonal[i + 1].apply_weights(h0, ws[i + 1])
             h = y.detach()
             iterations = [0] * self.depth
             for i in range(self.depth - 1, -1, -1):
