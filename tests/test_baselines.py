@@ -108,3 +108,33 @@ def test_basinhopping_and_cma_find_the_convex_minimum_within_budget():
 def test_budget_must_be_positive():
     with pytest.raises(ValueError, match="budget_s must be positive"):
         cma_es(quadratic_system(), 0.0)
+
+
+def test_synthetic_benchmark_cli_writes_rows_and_medians(tmp_path, capsys):
+    import json
+
+    from openmm_actionmin.benchmarks.synthetic import main, make_system
+
+    # the shift depends on (function, dim, seed) only, lies inside 80 % of the paper's box, and --no-shift is exact
+    a, b = make_system("alpine1", 8, 1), make_system("alpine1", 8, 1)
+    assert torch.equal(a.reference_positions, b.reference_positions)
+    assert float(a.reference_positions.abs().max()) <= 80.0 and float(a.reference_positions.abs().max()) > 1.0
+    assert float(a.space.upper[0]) == 100.0
+    assert not bool(make_system("alpine1", 8, 1, shifted=False).reference_positions.any())
+
+    out = tmp_path / "rows.json"
+    code = main(["--functions", "alpine1", "--dims", "4", "--seeds", "2", "--budget-s", "0.3",
+                 "--methods", "adam,cma", "--json", str(out)])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    rows = payload["rows"]
+    assert len(rows) == 4 and {r["method"] for r in rows} == {"adam", "cma"}
+    for key in ("function", "dim", "method", "seed", "shifted", "distance", "energy", "avg_error_per_dim", "wall_s",
+                "force_calls", "lowest_seen_distance"):
+        assert key in rows[0]
+    assert rows[0]["avg_error_per_dim"] == pytest.approx(rows[0]["distance"] / 2.0)
+    assert len(payload["medians"]) == 2
+    printed = capsys.readouterr().out
+    assert "Medians over seeds" in printed and "| alpine1 | 4 | True | adam | 2 |" in printed
+    assert main(["--methods", "action,nope"]) == 2
+    assert "unknown method(s) nope" in capsys.readouterr().err
