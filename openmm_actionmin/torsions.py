@@ -212,12 +212,12 @@ class TorsionSpace(SearchSpace):
         refs: Dict[int, Tuple[int, int, int]] = {}
         for i in order[3:]:
             a = parent[i]
-            placed = lambda k, i=i: rank[k] < rank[i]  # noqa: E731
-            b = parent[a] if parent[a] >= 0 else next(k for k in neighbours[a] if k != i and placed(k))
+            before = rank[i]  # only atoms placed before i can be references
+            b = parent[a] if parent[a] >= 0 else next(k for k in neighbours[a] if k != i and rank[k] < before)
             c = parent[b] if parent[b] >= 0 and parent[b] != a else -1
             if c < 0:
-                cand = [k for k in neighbours[b] if k not in (a, i) and placed(k)]
-                cand += [k for k in neighbours[a] if k not in (b, i) and placed(k)]
+                cand = [k for k in neighbours[b] if k not in (a, i) and rank[k] < before]
+                cand += [k for k in neighbours[a] if k not in (b, i) and rank[k] < before]
                 cand += [k for k in order[: rank[i]] if k not in (a, b)]
                 c = cand[0]
             refs[i] = (a, b, c)

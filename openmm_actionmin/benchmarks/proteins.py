@@ -123,6 +123,8 @@ def _row(system: str, method: str, seed: Optional[int], res: Result) -> Dict[str
         "force_calls": int(res.force_calls),
         "final_rms_force": res.extra.get("final_rms_force"),
         "start_energy": res.extra.get("start_energy"),
+        # action methods: the trainer's best candidate before the minimiser polished it
+        "before_polish_energy": res.extra.get("before_polish_energy"),
     }
 
 
