@@ -1,0 +1,323 @@
+"""Basin-hopping pieces, pele-style: step proposals, acceptance, storage.
+
+Each piece is a small object with one job, so :func:`~.basin_hopping.basin_hopping`
+can be assembled from different parts:
+
+* proposals (``propose(x [k, N, 3], step_size [k], generator) -> [k, N, 3]``):
+  :class:`RandomDisplacement` (uniform per-atom displacement in a cube of
+  half-width ``step_size``) and :class:`AngularMove` (the surface move used for
+  LJ clusters: re-seat the least-coordinated atoms at random points on the
+  cluster's surface sphere), combined by :class:`ClusterStep`;
+* acceptance (``accept(e_new [k], e_old [k], generator) -> bool [k]``):
+  :class:`Metropolis`;
+* step-size control: :class:`AdaptiveStepSize` (per walker, target acceptance);
+* confinement: :class:`Container` (recentre, pull back evaporated atoms, flag
+  structures with atoms outside the container);
+* storage: :class:`MinimaDatabase` (the lowest distinct minima by energy and
+  permutation-invariant fingerprint).
+
+All random numbers come from a caller-owned ``torch.Generator`` (CPU), so runs
+are reproducible from a seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..structures import fingerprint
+
+
+def _rand(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device="cpu").to(device=like.device, dtype=like.dtype)
+
+
+def _randn(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu").to(device=like.device, dtype=like.dtype)
+
+
+# ---------------------------------------------------------------- proposals
+class RandomDisplacement:
+    """Displace every atom uniformly within ``[-s, s]^3`` (s per walker)."""
+
+    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """New configurations.
+
+        Args:
+            x: Current minima ``[k, N, 3]``.
+            step_size: Half-width per walker ``[k]``.
+            generator: Torch generator.
+
+        Returns:
+            ``[k, N, 3]``.
+        """
+        u = 2.0 * _rand(x.shape, generator, x) - 1.0
+        return x + u * step_size.reshape(-1, *([1] * (x.dim() - 1)))
+
+
+@dataclasses.dataclass
+class AngularMove:
+    """Re-seat the least-coordinated atoms on the cluster's surface sphere.
+
+    The ``n_atoms`` atoms with the fewest neighbours within ``neighbour_cutoff``
+    are moved to uniformly random directions at the radius of the outermost
+    atom (measured from the centroid). This "angular" or surface move helps
+    LJ clusters re-arrange their surface without melting the core.
+
+    Attributes:
+        n_atoms: Atoms moved per proposal.
+        neighbour_cutoff: Distance defining a neighbour (length units).
+    """
+
+    n_atoms: int = 1
+    neighbour_cutoff: float = 1.3
+
+    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """New configurations ``[k, N, 3]`` (``step_size`` is unused)."""
+        k, n, _ = x.shape
+        centre = x.mean(dim=1, keepdim=True)
+        rel = x - centre
+        radius = torch.linalg.vector_norm(rel, dim=-1).amax(dim=1)
+        d = torch.cdist(x, x)
+        coord = (d < self.neighbour_cutoff).sum(-1) - 1
+        # random tie breaking among equally coordinated atoms
+        score = coord.to(x.dtype) + 0.5 * _rand((k, n), generator, x)
+        moved = torch.topk(score, min(self.n_atoms, n), dim=1, largest=False).indices
+        direction = _randn((k, moved.shape[1], 3), generator, x)
+        direction = direction / torch.linalg.vector_norm(direction, dim=-1, keepdim=True)
+        new = x.clone()
+        new.scatter_(1, moved[..., None].expand(-1, -1, 3), centre + radius[:, None, None] * direction)
+        return new
+
+
+@dataclasses.dataclass
+class ClusterStep:
+    """Random displacement, replaced by an angular move with probability ``angular_prob``.
+
+    Attributes:
+        angular_prob: Probability that a walker's proposal is an angular move.
+        angular: The :class:`AngularMove` used.
+        displacement: The :class:`RandomDisplacement` used.
+    """
+
+    angular_prob: float = 0.0
+    angular: AngularMove = dataclasses.field(default_factory=AngularMove)
+    displacement: RandomDisplacement = dataclasses.field(default_factory=RandomDisplacement)
+
+    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """New configurations ``[k, N, 3]``."""
+        out = self.displacement.propose(x, step_size, generator)
+        if self.angular_prob > 0:
+            pick = _rand((x.shape[0],), generator, x) < self.angular_prob
+            if bool(pick.any()):
+                out[pick] = self.angular.propose(x[pick], step_size[pick], generator)
+        return out
+
+
+# ---------------------------------------------------------------- acceptance
+@dataclasses.dataclass
+class Metropolis:
+    """Metropolis acceptance at a fixed temperature (energy units, k_B = 1).
+
+    Attributes:
+        temperature: ``T`` in oracle energy units (reduced for clusters).
+    """
+
+    temperature: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not self.temperature >= 0:
+            raise ValueError(f"Metropolis temperature must be >= 0, got {self.temperature}")
+
+    def accept(self, e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Boolean ``[k]``: accept ``e_new`` over ``e_old``.
+
+        Downhill moves and moves from an infinite ``e_old`` are always
+        accepted; an infinite ``e_new`` never is.
+        """
+        de = e_new - e_old
+        down = (de <= 0) | torch.isinf(e_old)
+        if self.temperature == 0:
+            return down & torch.isfinite(e_new)
+        u = _rand(e_new.shape, generator, e_new)
+        with torch.no_grad():
+            up = u < torch.exp(-torch.clamp(de, min=0) / self.temperature)
+        return (down | up) & torch.isfinite(e_new)
+
+
+# ---------------------------------------------------------------- step size
+@dataclasses.dataclass
+class AdaptiveStepSize:
+    """Per-walker step-size control toward a target acceptance rate.
+
+    After every ``interval`` hops of a walker, its step size is divided by
+    ``factor`` if its acceptance rate was above ``target`` and multiplied by
+    ``factor`` otherwise, within ``[minimum, maximum]``.
+
+    Attributes:
+        target: Target acceptance rate.
+        interval: Hops between adjustments.
+        factor: Multiplicative adjustment (< 1).
+        minimum: Smallest step size.
+        maximum: Largest step size.
+    """
+
+    target: float = 0.5
+    interval: int = 10
+    factor: float = 0.9
+    minimum: float = 0.05
+    maximum: float = 2.0
+
+    def update(self, step_size: torch.Tensor, trials: torch.Tensor, accepts: torch.Tensor) -> None:
+        """Adjust ``step_size [B]`` in place and reset the counters of adjusted walkers.
+
+        Args:
+            step_size: Per-walker step sizes ``[B]`` (modified).
+            trials: Hops since the last adjustment ``[B]`` (modified).
+            accepts: Accepted hops since the last adjustment ``[B]`` (modified).
+        """
+        due = trials >= self.interval
+        if not bool(due.any()):
+            return
+        rate = accepts[due].to(step_size.dtype) / trials[due].to(step_size.dtype)
+        scale = torch.where(rate > self.target, torch.full_like(rate, 1.0 / self.factor), torch.full_like(rate, self.factor))
+        step_size[due] = torch.clamp(step_size[due] * scale, self.minimum, self.maximum)
+        trials[due] = 0
+        accepts[due] = 0
+
+
+# ---------------------------------------------------------------- container
+@dataclasses.dataclass
+class Container:
+    """A sphere around the centroid that keeps clusters from evaporating.
+
+    Attributes:
+        radius: Container radius (length units).
+    """
+
+    radius: float
+
+    @staticmethod
+    def default_radius(n_atoms: int, density: float = 1.0) -> float:
+        """``1 + 1.5 (3 N / (4 pi density))^(1/3)``: 1.5 times a compact cluster's radius plus one."""
+        return 1.0 + 1.5 * (3.0 * n_atoms / (4.0 * math.pi * density)) ** (1.0 / 3.0)
+
+    def recentre(self, x: torch.Tensor) -> torch.Tensor:
+        """Move centroids to the origin, ``[k, N, 3]``."""
+        return x - x.mean(dim=1, keepdim=True)
+
+    def pull_back(self, x: torch.Tensor) -> torch.Tensor:
+        """Recentre, then put atoms farther than ``radius`` back at ``0.9 radius`` (same direction)."""
+        x = self.recentre(x)
+        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        outside = r > self.radius
+        return torch.where(outside, x * (0.9 * self.radius / torch.clamp(r, min=1e-300)), x)
+
+    def inside(self, x: torch.Tensor) -> torch.Tensor:
+        """Boolean ``[k]``: every atom within ``radius`` of the centroid."""
+        rel = x - x.mean(dim=1, keepdim=True)
+        return (torch.linalg.vector_norm(rel, dim=-1) <= self.radius).all(dim=1)
+
+
+# ---------------------------------------------------------------- storage
+@dataclasses.dataclass
+class Minimum:
+    """One stored minimum.
+
+    Attributes:
+        energy: Energy (oracle units).
+        x: Positions ``[N, 3]`` (numpy).
+        fingerprint: Sorted pair distances (see :func:`~openmm_actionmin.structures.fingerprint`).
+        count: How often it was found.
+    """
+
+    energy: float
+    x: np.ndarray
+    fingerprint: np.ndarray
+    count: int = 1
+
+
+class MinimaDatabase:
+    """The lowest distinct minima found, by energy and fingerprint.
+
+    Two minima are the same if their energies differ by less than
+    ``energy_tol`` and their fingerprints (sorted pair distances per type
+    pair) by less than ``fingerprint_tol`` everywhere.
+
+    Args:
+        max_size: Number of minima kept (the lowest).
+        energy_tol: Energy tolerance of identity (oracle units).
+        fingerprint_tol: Pair-distance tolerance of identity (length units).
+        types: Atom types ``[N]`` for the fingerprint (``None``: one type).
+    """
+
+    def __init__(self, max_size: int = 50, energy_tol: float = 1e-5, fingerprint_tol: float = 1e-2, types: Optional[Sequence[int]] = None) -> None:
+        if max_size < 1:
+            raise ValueError(f"MinimaDatabase max_size must be >= 1, got {max_size}")
+        self.max_size = int(max_size)
+        self.energy_tol = float(energy_tol)
+        self.fingerprint_tol = float(fingerprint_tol)
+        self.types = None if types is None else list(types)
+        self.minima: List[Minimum] = []
+
+    def __len__(self) -> int:
+        return len(self.minima)
+
+    @property
+    def energies(self) -> List[float]:
+        """Stored energies, lowest first."""
+        return [m.energy for m in self.minima]
+
+    @property
+    def lowest(self) -> Optional[Minimum]:
+        """The lowest minimum, or ``None`` when empty."""
+        return self.minima[0] if self.minima else None
+
+    def add(self, x, energy: float) -> bool:
+        """Insert one minimum unless it duplicates a stored one or is too high.
+
+        Args:
+            x: Positions ``[N, 3]``.
+            energy: Its energy.
+
+        Returns:
+            ``True`` if it was stored as a new minimum.
+        """
+        energy = float(energy)
+        if not math.isfinite(energy):
+            return False
+        if len(self.minima) >= self.max_size and energy >= self.minima[-1].energy - self.energy_tol:
+            return False
+        xn = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x, dtype=np.float64)
+        fp = None
+        for i, m in enumerate(self.minima):
+            if abs(m.energy - energy) < self.energy_tol:
+                if fp is None:
+                    fp = fingerprint(xn, self.types, decimals=None)
+                if np.max(np.abs(m.fingerprint - fp), initial=0.0) < self.fingerprint_tol:
+                    m.count += 1
+                    if energy < m.energy:
+                        self.minima[i] = Minimum(energy, xn.copy(), fp, m.count)
+                    return False
+        if fp is None:
+            fp = fingerprint(xn, self.types, decimals=None)
+        self.minima.append(Minimum(energy, xn.copy(), fp))
+        self.minima.sort(key=lambda m: m.energy)
+        del self.minima[self.max_size:]
+        return True
+
+    def add_batch(self, x: torch.Tensor, energy: torch.Tensor) -> int:
+        """Insert minima ``x [k, N, 3]``, ``energy [k]``; returns how many were new."""
+        return sum(int(self.add(xi, float(ei))) for xi, ei in zip(x, energy))
+
+    def state_dict(self) -> dict:
+        """A picklable snapshot (for checkpoints)."""
+        return {"minima": [dataclasses.asdict(m) for m in self.minima]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from :meth:`state_dict`."""
+        self.minima = [Minimum(**m) for m in state["minima"]]
