@@ -148,7 +148,8 @@ def run_method(
         action_config: An ``ActionConfig`` for the action methods (its
             ``seed`` and ``budget_s`` are overridden).
         polish_fraction: Share of ``budget_s`` kept for polishing the action
-            methods' candidates with the minimiser.
+            methods' candidates with the minimiser (at least 3 s, even when
+            training overran its share).
         rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
 
     Returns:
@@ -187,9 +188,10 @@ def run_method(
     raw = trainer.run(on_round=on_round)
     lowest = raw.extra.get("lowest_seen_positions")
     also = [lowest] if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf else []
-    # Polishing gets what is left of the budget, but never less than a tenth of it (min 2 s):
-    # an unconverged polish would report a structure that is not a minimum.
-    left = max(budget_s - raw.wall_s, 0.1 * budget_s, 2.0)
+    # Polishing gets what is left of the budget, but never less than polish_fraction of it
+    # (min 3 s): an unconverged polish would report a structure that is not a minimum. The
+    # run can therefore exceed budget_s when training overruns; wall_s reports the truth.
+    left = max(budget_s - raw.wall_s, polish_fraction * budget_s, 3.0)
     return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
                   threads=threads, also=also, observer=observer)
 
