@@ -9,8 +9,9 @@ Z-matrix in torch, batched and differentiable.
 How the Z-matrix is built (from the start topology and coordinates):
 
 1. A breadth-first spanning tree of the bond graph is grown from the first
-   backbone N, so every backbone atom's parent is its predecessor along the
-   chain (CA's parent is N, C's parent is CA, the next N's parent is C).
+   heavy atom (residue 1's N, or an ACE cap), backbone atoms first, so every
+   backbone atom's parent is its predecessor along the chain (CA's parent is
+   N, C's parent is CA, the next N's parent is C).
 2. Every atom ``i`` (after the first three, which are fixed Cartesian anchors)
    gets three earlier-placed references ``(a, b, c)``: ``a`` its parent,
    ``b`` the parent of ``a``, ``c`` the parent of ``b`` (near the root, where
@@ -181,7 +182,8 @@ class TorsionSpace(SearchSpace):
         for nb in neighbours:
             nb.sort()
 
-        root = next((a.index for a in atoms if a.name == "N"), 0)
+        # Root: the first heavy atom (the N of residue 1 for a plain chain, the cap for ACE-capped ones).
+        root = next((a.index for a in atoms if a.element is None or a.element.symbol != "H"), 0)
         parent = [-1] * n
         order = [root]
         seen = [False] * n
