@@ -1,0 +1,381 @@
+"""Cluster benchmark: time and force calls to the global minimum of LJ/BLJ clusters.
+
+Every method runs in the same process, on the same system, with the same
+wall-clock budget per run, from a random start in the system's box drawn
+from the run's seed. A run *succeeds* when it finds a minimum within
+``--tolerance`` (default 1e-4 epsilon) of the system's reference energy
+(Cambridge Cluster Database for LJ_n). Systems without a reference (BLJ100)
+report only the best energy.
+
+Methods:
+
+* ``basin_hopping``: ours, :func:`openmm_actionmin.search.basin_hopping.basin_hopping`
+  (B walkers, streamed batched L-BFGS quench).
+* ``scipy_basinhopping``: ``scipy.optimize.basinhopping``, L-BFGS-B quench
+  with our torch energy and gradient (the same oracle), T = 0.8, step 0.4,
+  stopped by its callback at the reference energy or the budget.
+* ``ase_basinhopping``: ``ase.optimize.basin.BasinHopping`` with ASE's
+  ``LennardJones`` calculator (rc = 100 sigma, unsmoothed, so energies match
+  the uncut model to ~1e-9), LBFGS quench to fmax 1e-3, temperature 0.8:
+  with epsilon = 1 eV the reduced temperature is ASE's ``kT`` in eV. Run in
+  chunks of 10 hops; an observer records the time the reference is reached.
+  ASE's chain uses NumPy's global random state (seeded per run).
+  Single-component LJ only.
+* ``action``: the PLNet action trainer (:mod:`openmm_actionmin.search.action`)
+  for the whole budget, its candidate quenched by our L-BFGS; success is
+  judged on the quenched candidate and ``time_to_gm_s`` is then the run's
+  wall time (the trainer reports no time-to-target).
+* ``hybrid``: the action trainer for ``--action-fraction`` of the budget, then
+  basin hopping seeded with its quenched candidate (and its lowest-energy
+  point) for the rest; times and force calls add up.
+
+``action`` and ``hybrid`` import the trainer lazily and are skipped with a
+message if it is missing or fails to import.
+
+Rows (JSON list, rewritten atomically after every run; existing rows of the
+same system/method/seed/budget are kept and skipped, so an interrupted
+benchmark resumes) hold at least: ``system``, ``method``, ``seed``,
+``success``, ``time_to_gm_s``, ``force_calls`` (to the GM, or in total when it
+was not found), ``best_energy``, ``reference_energy``, ``budget_s``,
+``wall_s``, ``total_force_calls``.
+
+The summary prints per system and method the success rate, the median time
+and force calls to the GM over *all* runs (a failed run counts as "longer than
+the budget", so a median above the budget prints as ``>budget``), the best
+energy and the budget.
+
+Command line (``actionmin bench clusters ...``, ``python -m
+openmm_actionmin.benchmarks.clusters`` or ``bench/clusters.py``)::
+
+    --systems LJ13,LJ38 --methods basin_hopping,scipy_basinhopping --seeds 3 \\
+        --budget-s 60 --json bench/results/clusters.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..result import atomic_write_text
+from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
+from ..search.local import minimize_batch, torch_threads
+from ..systems.base import System
+from ..systems.clusters import named_system
+
+#: Methods in table order.
+METHOD_NAMES = ("basin_hopping", "scipy_basinhopping", "ase_basinhopping", "action", "hybrid")
+
+
+class MethodUnavailable(RuntimeError):
+    """A method cannot run here (missing module, unsupported system)."""
+
+
+def _random_start(system: System, seed: int) -> torch.Tensor:
+    """The run's random start ``[N, 3]`` (same for every method of a seed)."""
+    gen = torch.Generator().manual_seed(10_000 + int(seed))
+    return system.space.to_config(system.space.sample(1, gen))[0].to(torch.float64)
+
+
+def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *, best_energy: float, t_gm: Optional[float],
+         calls_gm: Optional[int], wall_s: float, total_calls: int, **extra) -> Dict[str, Any]:
+    ref = system.reference_energy
+    success = None if ref is None else bool(t_gm is not None)
+    return {
+        "system": system.name,
+        "method": method,
+        "seed": int(seed),
+        "success": success,
+        "time_to_gm_s": t_gm,
+        "force_calls": int(calls_gm) if calls_gm is not None else int(total_calls),
+        "force_calls_to_gm": calls_gm,
+        "best_energy": float(best_energy),
+        "reference_energy": ref,
+        "tolerance": tol,
+        "budget_s": float(budget_s),
+        "wall_s": float(wall_s),
+        "total_force_calls": int(total_calls),
+        **extra,
+    }
+
+
+# ------------------------------------------------------------------ methods
+def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = 32, angular_prob: float = 0.0,
+                      starts: Optional[torch.Tensor] = None, **_) -> Dict[str, Any]:
+    """Our batched basin hopping; one row."""
+    cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob)
+    if starts is None:
+        starts = _random_start(system, seed)[None]
+    res = basin_hopping(system, cfg, starts=starts)
+    e = res.extra
+    return _row(system, "basin_hopping", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
+                calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
+                hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"])
+
+
+def run_scipy_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
+    """``scipy.optimize.basinhopping`` (L-BFGS-B, T = 0.8, step 0.4) on our oracle; one row."""
+    from scipy.optimize import basinhopping
+
+    oracle = system.oracle
+    n = oracle.n_atoms
+    ref = system.reference_energy
+    calls0 = oracle.counters.force_calls
+    state = {"t_gm": None, "calls_gm": None, "best": math.inf, "hops": 0}
+
+    def fun(v: np.ndarray):
+        e, f = oracle.energy_and_forces(torch.from_numpy(v).reshape(1, n, 3))
+        return float(e[0]), -f.reshape(-1).numpy()
+
+    t0 = time.perf_counter()
+
+    def callback(x, f, accept):
+        state["hops"] += 1
+        state["best"] = min(state["best"], float(f))
+        if ref is not None and state["t_gm"] is None and f <= ref + tol:
+            state["t_gm"] = time.perf_counter() - t0
+            state["calls_gm"] = oracle.counters.force_calls - calls0
+            return True
+        return time.perf_counter() - t0 >= budget_s
+
+    x0 = _random_start(system, seed).numpy().ravel()
+    res = basinhopping(fun, x0, niter=10**9, T=0.8, stepsize=0.4, minimizer_kwargs={"method": "L-BFGS-B", "jac": True},
+                       callback=callback, seed=seed)
+    wall = time.perf_counter() - t0
+    best = min(state["best"], float(res.fun))
+    if ref is not None and state["t_gm"] is None and best <= ref + tol:  # the first quench hit it
+        state["t_gm"], state["calls_gm"] = wall, oracle.counters.force_calls - calls0
+    return _row(system, "scipy_basinhopping", seed, budget_s, tol, best_energy=best, t_gm=state["t_gm"], calls_gm=state["calls_gm"],
+                wall_s=wall, total_calls=oracle.counters.force_calls - calls0, hops=state["hops"])
+
+
+def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
+    """``ase.optimize.basin.BasinHopping`` with ASE's LennardJones; one row."""
+    from ase.calculators.lj import LennardJones
+    from ase.optimize import LBFGS
+    from ase.optimize.basin import BasinHopping
+
+    from ..structures import to_ase
+
+    if system.types is not None and len(set(system.types)) > 1 or getattr(system.oracle, "charges", None) is not None:
+        raise MethodUnavailable(f"ase_basinhopping supports single-component LJ only, not {system.name}")
+
+    class CountingLJ(LennardJones):
+        calls = 0
+
+        def calculate(self, *args, **kwargs):
+            CountingLJ.calls += 1
+            super().calculate(*args, **kwargs)
+
+    ref = system.reference_energy
+    atoms = to_ase(_random_start(system, seed).numpy(), system.oracle.units)
+    atoms.calc = CountingLJ(sigma=1.0, epsilon=1.0, rc=100.0, smooth=False)
+    np.random.seed(seed)
+    t0 = time.perf_counter()
+    bh = BasinHopping(atoms, temperature=0.8, optimizer=LBFGS, fmax=1e-3, dr=0.4, logfile=None, trajectory=None,
+                      optimizer_logfile=None, local_minima_trajectory=None, adjust_cm=True)
+    state = {"t_gm": None, "calls_gm": None}
+
+    def observer():
+        if ref is not None and state["t_gm"] is None and bh.Emin <= ref + tol:
+            state["t_gm"] = time.perf_counter() - t0
+            state["calls_gm"] = CountingLJ.calls
+
+    bh.attach(observer)
+    observer()
+    hops = 0
+    while state["t_gm"] is None and time.perf_counter() - t0 < budget_s:
+        bh.run(10)
+        hops += 10
+    wall = time.perf_counter() - t0
+    return _row(system, "ase_basinhopping", seed, budget_s, tol, best_energy=float(bh.Emin), t_gm=state["t_gm"], calls_gm=state["calls_gm"],
+                wall_s=wall, total_calls=CountingLJ.calls, hops=hops)
+
+
+def _action_module():
+    try:
+        from ..search import action
+    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+        raise MethodUnavailable(f"openmm_actionmin.search.action is not available ({type(exc).__name__}: {exc})") from exc
+    if not hasattr(action, "ActionTrainer") or not hasattr(action, "ActionConfig"):
+        raise MethodUnavailable("openmm_actionmin.search.action has no ActionTrainer/ActionConfig")
+    return action
+
+
+def _action_candidates(system: System, seed: int, budget_s: float):
+    """Train the action PLNet; return (quenched candidates [k, N, 3], energies [k], wall, calls)."""
+    action = _action_module()
+    oracle = system.oracle
+    calls0 = oracle.counters.force_calls
+    t0 = time.perf_counter()
+    res = action.ActionTrainer(system, action.ActionConfig(seed=seed, budget_s=budget_s)).run(resume=False)
+    cands = [np.asarray(res.positions, dtype=np.float64)]
+    low = res.extra.get("lowest_seen_positions")
+    if low is not None:
+        cands.append(np.asarray(low, dtype=np.float64))
+    x = torch.as_tensor(np.stack(cands)).reshape(len(cands), oracle.n_atoms, 3)
+    q = minimize_batch(oracle, x, fmax=1e-6, max_steps=5000)
+    return q.x, q.energy, time.perf_counter() - t0, oracle.counters.force_calls - calls0
+
+
+def run_action(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
+    """The action trainer alone (candidate quenched by L-BFGS); one row."""
+    x, e, wall, calls = _action_candidates(system, seed, budget_s)
+    best = float(e.min())
+    ref = system.reference_energy
+    hit = ref is not None and best <= ref + tol
+    return _row(system, "action", seed, budget_s, tol, best_energy=best, t_gm=wall if hit else None, calls_gm=calls if hit else None,
+                wall_s=wall, total_calls=calls)
+
+
+def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = 32, angular_prob: float = 0.0,
+               action_fraction: float = 0.3, **_) -> Dict[str, Any]:
+    """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row."""
+    x, e, wall_a, calls_a = _action_candidates(system, seed, action_fraction * budget_s)
+    ref = system.reference_energy
+    best = float(e.min())
+    if ref is not None and best <= ref + tol:
+        return _row(system, "hybrid", seed, budget_s, tol, best_energy=best, t_gm=wall_a, calls_gm=calls_a, wall_s=wall_a,
+                    total_calls=calls_a, action_s=wall_a)
+    remaining = max(budget_s - wall_a, 1.0)
+    row = run_basin_hopping(system, seed, remaining, tol, walkers=walkers, angular_prob=angular_prob, starts=x[:walkers])
+    t_gm = None if row["time_to_gm_s"] is None else wall_a + row["time_to_gm_s"]
+    calls_gm = None if row["force_calls_to_gm"] is None else calls_a + row["force_calls_to_gm"]
+    return _row(system, "hybrid", seed, budget_s, tol, best_energy=min(best, row["best_energy"]), t_gm=t_gm, calls_gm=calls_gm,
+                wall_s=wall_a + row["wall_s"], total_calls=calls_a + row["total_force_calls"], action_s=wall_a,
+                action_best_energy=best, hops=row["hops"], walkers=walkers)
+
+
+METHODS: Dict[str, Callable[..., Dict[str, Any]]] = {
+    "basin_hopping": run_basin_hopping,
+    "scipy_basinhopping": run_scipy_basinhopping,
+    "ase_basinhopping": run_ase_basinhopping,
+    "action": run_action,
+    "hybrid": run_hybrid,
+}
+
+
+# ------------------------------------------------------------------ driver
+def _median_or_inf(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.inf
+
+
+def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per (system, method): runs, successes, medians over all runs (failures = inf), best energy, budget."""
+    out = []
+    keys = []
+    for r in rows:
+        k = (r["system"], r["method"])
+        if k not in keys:
+            keys.append(k)
+    for system, method in keys:
+        rs = [r for r in rows if r["system"] == system and r["method"] == method]
+        ok = [r for r in rs if r.get("success")]
+        times = [r["time_to_gm_s"] if r.get("success") else math.inf for r in rs]
+        calls = [r["force_calls_to_gm"] if r.get("success") else math.inf for r in rs]
+        out.append({
+            "system": system,
+            "method": method,
+            "runs": len(rs),
+            "successes": len(ok),
+            "has_reference": rs[0].get("reference_energy") is not None,
+            "median_time_to_gm_s": _median_or_inf(times),
+            "median_force_calls_to_gm": _median_or_inf(calls),
+            "best_energy": min(r["best_energy"] for r in rs),
+            "budget_s": max(r["budget_s"] for r in rs),
+        })
+    return out
+
+
+def format_summary(summary: Sequence[Dict[str, Any]]) -> str:
+    """A plain-text table of :func:`summarize` output, with time ratios to scipy."""
+    lines = [f"{'system':8s} {'method':20s} {'success':>8s} {'med t_GM/s':>11s} {'med calls_GM':>13s} {'best E':>13s} {'budget/s':>9s}"]
+    scipy_t = {s["system"]: s["median_time_to_gm_s"] for s in summary if s["method"] == "scipy_basinhopping"}
+    for s in summary:
+        over = f">{s['budget_s']:.0f}"
+        t = s["median_time_to_gm_s"]
+        c = s["median_force_calls_to_gm"]
+        rate = f"{s['successes']}/{s['runs']}" if s["has_reference"] else "n/a"
+        lines.append(
+            f"{s['system']:8s} {s['method']:20s} {rate:>8s} {(f'{t:.2f}' if math.isfinite(t) else over):>11s} "
+            f"{(f'{c:.0f}' if math.isfinite(c) else '-'):>13s} {s['best_energy']:13.6f} {s['budget_s']:9.0f}"
+        )
+    for s in summary:
+        ref = scipy_t.get(s["system"])
+        if s["method"] != "scipy_basinhopping" and ref is not None and math.isfinite(ref) and math.isfinite(s["median_time_to_gm_s"]):
+            lines.append(f"{s['system']}: median time-to-GM of {s['method']} / scipy_basinhopping = {s['median_time_to_gm_s'] / ref:.2f}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's argument parser."""
+    p = argparse.ArgumentParser(prog="actionmin bench clusters", description=__doc__.split("\n\n")[0])
+    p.add_argument("--systems", default="LJ13,LJ38", help="comma-separated names: LJ<n>, BLJ100 (stridernet), ION<n> (default LJ13,LJ38)")
+    p.add_argument("--methods", default="basin_hopping,scipy_basinhopping", help=f"comma-separated, from {','.join(METHOD_NAMES)}")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
+    p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run in seconds (default 60)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
+    p.add_argument("--walkers", type=int, default=32, help="walkers of our basin hopping (default 32)")
+    p.add_argument("--angular-prob", type=float, default=0.0, help="probability of an angular move in our basin hopping (default 0)")
+    p.add_argument("--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--json", default=None, help="write rows to this JSON file (resumes from it)")
+    p.add_argument("--no-resume", action="store_true", help="ignore rows already in --json")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the benchmark; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHOD_NAMES)}")
+    if not args.budget_s > 0:
+        raise ValueError(f"--budget-s must be positive, got {args.budget_s}")
+    for name in systems:
+        named_system(name)  # fail early on a bad name
+    path = Path(args.json) if args.json else None
+    rows: List[Dict[str, Any]] = []
+    if path is not None and path.exists() and not args.no_resume:
+        rows = json.loads(path.read_text())
+    done = {(r["system"], r["method"], r["seed"], r["budget_s"]) for r in rows}
+    seeds = range(args.seed_offset, args.seed_offset + args.seeds)
+    skipped: Dict[str, str] = {}
+    with torch_threads(args.threads):
+        for name in systems:
+            for seed in seeds:
+                for method in methods:
+                    if (named_system(name).name, method, seed, float(args.budget_s)) in done or method in skipped:
+                        continue
+                    system = named_system(name)
+                    try:
+                        row = METHODS[method](system, seed, args.budget_s, args.tolerance, walkers=args.walkers,
+                                              angular_prob=args.angular_prob, action_fraction=args.action_fraction)
+                    except MethodUnavailable as exc:
+                        print(f"skipping {method} on {name}: {exc}", file=sys.stderr)
+                        if "not available" in str(exc) or "ActionTrainer" in str(exc):
+                            skipped[method] = str(exc)
+                        continue
+                    rows.append(row)
+                    t = row["time_to_gm_s"]
+                    print(f"{row['system']:8s} {method:20s} seed {seed}: best {row['best_energy']:.6f} "
+                          f"t_GM {('%.2f s' % t) if t is not None else '-'} calls {row['force_calls']}", flush=True)
+                    if path is not None:
+                        atomic_write_text(path, json.dumps(rows, indent=1))
+    print(format_summary(summarize(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
