@@ -42,16 +42,18 @@ from ..systems.base import System
 METHOD_NAMES = ("action", "random_only", "adam", "cma", "basinhopping")
 
 
-def _run_action(system: System, budget_s: float, seed: int) -> Result:
+def _run_action(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
     from ..search.action import ActionConfig, ActionTrainer
 
-    return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s)).run()
+    return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds)).run()
 
 
-def _baseline(name: str) -> Callable[[System, float, int], Result]:
-    def run(system: System, budget_s: float, seed: int) -> Result:
+def _baseline(name: str) -> Callable[..., Result]:
+    def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
         from ..search import baselines
 
+        if name == "random_only":
+            return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds)
         return baselines.BASELINES[name](system, budget_s, seed)
 
     return run
@@ -81,6 +83,10 @@ class SyntheticBenchConfig:
         box: ``"paper"`` (the action paper's half-width, 100, where it used the
             function; else the default) or ``"default"`` (Plevris & Solorzano).
         history_dir: Directory for one JSON result (with history) per run.
+        plot_dir: Directory for one history plot per PLNet run (action,
+            random_only): candidate energy, distance and losses per round.
+        max_rounds: Round limit of the PLNet trainers (the budget still
+            applies); ``None`` for the budget only.
     """
 
     functions: Sequence[str] = ("alpine1", "schaffer_f7")
@@ -92,6 +98,8 @@ class SyntheticBenchConfig:
     shift_fraction: float = 0.8
     box: str = "paper"
     history_dir: Optional[str] = None
+    plot_dir: Optional[str] = None
+    max_rounds: Optional[int] = None
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
@@ -166,6 +174,8 @@ def evaluate_run(system: System, result: Result, *, function: str, dim: int, see
     distance = float(np.linalg.norm(np.asarray(result.positions).reshape(-1) - ref))
     low = result.extra.get("lowest_seen_positions")
     low_distance = float(np.linalg.norm(np.asarray(low).reshape(-1) - ref)) if low is not None else float("nan")
+    final = result.extra.get("final_candidate_positions")
+    final_distance = float(np.linalg.norm(np.asarray(final).reshape(-1) - ref)) if final is not None else float("nan")
     return {
         "function": function,
         "dim": dim,
@@ -178,6 +188,7 @@ def evaluate_run(system: System, result: Result, *, function: str, dim: int, see
         "avg_error_per_dim": distance / math.sqrt(dim),
         "lowest_seen_distance": low_distance,
         "lowest_seen_energy": float(result.extra.get("lowest_seen_energy", float("nan"))),
+        "final_candidate_distance": final_distance,
         "wall_s": float(result.wall_s),
         "force_calls": int(result.force_calls),
         "best_round": result.extra.get("best_round"),
@@ -206,7 +217,7 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                     system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
                                          shift_fraction=config.shift_fraction)
                     start = time.perf_counter()
-                    result = METHODS[method](system, config.budget_s, seed)
+                    result = METHODS[method](system, config.budget_s, seed, max_rounds=config.max_rounds)
                     row = evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
                                        shifted=config.shifted)
                     rows.append(row)
@@ -216,9 +227,60 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                     if config.history_dir:
                         name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.json"
                         result.save(Path(config.history_dir) / name)
+                    if config.plot_dir and method in ("action", "random_only"):
+                        name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.png"
+                        plot_rounds(result.history, Path(config.plot_dir) / name,
+                                    title=f"{method} on {row['function']} D={dim} seed {seed}")
                     if on_row is not None:
                         on_row(row)
     return rows
+
+
+def plot_rounds(history: Sequence[Dict[str, Any]], path: Path, *, title: str = "") -> Path:
+    """Per-round figure of a PLNet run, like the action paper's Figures 2-4.
+
+    Panels: true energy of the candidate (and of the best candidate), distance
+    of the candidate (and of the best candidate) to the known minimum, and the
+    losses (trajectory, fresh-sample regression, gradient mismatch).
+
+    Args:
+        history: The trainer's history rows.
+        path: Output PNG.
+        title: Figure title.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [row["round"] for row in history]
+    fig, axes = plt.subplots(3, 1, figsize=(7, 8), sharex=True)
+    panels = [
+        (("candidate_energy", "best_energy"), "true energy"),
+        (("candidate_distance", "best_distance"), "distance to global min"),
+        (("trajectory_loss", "regression_loss", "grad_match_loss"), "loss"),
+    ]
+    for ax, (keys, label) in zip(axes, panels):
+        for key in keys:
+            ys = [row.get(key, float("nan")) for row in history]
+            if any(isinstance(y, (int, float)) and math.isfinite(y) for y in ys):
+                ax.plot(rounds, ys, marker=".", lw=1, label=key)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1].set_yscale("log")
+    axes[-1].set_xlabel("round (0 = after warm start)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _fmt(value: Any) -> str:
@@ -245,8 +307,8 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     out = []
     for (function, dim, method, shifted), group in groups.items():
         med = {"function": function, "dim": dim, "method": method, "shifted": shifted, "seeds": len(group)}
-        for key in ("distance", "lowest_seen_distance", "avg_error_per_dim", "energy", "wall_s", "force_calls",
-                    "uniform_rms_distance"):
+        for key in ("distance", "lowest_seen_distance", "avg_error_per_dim", "final_candidate_distance", "energy",
+                    "wall_s", "force_calls", "uniform_rms_distance"):
             med[key] = float(statistics.median(r[key] for r in group))
         out.append(med)
     return out
@@ -255,7 +317,7 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def format_medians(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown table of the medians over seeds."""
     cols = ["function", "dim", "shifted", "method", "seeds", "distance", "lowest_seen_distance", "avg_error_per_dim",
-            "energy", "wall_s", "force_calls", "uniform_rms_distance"]
+            "final_candidate_distance", "energy", "wall_s", "force_calls", "uniform_rms_distance"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in median_rows(rows):
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
@@ -279,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")
     p.add_argument("--json", default=None, help="write the rows (and medians) to this JSON file")
     p.add_argument("--history-dir", default=None, help="write each run's Result (with history) here")
+    p.add_argument("--plot-dir", default=None, help="write a per-round plot of each action/random_only run here")
+    p.add_argument("--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     return p
 
@@ -297,6 +361,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shifted=not args.no_shift,
             box=args.box,
             history_dir=args.history_dir,
+            plot_dir=args.plot_dir,
+            max_rounds=args.max_rounds,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

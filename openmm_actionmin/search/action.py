@@ -283,6 +283,7 @@ class ActionTrainer:
         self.best: Optional[Dict[str, Any]] = None
         self.lowest: Optional[Dict[str, Any]] = None
         self.last_minimizer: Optional[torch.Tensor] = None
+        self.last_candidate: Optional[torch.Tensor] = None
         self._time_offset = 0.0
         self._calls_offset = 0
         self._t0 = 0.0
@@ -559,6 +560,7 @@ class ActionTrainer:
         energy = float(self._raw_energy(z_star.reshape(1, -1))[0])
         if self.config.polish_steps > 0:
             z_star, energy = self._polish(z_star, energy)
+        self.last_candidate = z_star.detach().cpu().clone()
         if self.best is None or energy < self.best["energy"]:
             self.best = {"energy": energy, "z": z_star.detach().cpu().clone(), "round": self.round}
         row: Dict[str, Any] = {
@@ -598,6 +600,7 @@ class ActionTrainer:
             "best": self.best,
             "lowest": self.lowest,
             "last_minimizer": self.last_minimizer,
+            "last_candidate": self.last_candidate,
             "wall_s": self._elapsed(),
             "force_calls": self._force_calls(),
         }
@@ -636,6 +639,7 @@ class ActionTrainer:
         self.best = state["best"]
         self.lowest = state["lowest"]
         self.last_minimizer = state["last_minimizer"]
+        self.last_candidate = state["last_candidate"]
         self.round = state["round"]
         self._time_offset = state["wall_s"]
         self._calls_offset = state["force_calls"]
@@ -659,7 +663,11 @@ class ActionTrainer:
             energy over rounds), ``history`` has one row per round (round 0 is
             the warm start), ``extra`` holds ``best_round``,
             ``lowest_seen_positions`` / ``lowest_seen_energy`` (lowest energy
-            among every point evaluated), the energy statistics and the config.
+            among every point evaluated), ``final_candidate_positions`` /
+            ``final_candidate_energy`` (the last round's candidate),
+            ``initial_candidate_distance`` (distance of the untrained model's
+            minimiser to the reference, if any), the energy statistics and
+            the config.
         """
         cfg = self.config
         self._t0 = time.perf_counter()
@@ -707,6 +715,8 @@ class ActionTrainer:
         z_low = self.lowest["z"].reshape(1, -1).to(self.space_dtype)
         positions = self.space.to_config(z_best.to(self.space.lower.device))[0].detach().cpu().numpy()
         lowest_positions = self.space.to_config(z_low.to(self.space.lower.device))[0].detach().cpu().numpy()
+        z_last = self.last_candidate.reshape(1, -1).to(self.space_dtype)
+        final_positions = self.space.to_config(z_last.to(self.space.lower.device))[0].detach().cpu().numpy()
         cfg_dict = dataclasses.asdict(self.config)
         cfg_dict["model"] = None if self.config.model is None else repr(self.config.model)
         cfg_dict["transform"] = None if self.config.transform is None else dataclasses.asdict(self.config.transform)
@@ -716,6 +726,8 @@ class ActionTrainer:
             "initial_candidate_distance": self.initial_distance,
             "lowest_seen_positions": lowest_positions,
             "lowest_seen_energy": self.lowest["energy"],
+            "final_candidate_positions": final_positions,
+            "final_candidate_energy": self.history[-1]["candidate_energy"],
             "energy_mean": self.energy_mean,
             "energy_std": self.energy_std,
             "transform": None if self.transform is None else dataclasses.asdict(self.transform),
