@@ -1,0 +1,327 @@
+"""ASE integration: global optimizers that behave like ASE's own, and a calculator.
+
+* :class:`BasinHoppingMin` and :class:`ActionMin` subclass
+  :class:`ase.optimize.optimize.Optimizer`. They implement ``initialize()``,
+  ``step()`` and ``read()`` (for restart files) and inherit everything else:
+  ``run(fmax, steps)`` (True when converged), ``irun``, ``log``/``logfile``,
+  ``attach`` observers and ``trajectory``.
+* :class:`OracleCalculator` exposes any
+  :class:`~openmm_actionmin.oracles.base.EnergyOracle` as an ASE calculator.
+
+How a run proceeds. The energy comes from ``atoms.calc`` (through
+:class:`~openmm_actionmin.oracles.ase.ASEOracle`; if the calculator is an
+:class:`OracleCalculator` its batched oracle is used directly). Each of the
+first ``global_steps`` optimizer steps is one *round* of global search started
+from the best structure so far (a chunk of batched basin hopping, or of the
+action pipeline), after which the atoms are moved to the best minimum found.
+Later steps are local L-BFGS steps on the true energy that polish the best
+minimum until the largest force is below ``fmax``. :meth:`gradient_converged` reports
+False while global rounds remain (through ``gradient_converged``), so ``run`` does not stop at the first local
+minimum it meets.
+
+Units are ASE's (eV, Angstrom). Step sizes, the container radius and the
+temperature are scaled from the structure itself: the length scale is the
+median nearest-neighbour distance of the (loosely quenched) starting atoms, the temperature
+``0.2 |E_local / N|`` (``0.8 epsilon`` for an LJ cluster) unless given.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+from ase.optimize.optimize import Optimizer
+
+from .oracles.ase import ASEOracle
+from .oracles.base import ASE_UNITS, EnergyOracle
+from .search.basin_hopping import BasinHoppingConfig, basin_hopping
+from .search.local import make_minimizer, minimize_batch
+from .search.steps import Container
+from .spaces import Box
+from .systems.base import System
+
+
+class OracleCalculator(Calculator):
+    """An ASE calculator backed by an energy oracle.
+
+    Args:
+        oracle: Any atomic oracle; its units must be ASE's (eV, Angstrom) or
+            the caller states ``length_scale`` (Angstrom per oracle length
+            unit) and ``energy_scale`` (eV per oracle energy unit). For a
+            reduced-unit LJ oracle use 1 and 1 (one sigma = one Angstrom).
+        length_scale: Angstrom per oracle length unit.
+        energy_scale: eV per oracle energy unit.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, oracle: EnergyOracle, *, length_scale: Optional[float] = None, energy_scale: Optional[float] = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if oracle.n_atoms is None:
+            raise ValueError(f"OracleCalculator needs an atomic oracle; {oracle!r} is a [B, D] function")
+        if length_scale is None or energy_scale is None:
+            if oracle.units != ASE_UNITS:
+                raise ValueError(
+                    f"oracle units are {oracle.units.energy}/{oracle.units.length}; pass length_scale (Angstrom per "
+                    f"{oracle.units.length}) and energy_scale (eV per {oracle.units.energy})"
+                )
+            length_scale, energy_scale = 1.0, 1.0
+        self.oracle = oracle
+        self.length_scale = float(length_scale)
+        self.energy_scale = float(energy_scale)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:  # noqa: D102
+        super().calculate(atoms, properties, system_changes)
+        x = torch.as_tensor(self.atoms.get_positions() / self.length_scale)[None]
+        energy, forces = self.oracle.energy_and_forces(x, transform=None)
+        e = float(energy[0]) * self.energy_scale
+        self.results["energy"] = e
+        self.results["free_energy"] = e
+        self.results["forces"] = forces[0].cpu().numpy().astype(float) * self.energy_scale / self.length_scale
+
+
+def _oracle_for(atoms) -> EnergyOracle:
+    calc = atoms.calc
+    if calc is None:
+        raise ValueError("the Atoms object has no calculator: set atoms.calc before creating the optimizer")
+    if isinstance(calc, OracleCalculator):
+        return calc.oracle
+    return ASEOracle(atoms, calc)
+
+
+def _nearest_neighbour_distance(positions: np.ndarray) -> float:
+    if len(positions) < 2:
+        raise ValueError("global optimisation needs at least 2 atoms")
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1)))
+
+
+class _GlobalOptimizer(Optimizer):
+    """Shared machinery of the ASE global optimizers (see the module docstring)."""
+
+    method = "basin_hopping"
+
+    def __init__(
+        self,
+        atoms,
+        *,
+        global_steps: int = 10,
+        hops_per_step: int = 20,
+        n_walkers: int = 16,
+        seed: int = 0,
+        temperature: Optional[float] = None,
+        step_size: Optional[float] = None,
+        target_energy: Optional[float] = None,
+        restart: Optional[str] = None,
+        logfile: Any = "-",
+        trajectory: Optional[str] = None,
+        **kwargs,
+    ) -> None:
+        """Create the optimizer.
+
+        Args:
+            atoms: The ``ase.Atoms`` to optimise (``atoms.calc`` gives energies).
+            global_steps: Optimizer steps spent on global rounds before polishing.
+            hops_per_step: Basin-hopping hops per walker in one global round.
+            n_walkers: Parallel walkers of the batched search.
+            seed: Seed; round ``k`` uses ``seed + k``, so runs are reproducible.
+            temperature: Metropolis temperature in eV (default: scaled, see
+                the module docstring).
+            step_size: Random-displacement size in Angstrom (default 0.36 times
+                the nearest-neighbour distance).
+            target_energy: Stop global rounds early at this energy (eV).
+            restart: Restart file (JSON); a second optimizer given the same
+                file continues where the first stopped.
+            logfile: As in ASE (``"-"`` for stdout, ``None`` for silence).
+            trajectory: As in ASE.
+            **kwargs: Passed to :class:`ase.optimize.optimize.Optimizer`.
+        """
+        self.global_steps = int(global_steps)
+        self.hops_per_step = int(hops_per_step)
+        self.n_walkers = int(n_walkers)
+        self.seed = int(seed)
+        self.temperature = temperature
+        self.step_size = step_size
+        self.target_energy = target_energy
+        self.oracle = _oracle_for(atoms)
+        super().__init__(atoms, restart=restart, logfile=logfile, trajectory=trajectory, **kwargs)
+
+    # ----------------------------------------------------------- ASE hooks
+    def initialize(self) -> None:
+        """Start state: the current structure is the best known one."""
+        self.best_positions = np.array(self.optimizable.get_x(), dtype=float).reshape(-1, 3)
+        self.best_energy = float(self.oracle.energy(torch.as_tensor(self.best_positions)[None], transform=None)[0])
+        self.rounds_done = 0
+        self.local = None
+        self._scale = None
+
+    def read(self) -> None:
+        """Load the state a previous run dumped to the restart file."""
+        data = self.load()
+        self.best_positions = np.asarray(data["best_positions"], dtype=float)
+        self.best_energy = float(data["best_energy"])
+        self.rounds_done = int(data["rounds_done"])
+        self.local = None
+        self._scale = data.get("length_scale")
+        self._set_positions(self.best_positions)
+
+    def step(self, forces=None) -> None:
+        """One global round, or one local polishing step once they are done."""
+        if self._global_phase():
+            self._global_round()
+            self.rounds_done += 1
+            self._set_positions(self.best_positions)
+            self.local = None
+        else:
+            self._polish_step()
+        self.dump(
+            {
+                "best_positions": self.best_positions.tolist(),
+                "best_energy": self.best_energy,
+                "rounds_done": self.rounds_done,
+                "length_scale": getattr(self, "_scale", None),
+            }
+        )
+
+    def gradient_converged(self, gradient) -> bool:
+        """False while global rounds remain; then ASE's force criterion."""
+        if self._global_phase():
+            return False
+        return super().gradient_converged(gradient)
+
+    # ----------------------------------------------------------- internals
+    def _global_phase(self) -> bool:
+        reached = self.target_energy is not None and self.best_energy <= self.target_energy
+        return self.rounds_done < self.global_steps and not reached
+
+    def _set_positions(self, positions: np.ndarray) -> None:
+        self.optimizable.set_x(np.asarray(positions, dtype=float).ravel())
+
+    def _length_scale(self) -> float:
+        """Median nearest-neighbour distance of the quenched start (Angstrom), computed once.
+
+        A random start says little about bond lengths, so the start is first
+        quenched (loosely) and the quenched structure is offered as a candidate.
+        """
+        if getattr(self, "_scale", None) is None:
+            x = torch.as_tensor(self.best_positions)[None]
+            d0 = _nearest_neighbour_distance(self.best_positions)
+            quench = minimize_batch(self.oracle, x, "lbfgs", fmax=1e-2, max_steps=5000, max_step=0.2 * d0)
+            self._offer(quench.x[0].cpu().numpy(), float(quench.energy[0]))
+            self._scale = _nearest_neighbour_distance(quench.x[0].cpu().numpy())
+        return self._scale
+
+    def _system(self) -> System:
+        x = self.best_positions
+        n = len(x)
+        scale = self._length_scale()
+        centre = x.mean(axis=0)
+        half = 0.5 * scale * (n / 0.5) ** (1.0 / 3.0)
+        lower = np.tile(centre - half, n)
+        upper = np.tile(centre + half, n)
+        space = Box(torch.as_tensor(lower), torch.as_tensor(upper), (n, 3))
+        return System(name=self.atoms.get_chemical_formula(), oracle=self.oracle, space=space, reference_energy=self.target_energy)
+
+    def _search_config(self) -> BasinHoppingConfig:
+        n = len(self.best_positions)
+        scale = self._length_scale() / 2 ** (1 / 6)
+        temperature = self.temperature if self.temperature is not None else 0.2 * abs(self.best_energy) / n
+        fmax = self.fmax if self.fmax is not None else 0.05
+        return BasinHoppingConfig(
+            n_walkers=self.n_walkers,
+            temperature=max(temperature, 1e-6),
+            step_size=self.step_size if self.step_size is not None else 0.4 * scale,
+            quench_fmax=min(1e-3 * scale, 0.1 * fmax),
+            quench_max_step=0.2 * scale,
+            container_radius=scale * Container.default_radius(n),
+            polish_fmax=0.01 * fmax,
+            seed=self.seed + self.rounds_done,
+            budget_s=None,
+            max_steps=self.hops_per_step,
+            target_energy=self.target_energy if self.target_energy is not None else -math.inf,
+            stop_at_target=self.target_energy is not None,
+        )
+
+    def _global_round(self) -> None:
+        result = basin_hopping(self._system(), self._search_config(), starts=torch.as_tensor(self.best_positions)[None])
+        self._offer(result.positions, result.energy)
+
+    def _offer(self, positions, energy: float) -> None:
+        """Keep ``positions`` if its energy beats the best so far."""
+        if energy < self.best_energy:
+            centre_shift = self.best_positions.mean(axis=0) - np.asarray(positions).mean(axis=0)
+            self.best_positions = np.asarray(positions, dtype=float) + centre_shift
+            self.best_energy = float(energy)
+
+    def _polish_step(self) -> None:
+        x = torch.as_tensor(self.optimizable.get_x().reshape(-1, 3))[None]
+        if self.local is None:
+            scale = _nearest_neighbour_distance(x[0].numpy())
+            self.local = make_minimizer(self.oracle, x, "lbfgs", fmax=0.0, max_steps=10**9, max_step=0.1 * scale)
+        self.local.step()
+        new = self.local.result().x[0].cpu().numpy()
+        self._set_positions(new)
+        energy = float(self.local.result().energy[0])
+        if energy < self.best_energy:
+            self.best_energy = energy
+            self.best_positions = new.copy()
+
+    def todict(self) -> Dict[str, Any]:  # noqa: D102
+        d = super().todict()
+        d.update(method=self.method, global_steps=self.global_steps, seed=self.seed)
+        return d
+
+
+class BasinHoppingMin(_GlobalOptimizer):
+    """ASE optimizer running our batched basin hopping (see the module docstring).
+
+    Example::
+
+        from ase.cluster import Icosahedron
+        from ase.calculators.lj import LennardJones
+        atoms.calc = LennardJones(rc=1e3)     # large rc: literature energies
+        opt = BasinHoppingMin(atoms, global_steps=5, seed=0)
+        opt.run(fmax=1e-3, steps=200)
+    """
+
+    method = "basin_hopping"
+
+
+class ActionMin(_GlobalOptimizer):
+    """ASE optimizer running the project's default global pipeline.
+
+    For atomic clusters the cluster benchmark chose batched basin hopping
+    seeded from the best structure (see ``bench/results/``); each global round
+    also tries the PLNet action candidate when ``use_action=True``.
+    """
+
+    method = "action"
+
+    def __init__(self, atoms, *, use_action: bool = False, action_budget_s: float = 10.0, **kwargs) -> None:
+        """Create the optimizer; see :class:`_GlobalOptimizer` for the arguments.
+
+        Args:
+            atoms: The ``ase.Atoms`` to optimise.
+            use_action: Also run the action trainer each global round and seed
+                the basin-hopping walkers with its polished candidate.
+            action_budget_s: Seconds of action training per global round.
+            **kwargs: As for :class:`BasinHoppingMin`.
+        """
+        self.use_action = bool(use_action)
+        self.action_budget_s = float(action_budget_s)
+        super().__init__(atoms, **kwargs)
+
+    def _global_round(self) -> None:
+        system = self._system()
+        starts = [torch.as_tensor(self.best_positions)]
+        if self.use_action:
+            from .search.action import ActionConfig, ActionTrainer
+
+            res = ActionTrainer(system, ActionConfig(seed=self.seed + self.rounds_done, budget_s=self.action_budget_s, progress=False)).run()
+            starts.append(torch.as_tensor(np.asarray(res.positions)).reshape(-1, 3))
+        result = basin_hopping(system, self._search_config(), starts=torch.stack(starts))
+        self._offer(result.positions, result.energy)

@@ -1,0 +1,112 @@
+"""The ASE optimizers behave like ASE's own: run, irun, log, attach, trajectory, restart."""
+
+import io
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+from ase.io import read
+from ase.optimize import LBFGS
+
+from openmm_actionmin.ase import ActionMin, BasinHoppingMin, OracleCalculator
+from openmm_actionmin.oracles import lennard_jones
+from openmm_actionmin.systems import lj_reference_energies
+
+LJ13 = lj_reference_energies()[13]
+
+
+def random_cluster(symbol: str, n: int, side: float, seed: int) -> Atoms:
+    rng = np.random.default_rng(seed)
+    return Atoms(f"{symbol}{n}", positions=rng.uniform(-side / 2, side / 2, (n, 3)))
+
+
+def local_minimum_energy(atoms: Atoms, calc, fmax: float) -> float:
+    copy = atoms.copy()
+    copy.calc = calc
+    LBFGS(copy, logfile=None).run(fmax=fmax, steps=3000)
+    return copy.get_potential_energy()
+
+
+def test_lj13_with_ase_lennard_jones_reaches_global_minimum(tmp_path):
+    atoms = random_cluster("Ar", 13, 2.4, seed=1)
+    atoms.calc = LennardJones(rc=1e3)
+    log = io.StringIO()
+    opt = BasinHoppingMin(atoms, global_steps=2, hops_per_step=4, n_walkers=4, seed=0, logfile=log, trajectory=str(tmp_path / "bh.traj"))
+    seen = []
+    opt.attach(lambda: seen.append(atoms.get_potential_energy()), interval=1)
+    assert opt.run(fmax=1e-3, steps=50)
+    assert atoms.get_potential_energy() == pytest.approx(LJ13, abs=1e-4)
+    assert np.abs(atoms.get_forces()).max() < 1e-3
+    # inherited ASE machinery: log lines, observers, trajectory frames
+    lines = log.getvalue().strip().splitlines()
+    assert lines[0].split()[:2] == ["Step", "Time"]
+    assert len(lines) == opt.nsteps + 2
+    assert len(seen) == opt.nsteps + 1
+    frames = read(str(tmp_path / "bh.traj"), ":")
+    assert len(frames) == opt.nsteps + 1
+    assert frames[-1].get_potential_energy() == pytest.approx(LJ13, abs=1e-4)
+
+
+def test_lj38_with_our_calculator_beats_a_local_minimisation():
+    atoms = random_cluster("Ar", 38, 3.4, seed=3)
+    calc = OracleCalculator(lennard_jones(38), length_scale=1.0, energy_scale=1.0)
+    local = local_minimum_energy(atoms, calc, 1e-3)
+    atoms.calc = calc
+    opt = ActionMin(atoms, global_steps=2, hops_per_step=3, n_walkers=8, seed=0, logfile=None)
+    assert opt.run(fmax=1e-3, steps=100)
+    assert atoms.get_potential_energy() < local - 1.0
+    assert atoms.get_potential_energy() >= lj_reference_energies()[38] - 1e-6
+
+
+def test_a_calculator_that_is_not_lj():
+    atoms = random_cluster("Cu", 8, 4.5, seed=0)
+    local = local_minimum_energy(atoms, EMT(), 0.01)
+    atoms.calc = EMT()
+    opt = BasinHoppingMin(atoms, global_steps=2, hops_per_step=3, n_walkers=4, seed=0, logfile=None)
+    converged = opt.run(fmax=0.01, steps=100)
+    assert converged
+    assert atoms.get_potential_energy() <= local + 1e-6
+    assert np.abs(atoms.get_forces()).max() < 0.01
+
+
+def test_irun_and_step_limit():
+    atoms = random_cluster("Ar", 13, 2.4, seed=2)
+    atoms.calc = OracleCalculator(lennard_jones(13), length_scale=1.0, energy_scale=1.0)
+    opt = BasinHoppingMin(atoms, global_steps=3, hops_per_step=2, n_walkers=4, seed=0, logfile=None)
+    states = list(opt.irun(fmax=1e-3, steps=2))
+    # global rounds never count as converged, so two steps cannot finish three rounds
+    assert states == [False, False, False]
+    assert opt.nsteps == 2
+
+
+def test_restart_file_continues(tmp_path):
+    restart = str(tmp_path / "restart.json")
+    atoms = random_cluster("Ar", 13, 2.4, seed=4)
+    atoms.calc = OracleCalculator(lennard_jones(13), length_scale=1.0, energy_scale=1.0)
+    first = BasinHoppingMin(atoms, global_steps=2, hops_per_step=3, n_walkers=4, seed=0, restart=restart, logfile=None)
+    first.run(fmax=1e-3, steps=1)
+    assert first.rounds_done == 1
+    best = first.best_energy
+
+    moved = random_cluster("Ar", 13, 2.4, seed=5)
+    moved.calc = OracleCalculator(lennard_jones(13), length_scale=1.0, energy_scale=1.0)
+    second = BasinHoppingMin(moved, global_steps=2, hops_per_step=3, n_walkers=4, seed=0, restart=restart, logfile=None)
+    # the second optimizer picked up the first one's state and structure
+    assert second.rounds_done == 1
+    assert second.best_energy == pytest.approx(best)
+    assert moved.get_potential_energy() == pytest.approx(best)
+    assert second.run(fmax=1e-3, steps=50)
+    assert second.rounds_done == 2
+    assert moved.get_potential_energy() <= best + 1e-9
+
+
+def test_missing_calculator_is_a_clear_error():
+    with pytest.raises(ValueError, match="no calculator"):
+        BasinHoppingMin(Atoms("Ar2", positions=[[0, 0, 0], [1.1, 0, 0]]))
+
+
+def test_oracle_calculator_units_must_be_stated():
+    with pytest.raises(ValueError, match="length_scale"):
+        OracleCalculator(lennard_jones(3))
