@@ -4,6 +4,10 @@ Subcommands:
 
 * ``actionmin demo``: evaluate and locally minimise an LJ13 cluster and a
   peptide, printing energies (the README's main job).
+* ``actionmin minimize INPUT``: global search on a PDB, a cluster name
+  (``LJ38``) or a function (``alpine1:100``); writes ``--out``.
+* ``actionmin cluster N``: the global minimum of the LJ_N cluster.
+* ``actionmin compare PDB``: every peptide method side by side, with a plot.
 * ``actionmin bench {oracles,synthetic,clusters,proteins} ...``: benchmarks.
 
 User mistakes (missing file, bad residue, bad option) print one line to stderr
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Callable, List, Optional
 
@@ -40,6 +45,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(result, out: Optional[str]) -> None:
+    units = result.units
+    print(f"{result.system}: {result.method} energy {result.energy:.6f} {units.energy} "
+          f"({result.force_calls} force calls, {result.wall_s:.1f} s, seed {result.seed})")
+    ref = result.extra.get("target_energy") if isinstance(result.extra, dict) else None
+    if ref is not None and ref == ref and abs(ref) != float("inf"):
+        print(f"reference global minimum {ref:.6f} {units.energy}: {'reached' if result.extra.get('success') else 'not reached'}")
+    if out:
+        path = result.save(out)
+        print(f"wrote {path}")
+
+
+def _cmd_minimize(args: argparse.Namespace) -> int:
+    from .api import minimize
+
+    target = args.input
+    if target.lower().endswith(".pdb") and not os.path.exists(target):
+        raise UserError(f"PDB file not found: {target}")
+    result = minimize(target, args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet, checkpoint=args.checkpoint)
+    _report(result, args.out)
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace) -> int:
+    from .api import minimize
+
+    if args.n < 2:
+        raise UserError(f"a cluster needs at least 2 atoms, got {args.n}")
+    result = minimize(f"LJ{args.n}", args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet)
+    _report(result, args.out)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .benchmarks.proteins import compare
+
+    if not os.path.exists(args.pdb):
+        raise UserError(f"PDB file not found: {args.pdb}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    compare(args.pdb, methods, args.budget_s, args.png, seed=args.seed, reference=args.reference, solvent=args.solvent)
+    if args.png:
+        print(f"wrote {args.png}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     module = importlib.import_module(BENCHMARKS[args.which])
     result = module.main(args.bench_args)
@@ -59,6 +109,42 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.add_argument("--pdb", default=None, help="peptide PDB to minimise (default: the shipped CLN025 structure)")
     demo.set_defaults(func=_cmd_demo)
+
+    mini = sub.add_parser(
+        "minimize",
+        help="global search on a PDB, a cluster name or a function",
+        description="Search for the global minimum of INPUT and report the best energy found.",
+    )
+    mini.add_argument("input", help="a PDB file, a cluster name (LJ38, BLJ100, ION8) or a function NAME:DIM (alpine1:100)")
+    mini.add_argument("--method", default=None, help="search method (default: the best one for that kind of input, see README)")
+    mini.add_argument("--out", default=None, help="write the best structure here (.pdb, .xyz or .json)")
+    mini.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    mini.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget in seconds (default 60)")
+    mini.add_argument("--checkpoint", default=None, help="checkpoint file; an existing one is resumed (methods that support it)")
+    mini.add_argument("--quiet", action="store_true", help="no progress bar")
+    mini.set_defaults(func=_cmd_minimize)
+
+    cluster = sub.add_parser("cluster", help="global minimum of a Lennard-Jones cluster LJ_N",
+                             description="Search for the global minimum of the N-atom Lennard-Jones cluster (reduced units).")
+    cluster.add_argument("n", type=int, help="number of atoms")
+    cluster.add_argument("--method", default=None, help="basin_hopping (default), hybrid, action or scipy_basinhopping")
+    cluster.add_argument("--out", default=None, help="write the structure (.xyz, .pdb or .json)")
+    cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    cluster.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget in seconds (default 60)")
+    cluster.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster.set_defaults(func=_cmd_cluster)
+
+    comp = sub.add_parser("compare", help="compare peptide methods on a PDB side by side",
+                          description="Run OpenMM minimisation, annealing and the action pipeline on a PDB; print a table "
+                                      "(energy, CA RMSD, wall time, force calls) and plot energy and RMSD against time.")
+    comp.add_argument("pdb", help="the PDB file")
+    comp.add_argument("--methods", default="openmm,anneal,action", help="comma-separated methods (default openmm,anneal,action)")
+    comp.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per method in seconds (default 60)")
+    comp.add_argument("--png", default="compare.png", help="output plot (default compare.png)")
+    comp.add_argument("--reference", default=None, help="reference structure for the CA RMSD (default: the input)")
+    comp.add_argument("--solvent", default="obc2", choices=["obc2", "obc2-xml", "gbn2", "none"], help="implicit solvent (default obc2)")
+    comp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    comp.set_defaults(func=_cmd_compare)
 
     bench = sub.add_parser(
         "bench",
