@@ -217,7 +217,7 @@ def minimize(
     method: Optional[str] = None,
     *,
     seed: int = 0,
-    budget_s: float = 60.0,
+    budget_s: Optional[float] = 60.0,
     progress: bool = True,
     checkpoint: Optional[str] = None,
     dim: Optional[int] = None,
@@ -237,7 +237,8 @@ def minimize(
             benchmarks chose, :data:`DEFAULT_METHOD`).
         seed: Seed; the same seed gives the same run when no wall-clock limit
             cuts it short.
-        budget_s: Wall-clock budget in seconds.
+        budget_s: Wall-clock budget in seconds (``None``: no limit, for
+            methods that take another limit such as ``max_steps``).
         progress: Show a tqdm progress bar where the method has one.
         checkpoint: Checkpoint file for methods that resume (basin hopping,
             action on functions); an existing file is resumed.
@@ -257,7 +258,8 @@ def minimize(
     runners = METHODS[kind]
     if name not in runners:
         raise ValueError(f"unknown method {name!r} for a {kind} target; choose one of {', '.join(runners)}")
-    result = runners[name](system, int(seed), float(budget_s), bool(progress), checkpoint, **options)
+    budget = None if budget_s is None else float(budget_s)
+    result = runners[name](system, int(seed), budget, bool(progress), checkpoint, **options)
     if not result.system:
         result.system = system.name
     if result.symbols is None and system.symbols is not None:
