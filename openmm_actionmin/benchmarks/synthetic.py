@@ -38,14 +38,28 @@ from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..result import Result, atomic_write_text
 from ..systems.base import System
 
-#: Methods the benchmark knows, in table order.
-METHOD_NAMES = ("action", "random_only", "adam", "cma", "basinhopping")
+#: Loss-weight variants of the action trainer (for the with/without-fixes comparison):
+#: name -> (action_weight, grad_match_weight, fresh_weight); ``action`` uses the defaults.
+ACTION_VARIANTS: Dict[str, Optional[tuple]] = {
+    "action": None,
+    "action_plain": (1.0, 0.0, 0.0),  # the paper's Algorithm 1: path energy MSE only
+    "action_fresh": (1.0, 0.0, 1.0),  # + fix 2 (fresh random samples)
+    "action_gm": (1.0, 0.1, 0.0),  # + fix 1 (gradient matching, weight 0.1)
+    "action_both": (1.0, 0.1, 1.0),  # both fixes
+}
 
 
-def _run_action(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
-    from ..search.action import ActionConfig, ActionTrainer
+def _action(name: str) -> Callable[..., Result]:
+    def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
+        from ..search.action import ActionConfig, ActionTrainer
 
-    return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds)).run()
+        weights = ACTION_VARIANTS[name]
+        kwargs: Dict[str, Any] = {"method_name": name}
+        if weights is not None:
+            kwargs.update(action_weight=weights[0], grad_match_weight=weights[1], fresh_weight=weights[2])
+        return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds, **kwargs)).run()
+
+    return run
 
 
 def _baseline(name: str) -> Callable[..., Result]:
@@ -59,8 +73,8 @@ def _baseline(name: str) -> Callable[..., Result]:
     return run
 
 
-METHODS: Dict[str, Callable[[System, float, int], Result]] = {
-    "action": _run_action,
+METHODS: Dict[str, Callable[..., Result]] = {
+    **{name: _action(name) for name in ACTION_VARIANTS},
     "random_only": _baseline("random_only"),
     "adam": _baseline("adam"),
     "cma": _baseline("cma"),
@@ -227,7 +241,7 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                     if config.history_dir:
                         name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.json"
                         result.save(Path(config.history_dir) / name)
-                    if config.plot_dir and method in ("action", "random_only"):
+                    if config.plot_dir and (method in ACTION_VARIANTS or method == "random_only"):
                         name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.png"
                         plot_rounds(result.history, Path(config.plot_dir) / name,
                                     title=f"{method} on {row['function']} D={dim} seed {seed}")
