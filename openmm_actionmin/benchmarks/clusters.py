@@ -16,9 +16,9 @@ Methods:
   stopped by its callback at the reference energy or the budget.
 * ``ase_basinhopping``: ``ase.optimize.basin.BasinHopping`` with ASE's
   ``LennardJones`` calculator (rc = 100 sigma, unsmoothed, so energies match
-  the uncut model to ~1e-9), LBFGS quench to fmax 1e-3, temperature 0.8:
+  the uncut model to ~1e-9), LBFGS quench to fmax 1e-3 (at most 2000 steps), temperature 0.8:
   with epsilon = 1 eV the reduced temperature is ASE's ``kT`` in eV. Run in
-  chunks of 10 hops; an observer records the time the reference is reached.
+  chunks of 5 hops; an observer records the time the reference is reached.
   ASE's chain uses NumPy's global random state (seeded per run).
   Single-component LJ only.
 * ``action``: the PLNet action trainer (:mod:`openmm_actionmin.search.action`)
@@ -54,13 +54,15 @@ openmm_actionmin.benchmarks.clusters`` or ``bench/clusters.py``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -73,6 +75,57 @@ from ..systems.clusters import named_system
 
 #: Methods in table order.
 METHOD_NAMES = ("basin_hopping", "scipy_basinhopping", "ase_basinhopping", "action", "hybrid")
+
+
+_BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_")
+_BLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_", "scipy_openblas_get_num_threads64_")
+
+
+def _openblas_libraries() -> List[str]:
+    """Paths of the OpenBLAS libraries loaded in this process (Linux ``/proc/self/maps``; else empty)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = {line.split()[-1] for line in fh if "openblas" in line.rsplit("/", 1)[-1].lower()}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
+
+
+@contextlib.contextmanager
+def blas_threads(n: Optional[int]) -> Iterator[None]:
+    """Temporarily limit the OpenBLAS libraries of NumPy and SciPy to ``n`` threads.
+
+    SciPy's L-BFGS-B calls BLAS/LAPACK on tiny matrices every iteration; with
+    OpenBLAS's default threading on this project's shared 2-core machine one
+    LJ38 quench took 1.4 s instead of 0.12 s single-threaded (measured), which
+    would make the scipy and ASE baselines look ten times slower than they
+    are. This is what ``threadpoolctl`` does, without the dependency. No-op
+    for ``None`` or where no OpenBLAS is found.
+    """
+    if n is None:
+        yield
+        return
+    import scipy.optimize  # noqa: F401 - make sure SciPy's OpenBLAS is loaded
+
+    restore = []
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, name) for name in _BLAS_SETTERS if hasattr(lib, name)), None)
+        getter = next((getattr(lib, name) for name in _BLAS_GETTERS if hasattr(lib, name)), None)
+        if setter is None:
+            continue
+        old = int(getter()) if getter is not None else None
+        setter(int(n))
+        restore.append((setter, old))
+    try:
+        yield
+    finally:
+        for setter, old in restore:
+            if old is not None:
+                setter(old)
 
 
 class MethodUnavailable(RuntimeError):
@@ -168,6 +221,13 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
     if system.types is not None and len(set(system.types)) > 1 or getattr(system.oracle, "charges", None) is not None:
         raise MethodUnavailable(f"ase_basinhopping supports single-component LJ only, not {system.name}")
 
+    class BoundedLBFGS(LBFGS):
+        """ASE's LBFGS with at most 2000 steps per quench (ASE's own default is unbounded;
+        an LJ7 quench was seen to run for minutes without reaching fmax 1e-3)."""
+
+        def run(self, fmax=0.05, steps=2000, **kwargs):
+            return super().run(fmax=fmax, steps=min(steps, 2000), **kwargs)
+
     class CountingLJ(LennardJones):
         calls = 0
 
@@ -180,7 +240,7 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
     atoms.calc = CountingLJ(sigma=1.0, epsilon=1.0, rc=100.0, smooth=False)
     np.random.seed(seed)
     t0 = time.perf_counter()
-    bh = BasinHopping(atoms, temperature=0.8, optimizer=LBFGS, fmax=1e-3, dr=0.4, logfile=None, trajectory=None,
+    bh = BasinHopping(atoms, temperature=0.8, optimizer=BoundedLBFGS, fmax=1e-3, dr=0.4, logfile=None, trajectory=None,
                       optimizer_logfile=None, local_minima_trajectory=None, adjust_cm=True)
     state = {"t_gm": None, "calls_gm": None}
 
@@ -193,8 +253,8 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
     observer()
     hops = 0
     while state["t_gm"] is None and time.perf_counter() - t0 < budget_s:
-        bh.run(10)
-        hops += 10
+        bh.run(5)
+        hops += 5
     wall = time.perf_counter() - t0
     return _row(system, "ase_basinhopping", seed, budget_s, tol, best_energy=float(bh.Emin), t_gm=state["t_gm"], calls_gm=state["calls_gm"],
                 wall_s=wall, total_calls=CountingLJ.calls, hops=hops)
@@ -327,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--walkers", type=int, default=32, help="walkers of our basin hopping (default 32)")
     p.add_argument("--angular-prob", type=float, default=0.0, help="probability of an angular move in our basin hopping (default 0)")
     p.add_argument("--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS CPU threads for every method (default 1)")
     p.add_argument("--json", default=None, help="write rows to this JSON file (resumes from it)")
     p.add_argument("--no-resume", action="store_true", help="ignore rows already in --json")
     return p
@@ -352,7 +412,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     done = {(r["system"], r["method"], r["seed"], r["budget_s"]) for r in rows}
     seeds = range(args.seed_offset, args.seed_offset + args.seeds)
     skipped: Dict[str, str] = {}
-    with torch_threads(args.threads):
+    with torch_threads(args.threads), blas_threads(args.threads):
         for name in systems:
             for seed in seeds:
                 for method in methods:

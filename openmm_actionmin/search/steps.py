@@ -210,17 +210,28 @@ class Container:
         """Move centroids to the origin, ``[k, N, 3]``."""
         return x - x.mean(dim=1, keepdim=True)
 
+    @staticmethod
+    def centre(x: torch.Tensor) -> torch.Tensor:
+        """Coordinate-wise median of the atoms ``[k, 1, 3]``: robust to a few evaporated atoms."""
+        return x.median(dim=1, keepdim=True).values
+
     def pull_back(self, x: torch.Tensor) -> torch.Tensor:
-        """Recentre, then put atoms farther than ``radius`` back at ``0.9 radius`` (same direction)."""
-        x = self.recentre(x)
-        r = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+        """Put atoms farther than ``radius`` from the median centre back at ``0.9 radius``, then recentre.
+
+        The direction from the centre is kept. The median, not the centroid,
+        is the reference so that one far-away atom does not drag the whole
+        cluster outside.
+        """
+        c = self.centre(x)
+        rel = x - c
+        r = torch.linalg.vector_norm(rel, dim=-1, keepdim=True)
         outside = r > self.radius
-        return torch.where(outside, x * (0.9 * self.radius / torch.clamp(r, min=1e-300)), x)
+        rel = torch.where(outside, rel * (0.9 * self.radius / torch.clamp(r, min=1e-300)), rel)
+        return self.recentre(rel)
 
     def inside(self, x: torch.Tensor) -> torch.Tensor:
-        """Boolean ``[k]``: every atom within ``radius`` of the centroid."""
-        rel = x - x.mean(dim=1, keepdim=True)
-        return (torch.linalg.vector_norm(rel, dim=-1) <= self.radius).all(dim=1)
+        """Boolean ``[k]``: every atom within ``radius`` of the median centre."""
+        return (torch.linalg.vector_norm(x - self.centre(x), dim=-1) <= self.radius).all(dim=1)
 
 
 # ---------------------------------------------------------------- storage

@@ -1,0 +1,190 @@
+"""Batched basin hopping and its pieces (steps, acceptance, storage, container)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from openmm_actionmin.benchmarks import clusters as bench
+from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
+from openmm_actionmin.search.steps import (
+    AdaptiveStepSize,
+    AngularMove,
+    ClusterStep,
+    Container,
+    Metropolis,
+    MinimaDatabase,
+    RandomDisplacement,
+)
+from openmm_actionmin.systems import binary_lj, lj_cluster
+
+LJ13_GM = -44.326801
+
+
+@pytest.fixture(scope="module")
+def lj13_run():
+    s = lj_cluster(13)
+    res = basin_hopping(s, BasinHoppingConfig(n_walkers=16, seed=0, budget_s=30.0))
+    return s, res
+
+
+def test_finds_lj13_global_minimum(lj13_run):
+    s, res = lj13_run
+    assert res.extra["success"] is True
+    assert res.energy == pytest.approx(LJ13_GM, abs=1e-4)
+    assert res.extra["stop_reason"] == "target"
+    assert res.extra["time_to_target_s"] <= res.wall_s
+    assert 0 < res.extra["force_calls_to_target"] <= res.force_calls
+    assert res.positions.shape == (13, 3)
+    # the reported energy belongs to the reported structure
+    assert float(s.oracle.energy(torch.as_tensor(res.positions)[None])) == pytest.approx(res.energy, abs=1e-9)
+    assert res.history and res.history[-1]["best_energy"] == pytest.approx(res.energy)
+    assert res.extra["minima_energies"][0] == pytest.approx(LJ13_GM, abs=1e-4)
+
+
+def test_result_exports(lj13_run, tmp_path):
+    _, res = lj13_run
+    res.save(tmp_path / "bh.xyz")
+    res.save(tmp_path / "bh.json")
+    assert json.loads((tmp_path / "bh.json").read_text())["method"] == "basin_hopping"
+    assert "energy=-44.3268" in (tmp_path / "bh.xyz").read_text().splitlines()[1]
+
+
+def test_seeded_runs_are_reproducible():
+    cfg = BasinHoppingConfig(n_walkers=4, seed=3, budget_s=None, max_steps=3, stop_at_target=False)
+    a = basin_hopping(lj_cluster(10), cfg)
+    b = basin_hopping(lj_cluster(10), cfg)
+    assert a.energy == b.energy and a.force_calls == b.force_calls
+    assert a.extra["hops"] == b.extra["hops"] >= 12
+    c = basin_hopping(lj_cluster(10), BasinHoppingConfig(n_walkers=4, seed=4, budget_s=None, max_steps=3, stop_at_target=False))
+    assert c.force_calls != a.force_calls
+
+
+def test_starts_seed_walkers(lj13_run):
+    _, res = lj13_run
+    s = lj_cluster(13)
+    start = torch.as_tensor(res.positions)[None] + 0.01
+    out = basin_hopping(s, BasinHoppingConfig(n_walkers=8, seed=1, budget_s=30.0), starts=start)
+    assert out.extra["success"]
+    # the seeded walker's short quench hits the target while the random ones are still quenching
+    assert out.extra["hops"] <= 2
+    with pytest.raises(ValueError, match="got 9 starts for 8 walkers"):
+        basin_hopping(s, BasinHoppingConfig(n_walkers=8, budget_s=1.0), starts=start.expand(9, 13, 3))
+
+
+def test_binary_system_without_reference():
+    s = binary_lj(6, 3)
+    res = basin_hopping(s, BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=2))
+    assert res.extra["success"] is None and res.extra["time_to_target_s"] is None
+    assert res.extra["stop_reason"] == "max_steps"
+    assert np.isfinite(res.energy) and res.symbols.count("Ne") == 3
+
+
+def test_checkpoint_and_resume(tmp_path):
+    ck = tmp_path / "bh.pt"
+    cfg = BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=2, stop_at_target=False, checkpoint_path=str(ck))
+    first = basin_hopping(lj_cluster(10), cfg)
+    assert ck.exists()
+    cfg2 = BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=4, stop_at_target=False, checkpoint_path=str(ck), resume=True)
+    second = basin_hopping(lj_cluster(10), cfg2)
+    assert second.extra["resumed"] is True
+    assert second.extra["hops"] >= first.extra["hops"] + 8
+    assert second.energy <= first.energy + 1e-9
+    with pytest.raises(ValueError, match="checkpoint .* is for LJ10 with 4 walkers, not LJ11 with 4"):
+        basin_hopping(lj_cluster(11), cfg2)
+
+
+def test_config_and_input_errors():
+    with pytest.raises(ValueError, match="needs a limit"):
+        BasinHoppingConfig(budget_s=None)
+    with pytest.raises(ValueError, match="n_walkers must be >= 1"):
+        BasinHoppingConfig(n_walkers=0)
+
+
+# ------------------------------------------------------------------ pieces
+def test_metropolis():
+    gen = torch.Generator().manual_seed(0)
+    m = Metropolis(temperature=0.0)
+    e_old = torch.tensor([0.0, 0.0, float("inf"), 0.0], dtype=torch.float64)
+    e_new = torch.tensor([-1.0, 1e-6, 5.0, float("inf")], dtype=torch.float64)
+    assert m.accept(e_new, e_old, gen).tolist() == [True, False, True, False]
+    hot = Metropolis(temperature=1.0)
+    many_old = torch.zeros(20000, dtype=torch.float64)
+    rate = hot.accept(torch.ones(20000, dtype=torch.float64), many_old, gen).double().mean().item()
+    assert rate == pytest.approx(np.exp(-1.0), abs=0.02)
+
+
+def test_adaptive_step_size():
+    rule = AdaptiveStepSize(target=0.5, interval=10, factor=0.9)
+    step = torch.tensor([0.4, 0.4, 0.4], dtype=torch.float64)
+    trials = torch.tensor([10, 10, 3])
+    accepts = torch.tensor([9, 1, 3])
+    rule.update(step, trials, accepts)
+    assert step.tolist() == pytest.approx([0.4 / 0.9, 0.36, 0.4])
+    assert trials.tolist() == [0, 0, 3] and accepts.tolist() == [0, 0, 3]
+
+
+def test_container_pulls_back_and_flags():
+    c = Container(radius=3.0)
+    x = torch.zeros((2, 4, 3), dtype=torch.float64)
+    x[0, :, 0] = torch.tensor([0.0, 1.0, 2.0, 30.0])
+    assert c.inside(x).tolist() == [False, True]
+    y = c.pull_back(x)
+    assert bool(c.inside(y).all())
+    assert torch.allclose(y.mean(dim=1), torch.zeros(2, 3, dtype=torch.float64), atol=1e-12)  # recentred
+    # only the evaporated atom moved relative to the others
+    assert torch.allclose(y[0, 1:3] - y[0, :1], x[0, 1:3] - x[0, :1])
+    assert float((y[0, 3] - y[0, :3].median(dim=0).values).norm()) == pytest.approx(2.7)
+    assert Container.default_radius(38) > Container.default_radius(13) > 2.0
+
+
+def test_proposals():
+    gen = torch.Generator().manual_seed(0)
+    x = lj_cluster(13).space.to_config(lj_cluster(13).space.sample(3, gen))
+    size = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    y = RandomDisplacement().propose(x, size, gen)
+    assert bool(((y - x).abs().amax(dim=(1, 2)) <= size).all())
+    z = AngularMove(n_atoms=2).propose(x, size, gen)
+    changed = ((z - x).norm(dim=-1) > 1e-12).sum(dim=1)
+    assert changed.tolist() == [2, 2, 2]
+    r_max = (x - x.mean(1, keepdim=True)).norm(dim=-1).amax(dim=1)
+    moved_r = (z - x.mean(1, keepdim=True)).norm(dim=-1).amax(dim=1)
+    assert torch.allclose(moved_r, r_max)
+    mixed = ClusterStep(angular_prob=1.0).propose(x, size, gen)
+    assert (((mixed - x).norm(dim=-1) > 1e-12).sum(dim=1) == 1).all()
+
+
+def test_minima_database_deduplicates():
+    db = MinimaDatabase(max_size=3)
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 3))
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    assert db.add(base, -5.0)
+    assert not db.add(base[::-1] @ q.T + 2.0, -5.0 + 1e-7)  # rotated, permuted, shifted copy
+    assert db.minima[0].count == 2
+    assert db.add(base * 1.1, -5.0 + 2e-6)  # same energy window, different shape
+    assert db.add(base * 1.2, -7.0)
+    assert not db.add(base * 1.3, -1.0)  # full and higher than everything stored
+    assert db.energies == sorted(db.energies) and len(db) == 3
+    assert db.lowest.energy == -7.0
+
+
+def test_benchmark_rows_and_summary(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    assert bench.main(["--systems", "LJ7", "--methods", "basin_hopping,scipy_basinhopping,ase_basinhopping", "--seeds", "1",
+                       "--budget-s", "10", "--walkers", "4", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["method"] for r in rows] == ["basin_hopping", "scipy_basinhopping", "ase_basinhopping"]
+    for r in rows:
+        assert r["success"] is True and r["best_energy"] == pytest.approx(-16.505384, abs=1e-4)
+        assert r["time_to_gm_s"] > 0 and r["force_calls"] > 0
+    text = capsys.readouterr().out
+    assert "med t_GM/s" in text and "LJ7" in text
+    # resume: nothing is re-run
+    assert bench.main(["--systems", "LJ7", "--methods", "basin_hopping", "--seeds", "1", "--budget-s", "10", "--json", str(out)]) == 0
+    assert len(json.loads(out.read_text())) == 3
+    with pytest.raises(ValueError, match="unknown method"):
+        bench.main(["--methods", "simulated_annealing"])
+    with pytest.raises(ValueError, match="unknown cluster system"):
+        bench.main(["--systems", "XX3"])
