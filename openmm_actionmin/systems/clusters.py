@@ -73,9 +73,15 @@ class DensePairOracle(PairPotentialOracle):
             qq[self._i, self._j] = self._qq
             qq[self._j, self._i] = self._qq
             self._qq_mat = qq
+        # one-component LJ (all pairs alike, no charges): scalar parameters, fewer temporaries
+        self._uniform = None
+        if self._qq is None and bool((self._eps4 == self._eps4[0]).all()) and bool((self._sigma6 == self._sigma6[0]).all()):
+            self._uniform = (float(self._eps4[0]), float(self._sigma6[0]))
 
     def _evaluate(self, x: torch.Tensor):
         """Energies ``[B]`` and forces ``[B, N, 3]`` in closed form."""
+        if self._uniform is not None:
+            return self._evaluate_uniform(x)
         sq = (x * x).sum(-1)
         r2 = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2)) + self._eye
         inv6 = self._sig6_mat / (r2 * r2 * r2)
@@ -86,6 +92,21 @@ class DensePairOracle(PairPotentialOracle):
             inv_r = self._qq_mat / torch.sqrt(r2)
             energy = energy + 0.5 * inv_r.sum(dim=(1, 2))
             coef = coef - inv_r / r2
+        grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
+        return energy, -grad
+
+    def _evaluate_uniform(self, x: torch.Tensor):
+        """The one-component path: an infinite diagonal of ``r^2`` zeroes self-pairs."""
+        eps4, sig6 = self._uniform
+        sq = (x * x).sum(-1)
+        inv2 = torch.baddbmm(sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
+        inv2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+        inv2.reciprocal_()
+        inv6 = inv2 * inv2 * inv2
+        if sig6 != 1.0:
+            inv6.mul_(sig6)
+        energy = (0.5 * eps4) * (inv6 * (inv6 - 1.0)).sum(dim=(1, 2))
+        coef = inv6.mul(-12.0).add_(6.0).mul_(inv6).mul_(inv2).mul_(eps4)
         grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
         return energy, -grad
 
