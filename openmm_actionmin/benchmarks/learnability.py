@@ -66,7 +66,9 @@ class LearnabilityRow:
         mlp_loss: Mean MLP loss over the last ``tail`` steps (scaled targets).
         mean_loss: Mean batch-mean-predictor loss over the same batches.
         ratio: ``mlp_loss / mean_loss``.
-        learnable: ``mlp_loss < mean_loss``.
+        learnable: ``mlp_loss < mean_loss`` (False when the samples are all
+            equal, e.g. a function that underflows to a constant on the box;
+            ``ratio`` is then NaN).
         seconds: Wall time.
     """
 
@@ -132,8 +134,8 @@ def learnability(function: str, config: Optional[LearnabilityConfig] = None) -> 
         half_width=float(h),
         mlp_loss=mlp_loss,
         mean_loss=mean_loss,
-        ratio=mlp_loss / mean_loss if mean_loss > 0 else float("inf"),
-        learnable=mlp_loss < mean_loss,
+        ratio=mlp_loss / mean_loss if mean_loss > 0 else float("nan"),
+        learnable=bool(mean_loss > 0 and mlp_loss < mean_loss),
         seconds=time.perf_counter() - start,
     )
 
