@@ -73,6 +73,16 @@ def test_starts_seed_walkers(lj13_run):
         basin_hopping(s, BasinHoppingConfig(n_walkers=8, budget_s=1.0), starts=start.expand(9, 13, 3))
 
 
+def test_reseeding_restarts_worst_walkers_from_best_minima():
+    cfg = BasinHoppingConfig(n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=2, reseed_fraction=0.5)
+    res = basin_hopping(lj_cluster(10), cfg)
+    assert res.extra["reseeded"] >= 3
+    off = basin_hopping(lj_cluster(10), BasinHoppingConfig(n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=0))
+    assert off.extra["reseeded"] == 0
+    with pytest.raises(ValueError, match="reseed_fraction in"):
+        BasinHoppingConfig(reseed_fraction=0.0)
+
+
 def test_binary_system_without_reference():
     s = binary_lj(6, 3)
     res = basin_hopping(s, BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=2))

@@ -162,16 +162,18 @@ def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *,
 
 # ------------------------------------------------------------------ methods
 def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = 32, angular_prob: float = 0.0,
-                      starts: Optional[torch.Tensor] = None, **_) -> Dict[str, Any]:
+                      starts: Optional[torch.Tensor] = None, reseed_interval: int = 10, temperature: float = 0.8, **_) -> Dict[str, Any]:
     """Our batched basin hopping; one row."""
-    cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob)
+    cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob,
+                             reseed_interval=reseed_interval, temperature=temperature)
     if starts is None:
         starts = _random_start(system, seed)[None]
     res = basin_hopping(system, cfg, starts=starts)
     e = res.extra
     return _row(system, "basin_hopping", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
                 calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
-                hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"])
+                hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
+                reseed_interval=reseed_interval, temperature=temperature)
 
 
 def run_scipy_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
@@ -386,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
     p.add_argument("--walkers", type=int, default=32, help="walkers of our basin hopping (default 32)")
     p.add_argument("--angular-prob", type=float, default=0.0, help="probability of an angular move in our basin hopping (default 0)")
+    p.add_argument("--reseed-interval", type=int, default=10, help="our basin hopping: reseed the worst walkers from the best minima every this many hops (default 10; 0: independent walkers)")
+    p.add_argument("--temperature", type=float, default=0.8, help="our basin hopping's temperature (default 0.8, as scipy/ASE here)")
+    p.add_argument("--label", default=None, help="method name written for our basin hopping rows (default basin_hopping), to compare settings")
     p.add_argument("--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS CPU threads for every method (default 1)")
     p.add_argument("--json", default=None, help="write rows to this JSON file (resumes from it)")
@@ -416,12 +421,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name in systems:
             for seed in seeds:
                 for method in methods:
-                    if (named_system(name).name, method, seed, float(args.budget_s)) in done or method in skipped:
+                    label = args.label if (method == "basin_hopping" and args.label) else method
+                    if (named_system(name).name, label, seed, float(args.budget_s)) in done or method in skipped:
                         continue
                     system = named_system(name)
                     try:
                         row = METHODS[method](system, seed, args.budget_s, args.tolerance, walkers=args.walkers,
-                                              angular_prob=args.angular_prob, action_fraction=args.action_fraction)
+                                              angular_prob=args.angular_prob, action_fraction=args.action_fraction,
+                                              reseed_interval=args.reseed_interval, temperature=args.temperature)
+                        row["method"] = label
                     except MethodUnavailable as exc:
                         print(f"skipping {method} on {name}: {exc}", file=sys.stderr)
                         if "not available" in str(exc) or "ActionTrainer" in str(exc):

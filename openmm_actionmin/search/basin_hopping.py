@@ -60,6 +60,17 @@ class BasinHoppingConfig:
         adapt_interval: Hops between step-size adjustments.
         angular_prob: Probability of an angular (surface) move instead of a
             random displacement (clusters only).
+        reseed_interval: Every this many hops of a walker, if its current
+            energy is among the highest ``reseed_fraction`` of all walkers,
+            it restarts from one of the ``reseed_pool`` lowest distinct minima
+            found so far (chosen at random; "go with the winners"). 0: off,
+            every walker is an independent chain. On LJ38 (60 s, 32 walkers,
+            3 seeds) reseeding every 10 hops found the global minimum 3/3
+            times (median 8.9 s), independent walkers 0/3
+            (``bench/results/clusters_lj38_variants.json``,
+            ``clusters_calibration.json``).
+        reseed_fraction: Fraction of walkers eligible for reseeding.
+        reseed_pool: Number of lowest distinct minima to reseed from.
         quench_method: ``"lbfgs"`` or ``"fire"``.
         quench_fmax: Quench convergence threshold (largest per-atom force).
         quench_max_steps: Oracle evaluations per quench before it is abandoned
@@ -93,6 +104,9 @@ class BasinHoppingConfig:
     target_acceptance: float = 0.5
     adapt_interval: int = 10
     angular_prob: float = 0.0
+    reseed_interval: int = 10
+    reseed_fraction: float = 0.25
+    reseed_pool: int = 8
     quench_method: str = "lbfgs"
     quench_fmax: float = 1e-3
     quench_max_steps: int = 2000
@@ -118,6 +132,8 @@ class BasinHoppingConfig:
             raise ValueError(f"n_walkers must be >= 1, got {self.n_walkers}")
         if self.step_size <= 0:
             raise ValueError(f"step_size must be positive, got {self.step_size}")
+        if self.reseed_interval < 0 or not 0 < self.reseed_fraction <= 1 or self.reseed_pool < 1:
+            raise ValueError("reseed_interval must be >= 0, reseed_fraction in (0, 1] and reseed_pool >= 1")
         if not 0 <= self.angular_prob <= 1:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if self.budget_s is None and self.max_steps is None and self.max_force_calls is None:
@@ -316,6 +332,19 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
             stats["accepted"] += int(acc.sum())
             if cfg.adaptive_step:
                 step_rule.update(step_size, trials, accepts)
+            if cfg.reseed_interval > 0 and len(database) > 0:
+                due = finished[(hops_per_walker[finished] % cfg.reseed_interval == 0)]
+                if due.numel():
+                    finite = e_cur[torch.isfinite(e_cur)]
+                    if finite.numel():
+                        cut = torch.quantile(finite, 1.0 - cfg.reseed_fraction)
+                        due = due[e_cur[due] >= cut]
+                    pool = database.minima[: cfg.reseed_pool]
+                    for w in due.tolist():
+                        pick = pool[int(torch.randint(len(pool), (1,), generator=gen))]
+                        x_cur[w] = torch.as_tensor(pick.x, dtype=torch.float64, device=dev)
+                        e_cur[w] = pick.energy
+                    stats["reseeded"] = stats.get("reseeded", 0) + int(due.numel())
             # next proposals; walkers without a valid minimum restart at random
             no_min = torch.isinf(e_cur[finished])
             x_new = step.propose(x_cur[finished], step_size[finished], gen)
@@ -408,6 +437,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
             "acceptance_rate": stats["accepted"] / max(stats["hops"], 1),
             "quench_failures": stats["quench_failures"],
             "evaporated": stats["evaporated"],
+            "reseeded": stats.get("reseeded", 0),
             "minima_energies": database.energies,
             "final_step_sizes": step_size.cpu().tolist(),
             "n_walkers": b,

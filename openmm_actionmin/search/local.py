@@ -46,6 +46,21 @@ import torch
 from ..oracles.base import EnergyOracle, FiniteEnergy
 
 
+#: Row selector meaning "every walker" (a view, not a gather).
+_ALL = slice(None)
+
+
+def _sub(rows, mask: torch.Tensor):
+    """Rows of ``rows`` (a full slice or an index tensor) where ``mask`` holds.
+
+    Returns ``rows`` itself when the mask is all true, else an index tensor.
+    """
+    if bool(mask.all()):
+        return rows
+    idx = torch.nonzero(mask).flatten()
+    return idx if isinstance(rows, slice) else rows[idx]
+
+
 @contextlib.contextmanager
 def torch_threads(n: Optional[int]) -> Iterator[None]:
     """Temporarily set ``torch.set_num_threads(n)`` (``None``: leave it alone)."""
@@ -152,10 +167,14 @@ class BatchMinimizer:
 
     def _capped(self, e: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """Rows at the non-finite cap with zero forces (coincident atoms)."""
-        return (e >= self.oracle.nonfinite_energy) & (g.abs().amax(dim=1) == 0)
+        capped = e >= self.oracle.nonfinite_energy
+        if bool(capped.any()):
+            capped &= g.abs().amax(dim=1) == 0
+        return capped
 
-    def _jitter(self, rows: torch.Tensor) -> None:
-        noise = torch.randn((rows.numel(), self.dim), generator=self.generator, dtype=torch.float64, device="cpu")
+    def _jitter(self, rows) -> None:
+        count = self.batch if isinstance(rows, slice) else rows.numel()
+        noise = torch.randn((count, self.dim), generator=self.generator, dtype=torch.float64, device="cpu")
         self.x[rows] = self.x[rows] + 0.5 * self.max_step * noise.to(self.x.device)
         self.needs_init[rows] = True
 
@@ -190,41 +209,53 @@ class BatchMinimizer:
     def step(self) -> int:
         """One batched oracle call for every running walker.
 
+        When every walker is running (the usual case in basin hopping), rows
+        are addressed with a full slice, so the state is updated through
+        views instead of gathers and scatters.
+
         Returns:
             The number of configurations evaluated (0 when all are done).
         """
-        rows = torch.nonzero(~self.done).flatten()
-        if rows.numel() == 0:
+        active = ~self.done
+        if not bool(active.any()):
             return 0
+        rows = _ALL if bool(active.all()) else torch.nonzero(active).flatten()
         init = self.needs_init[rows]
         trial = self.x[rows].clone()
-        run_rows = rows[~init]
-        if run_rows.numel():
-            trial[~init] = self._propose(run_rows)
+        running = ~init
+        if bool(running.any()):
+            if bool(init.any()):
+                trial[running] = self._propose(_sub(rows, running))
+            else:
+                trial = self._propose(rows)
         e, g = self._evaluate(trial)
         capped = self._capped(e, g)
         if bool(capped.any()):
-            self.x[rows[capped]] = trial[capped]
-            self._jitter(rows[capped])
+            cap_rows = _sub(rows, capped)
+            self.x[cap_rows] = trial[capped]
+            self._jitter(cap_rows)
         ok = ~capped
-        init_rows = rows[init & ok]
-        if init_rows.numel():
-            sel = init & ok
+        sel = init & ok
+        if bool(sel.any()):
+            init_rows = _sub(rows, sel)
             self.x[init_rows] = trial[sel]
             self.energy[init_rows] = e[sel]
             self.grad[init_rows] = g[sel]
             self.needs_init[init_rows] = False
             self._init_state(init_rows)
             self._after_move(init_rows)
-        sel = ~init & ok
+        sel = running & ok
         if bool(sel.any()):
-            self._accept(rows[sel], trial[sel], e[sel], g[sel])
+            if bool(sel.all()):
+                self._accept(rows, trial, e, g)
+            else:
+                self._accept(_sub(rows, sel), trial[sel], e[sel], g[sel])
         self.steps[rows] += 1
         self.fmax[rows] = self._atom_norms(self.grad[rows])
-        fresh = rows[~self.needs_init[rows]]
-        self.converged[fresh] = self.fmax[fresh] <= self.fmax_target
+        fresh = ~self.needs_init[rows]
+        self.converged[rows] = fresh & (self.fmax[rows] <= self.fmax_target)
         self.done[rows] = self.converged[rows] | (self.steps[rows] >= self.max_steps)
-        return int(rows.numel())
+        return self.batch if isinstance(rows, slice) else int(rows.numel())
 
     def run(self) -> "LocalResult":
         """Step until every walker has converged or used ``max_steps``."""
@@ -351,32 +382,39 @@ class BatchLBFGS(BatchMinimizer):
     def _propose(self, rows: torch.Tensor) -> torch.Tensor:
         return self.x[rows] + self.factor[rows][:, None] * self.p[rows]
 
-    def _accept(self, rows: torch.Tensor, trial: torch.Tensor, e: torch.Tensor, g: torch.Tensor) -> None:
+    def _accept(self, rows, trial: torch.Tensor, e: torch.Tensor, g: torch.Tensor) -> None:
         e_old = self.energy[rows]
         ok = e <= e_old + self.max_rise + 1e-12 * e_old.abs()
         give_up = ~ok & (self.nred[rows] >= self.max_reductions)
         take = ok | give_up
         if bool(give_up.any()):
-            self._init_state(rows[give_up])
+            self._init_state(_sub(rows, give_up))
         if bool(take.any()):
-            r = rows[take]
-            s = trial[take] - self.x[r]
-            yv = g[take] - self.grad[r]
+            all_take = bool(take.all())
+            r = rows if all_take else _sub(rows, take)
+            trial_t, e_t, g_t = (trial, e, g) if all_take else (trial[take], e[take], g[take])
+            s = trial_t - self.x[r]
+            yv = g_t - self.grad[r]
             sy = (s * yv).sum(-1)
             yy = (yv * yv).sum(-1)
-            good = (sy > 1e-300) & ~give_up[take]
+            good = sy > 1e-300
+            if not all_take or bool(give_up.any()):
+                good &= ~give_up[take]
             if bool(good.any()):
-                rg = r[good]
-                self.S[rg] = torch.cat([self.S[rg, 1:], s[good][:, None]], dim=1)
-                self.Y[rg] = torch.cat([self.Y[rg, 1:], yv[good][:, None]], dim=1)
-                self.filled[rg] = torch.cat([self.filled[rg, 1:], torch.ones_like(self.filled[rg, :1])], dim=1)
-                self.h0[rg] = sy[good] / yy[good]
-            self.x[r] = trial[take]
-            self.energy[r] = e[take]
-            self.grad[r] = g[take]
+                all_good = bool(good.all())
+                rg = r if all_good else _sub(r, good)
+                s_g, y_g, sy_g, yy_g = (s, yv, sy, yy) if all_good else (s[good], yv[good], sy[good], yy[good])
+                self.S[rg] = torch.cat([self.S[rg][:, 1:], s_g[:, None]], dim=1)
+                self.Y[rg] = torch.cat([self.Y[rg][:, 1:], y_g[:, None]], dim=1)
+                filled = self.filled[rg]
+                self.filled[rg] = torch.cat([filled[:, 1:], torch.ones_like(filled[:, :1])], dim=1)
+                self.h0[rg] = sy_g / yy_g
+            self.x[r] = trial_t
+            self.energy[r] = e_t
+            self.grad[r] = g_t
             self._after_move(r)
         if bool((~take).any()):
-            r = rows[~take]
+            r = _sub(rows, ~take)
             self.factor[r] *= 0.1
             self.nred[r] += 1
 
