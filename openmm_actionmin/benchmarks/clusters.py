@@ -10,7 +10,11 @@ report only the best energy.
 Methods:
 
 * ``basin_hopping``: ours, :func:`openmm_actionmin.search.basin_hopping.basin_hopping`
-  (B walkers, streamed batched L-BFGS quench).
+  (``--walkers`` B = 32, streamed batched L-BFGS quench, T = 0.8, step 0.4
+  adapted to 50 % acceptance, the worst quarter of the walkers reseeded from
+  the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
+  renames the rows to compare settings). Walker 0 starts at the run's random
+  start, the others at random points of the box.
 * ``scipy_basinhopping``: ``scipy.optimize.basinhopping``, L-BFGS-B quench
   with our torch energy and gradient (the same oracle), T = 0.8, step 0.4,
   stopped by its callback at the reference energy or the budget.
@@ -38,6 +42,12 @@ benchmark resumes) hold at least: ``system``, ``method``, ``seed``,
 ``success``, ``time_to_gm_s``, ``force_calls`` (to the GM, or in total when it
 was not found), ``best_energy``, ``reference_energy``, ``budget_s``,
 ``wall_s``, ``total_force_calls``.
+
+Calibration on the shared 2-core machine (60 s, seeds 0-2,
+``bench/results/clusters_calibration.json``): LJ38 ours 3/3, median 12.0 s
+and 1.4e5 force calls to the GM; scipy 2/3, median 54.4 s; our walkers
+without reseeding 0/3. LJ13: both 3/3 within 0.3 s (scipy is faster there:
+our first batch quenches 32 random starts).
 
 The summary prints per system and method the success rate, the median time
 and force calls to the GM over *all* runs (a failed run counts as "longer than
