@@ -293,7 +293,7 @@ class BatchMinimizer:
 class BatchLBFGS(BatchMinimizer):
     """Batched limited-memory BFGS with per-walker history (pele-style).
 
-    No line search: the two-loop direction is capped at ``max_step`` per atom
+    No line search: the L-BFGS direction (compact form) is capped at ``max_step`` per atom
     and accepted if the energy rises by at most ``max_rise``; otherwise the
     step shrinks tenfold (at most ``max_reductions`` times). An uphill
     direction is reversed. Curvature pairs with ``s.y <= 0`` are skipped.
