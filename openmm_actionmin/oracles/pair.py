@@ -4,6 +4,17 @@ All in reduced units by default (``epsilon = sigma = 1``, Coulomb constant 1),
 float64, fully batched over ``x [B, N, 3]`` on any device. No cutoff: energies
 match the literature cluster energies (Cambridge Cluster Database convention
 ``E = sum_{i<j} 4 eps_ij ((s_ij/r)^12 - (s_ij/r)^6)``).
+
+Evaluation uses closed-form forces over dense ``[N, N]`` matrices. Squared
+distances come from the Gram matrix ``r_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j``
+and forces from one batched matrix product
+``grad_i = x_i sum_j c_ij - sum_j c_ij x_j`` with ``c_ij = 2 dE_ij / d(r_ij^2)``:
+several times faster on CPU than autograd over the pair list for N <= 150
+(``bench/oracles.py``). The Gram form loses about ``1e-16 |x|^2`` absolutely in
+``r^2``, irrelevant at cluster distances; coincident atoms still give a
+non-finite raw energy, which the oracle caps. The pair-list expression
+:meth:`PairPotentialOracle.energy_fn` with autograd forces stays available as
+the reference (:meth:`PairPotentialOracle.autograd_evaluate`).
 """
 
 from __future__ import annotations
@@ -74,6 +85,32 @@ class PairPotentialOracle(TorchOracle):
                 raise OracleError(f"charges must have shape [{n_atoms}], got {tuple(q.shape)}")
             self.charges = q
             self._qq = (coulomb_k * q[i] * q[j]).to(device=self.device, dtype=dtype)
+        self._build_dense_tables(n_atoms)
+
+    def _build_dense_tables(self, n_atoms: int) -> None:
+        """Pair parameters as dense ``[N, N]`` matrices for the closed-form path."""
+        n = n_atoms
+        dev, dt = self.device, self.dtype
+        eye = torch.eye(n, dtype=dt, device=dev)
+        eps4 = torch.zeros((n, n), dtype=dt, device=dev)
+        sig6 = torch.ones((n, n), dtype=dt, device=dev)
+        eps4[self._i, self._j] = self._eps4
+        eps4[self._j, self._i] = self._eps4
+        sig6[self._i, self._j] = self._sigma6
+        sig6[self._j, self._i] = self._sigma6
+        self._eye = eye
+        self._eps4_mat = eps4
+        self._sig6_mat = sig6
+        self._qq_mat = None
+        if self._qq is not None:
+            qq = torch.zeros((n, n), dtype=dt, device=dev)
+            qq[self._i, self._j] = self._qq
+            qq[self._j, self._i] = self._qq
+            self._qq_mat = qq
+        # one-component LJ (all pairs alike, no charges): scalar parameters, fewer temporaries
+        self._uniform = None
+        if self._qq is None and bool((self._eps4 == self._eps4[0]).all()) and bool((self._sigma6 == self._sigma6[0]).all()):
+            self._uniform = (float(self._eps4[0]), float(self._sigma6[0]))
 
     @staticmethod
     def _pair_table(value, n_types: int, name: str) -> torch.Tensor:
@@ -86,8 +123,44 @@ class PairPotentialOracle(TorchOracle):
             raise OracleError(f"{name} table must be symmetric")
         return table
 
+    def _evaluate(self, x: torch.Tensor):
+        """Energies ``[B]`` and forces ``[B, N, 3]`` in closed form."""
+        if self._uniform is not None:
+            return self._evaluate_uniform(x)
+        sq = (x * x).sum(-1)
+        r2 = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2)) + self._eye
+        inv6 = self._sig6_mat / (r2 * r2 * r2)
+        t = self._eps4_mat * inv6
+        energy = 0.5 * (t * (inv6 - 1.0)).sum(dim=(1, 2))
+        coef = t * (6.0 - 12.0 * inv6) / r2
+        if self._qq_mat is not None:
+            inv_r = self._qq_mat / torch.sqrt(r2)
+            energy = energy + 0.5 * inv_r.sum(dim=(1, 2))
+            coef = coef - inv_r / r2
+        grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
+        return energy, -grad
+
+    def _evaluate_uniform(self, x: torch.Tensor):
+        """The one-component path: an infinite diagonal of ``r^2`` zeroes self-pairs."""
+        eps4, sig6 = self._uniform
+        sq = (x * x).sum(-1)
+        inv2 = torch.baddbmm(sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
+        inv2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+        inv2.reciprocal_()
+        inv6 = inv2 * inv2 * inv2
+        if sig6 != 1.0:
+            inv6.mul_(sig6)
+        energy = (0.5 * eps4) * (inv6 * (inv6 - 1.0)).sum(dim=(1, 2))
+        coef = inv6.mul(-12.0).add_(6.0).mul_(inv6).mul_(inv2).mul_(eps4)
+        grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
+        return energy, -grad
+
+    def autograd_evaluate(self, x: torch.Tensor):
+        """Reference path: :meth:`energy_fn` over the pair list with autograd forces."""
+        return TorchOracle._evaluate(self, x)
+
     def energy_fn(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw energy ``[B]`` of ``x [B, N, 3]``."""
+        """Raw energy ``[B]`` of ``x [B, N, 3]`` over the pair list (autograd reference)."""
         diff = x[:, self._i] - x[:, self._j]
         r2 = (diff * diff).sum(dim=-1)
         s6 = self._sigma6 / (r2 * r2 * r2)

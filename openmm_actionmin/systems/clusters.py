@@ -1,8 +1,7 @@
 """Atomic cluster systems in reduced units: LJ, binary LJ, LJ + Coulomb.
 
 Every builder returns a :class:`~.base.System` whose oracle is a batched torch
-:class:`DensePairOracle` (a
-:class:`~openmm_actionmin.oracles.pair.PairPotentialOracle` with closed-form
+:class:`~openmm_actionmin.oracles.pair.PairPotentialOracle` (closed-form
 forces; energies in epsilon, lengths in sigma, no cutoff) and whose search
 space is a cube centred at the origin.
 
@@ -38,78 +37,6 @@ from ..oracles.pair import PairPotentialOracle
 from ..spaces import Box
 from ..structures import cluster_symbols
 from .base import System
-
-class DensePairOracle(PairPotentialOracle):
-    """:class:`PairPotentialOracle` with analytic, dense-matrix forces.
-
-    Same energy model and arguments as the parent (whose autograd
-    ``energy_fn`` stays available as the reference); only :meth:`_evaluate`
-    differs. Squared distances come from the Gram matrix
-    ``r_ij^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j`` and forces from one batched
-    matrix product ``grad_i = x_i sum_j c_ij - sum_j c_ij x_j`` with
-    ``c_ij = 2 dE_ij / d(r_ij^2)``. This is several times faster than autograd
-    over the pair list on CPU for N <= 150 (see ``bench/clusters.py``). The
-    Gram form loses about ``1e-16 |x|^2`` absolutely in ``r^2``: irrelevant at
-    LJ distances; coincident atoms still give a non-finite (capped) energy.
-    """
-
-    def __init__(self, n_atoms: int, **kwargs) -> None:
-        super().__init__(n_atoms, **kwargs)
-        n = n_atoms
-        dev, dt = self.device, self.dtype
-        eye = torch.eye(n, dtype=dt, device=dev)
-        eps4 = torch.zeros((n, n), dtype=dt, device=dev)
-        sig6 = torch.ones((n, n), dtype=dt, device=dev)
-        eps4[self._i, self._j] = self._eps4
-        eps4[self._j, self._i] = self._eps4
-        sig6[self._i, self._j] = self._sigma6
-        sig6[self._j, self._i] = self._sigma6
-        self._eye = eye
-        self._eps4_mat = eps4
-        self._sig6_mat = sig6
-        self._qq_mat = None
-        if self._qq is not None:
-            qq = torch.zeros((n, n), dtype=dt, device=dev)
-            qq[self._i, self._j] = self._qq
-            qq[self._j, self._i] = self._qq
-            self._qq_mat = qq
-        # one-component LJ (all pairs alike, no charges): scalar parameters, fewer temporaries
-        self._uniform = None
-        if self._qq is None and bool((self._eps4 == self._eps4[0]).all()) and bool((self._sigma6 == self._sigma6[0]).all()):
-            self._uniform = (float(self._eps4[0]), float(self._sigma6[0]))
-
-    def _evaluate(self, x: torch.Tensor):
-        """Energies ``[B]`` and forces ``[B, N, 3]`` in closed form."""
-        if self._uniform is not None:
-            return self._evaluate_uniform(x)
-        sq = (x * x).sum(-1)
-        r2 = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2)) + self._eye
-        inv6 = self._sig6_mat / (r2 * r2 * r2)
-        t = self._eps4_mat * inv6
-        energy = 0.5 * (t * (inv6 - 1.0)).sum(dim=(1, 2))
-        coef = t * (6.0 - 12.0 * inv6) / r2
-        if self._qq_mat is not None:
-            inv_r = self._qq_mat / torch.sqrt(r2)
-            energy = energy + 0.5 * inv_r.sum(dim=(1, 2))
-            coef = coef - inv_r / r2
-        grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
-        return energy, -grad
-
-    def _evaluate_uniform(self, x: torch.Tensor):
-        """The one-component path: an infinite diagonal of ``r^2`` zeroes self-pairs."""
-        eps4, sig6 = self._uniform
-        sq = (x * x).sum(-1)
-        inv2 = torch.baddbmm(sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
-        inv2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
-        inv2.reciprocal_()
-        inv6 = inv2 * inv2 * inv2
-        if sig6 != 1.0:
-            inv6.mul_(sig6)
-        energy = (0.5 * eps4) * (inv6 * (inv6 - 1.0)).sum(dim=(1, 2))
-        coef = inv6.mul(-12.0).add_(6.0).mul_(inv6).mul_(inv2).mul_(eps4)
-        grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
-        return energy, -grad
-
 
 #: Default reduced number density of the search cube.
 DEFAULT_DENSITY = 0.5
@@ -178,7 +105,7 @@ def lj_cluster(
         Cluster Database for 3 <= n <= 150, else ``None``.
     """
     n = _check_n(n, "lj_cluster")
-    oracle = DensePairOracle(n, dtype=dtype, device=device)
+    oracle = PairPotentialOracle(n, dtype=dtype, device=device)
     return System(
         name=f"LJ{n}",
         oracle=oracle,
@@ -235,7 +162,7 @@ def binary_lj(
     for key, value in params.items():
         if not value > 0:
             raise ValueError(f"binary_lj: {key} must be positive, got {value}")
-    oracle = DensePairOracle(
+    oracle = PairPotentialOracle(
         n,
         types=types,
         sigma=[[sigma_aa, sigma_ab], [sigma_ab, sigma_bb]],
@@ -313,7 +240,7 @@ def ionic_cluster(
     n = _check_n(n, "ionic_cluster")
     charges = [charge if i % 2 == 0 else -charge for i in range(n)]
     types = [i % 2 for i in range(n)]
-    oracle = DensePairOracle(n, sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, dtype=dtype, device=device)
+    oracle = PairPotentialOracle(n, sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, dtype=dtype, device=device)
     # same LJ for both ions: the types only label the charge sign
     return System(
         name=f"ION{n}",
