@@ -33,7 +33,7 @@ from typing import Dict, Optional, Union
 import torch
 
 from ..data import data_path
-from ..oracles.pair import PairPotentialOracle
+from ..oracles.pair import PairPotentialOracle, binary_lennard_jones
 from ..spaces import Box
 from ..structures import cluster_symbols
 from .base import System
@@ -162,14 +162,7 @@ def binary_lj(
     for key, value in params.items():
         if not value > 0:
             raise ValueError(f"binary_lj: {key} must be positive, got {value}")
-    oracle = PairPotentialOracle(
-        n,
-        types=types,
-        sigma=[[sigma_aa, sigma_ab], [sigma_ab, sigma_bb]],
-        epsilon=[[eps_aa, eps_ab], [eps_ab, eps_bb]],
-        dtype=dtype,
-        device=device,
-    )
+    oracle = binary_lennard_jones(n_a, n_b, **params, dtype=dtype, device=device)
     return System(
         name=name or f"BLJ{n_a}:{n_b}",
         oracle=oracle,
