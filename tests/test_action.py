@@ -167,3 +167,15 @@ def test_config_errors_are_clear():
     bad = small_config(model=PLNetConfig(dim=DIM + 1, hidden=8))
     with pytest.raises(ValueError, match=rf"model.dim is {DIM + 1}.*has {DIM} variables"):
         ActionTrainer(system, bad).run()
+
+
+def test_polish_lowers_candidate_energies_and_is_counted():
+    system = shifted_system("alpine1")
+    plain = ActionTrainer(system, small_config(max_rounds=2)).run()
+    polished = ActionTrainer(system, small_config(max_rounds=2, polish_steps=3, polish_lr=0.01)).run()
+    for a, b in zip(plain.history, polished.history):
+        assert b["candidate_energy"] <= a["candidate_energy"]
+        assert b["regression_loss"] == a["regression_loss"]  # polish does not change training
+    # each polish step costs one gradient and one energy evaluation
+    assert [b["force_calls"] - a["force_calls"] for a, b in zip(plain.history, polished.history)] == [6, 12, 18]
+    assert polished.energy <= plain.energy
