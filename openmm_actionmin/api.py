@@ -180,7 +180,7 @@ def _peptide_method(name: str) -> Callable[..., Result]:
     def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
         from .proteins import run_method
 
-        return run_method(system, name, seed=seed, budget_s=budget_s, **options)
+        return run_method(system, name, seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint, **options)
 
     return run
 
@@ -242,7 +242,7 @@ def minimize(
             methods that take another limit such as ``max_steps``).
         progress: Show a tqdm progress bar where the method has one.
         checkpoint: Checkpoint file for methods that resume (basin hopping,
-            action on functions); an existing file is resumed.
+            the action trainer on any target); an existing file is resumed.
         dim: Dimension for a synthetic function given by bare name.
         **options: Extra settings of the method's config.
 

@@ -133,6 +133,8 @@ def run_method(
     action_config: Any = None,
     polish_fraction: float = 0.2,
     rmsd: Optional[CARMSD] = None,
+    progress: bool = False,
+    checkpoint_path: Optional[str] = None,
 ) -> Result:
     """Run one method on an OpenMM-backed System and return its Result.
 
@@ -151,6 +153,11 @@ def run_method(
             methods' candidates with the minimiser (at least 3 s, even when
             training overran its share).
         rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
+        progress: Show a tqdm bar of the wall-clock budget (the action
+            methods show the trainer's own bar).
+        checkpoint_path: Checkpoint file of the action methods' trainer; an
+            existing one is resumed. The OpenMM baselines are single short
+            runs and do not checkpoint.
 
     Returns:
         The method's :class:`Result` (positions nm, energy kJ/mol).
@@ -163,12 +170,18 @@ def run_method(
 
     name = canonical_method(method)
     observer = rmsd.observer() if rmsd is not None else None
-    if name == "openmm_minimize":
-        return openmm_minimize(system, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=budget_s, platform=platform,
-                               threads=threads, seed=seed, observer=observer)
-    if name == "openmm_anneal":
-        cfg = AnnealConfig(budget_s=budget_s, tolerance_kj_mol_nm=tolerance_kj_mol_nm)
-        return openmm_anneal(system, config=cfg, seed=seed, platform=platform, threads=threads, observer=observer)
+    if name in ("openmm_minimize", "openmm_anneal"):
+        bar = _budget_bar(budget_s, name) if progress else None
+        watched = _advancing(observer, bar)
+        try:
+            if name == "openmm_minimize":
+                return openmm_minimize(system, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=budget_s, platform=platform,
+                                       threads=threads, seed=seed, observer=watched)
+            cfg = AnnealConfig(budget_s=budget_s, tolerance_kj_mol_nm=tolerance_kj_mol_nm)
+            return openmm_anneal(system, config=cfg, seed=seed, platform=platform, threads=threads, observer=watched)
+        finally:
+            if bar is not None:
+                bar.close()
     from .search.action import ActionConfig, ActionTrainer
 
     train_s = budget_s * (1.0 - polish_fraction)
@@ -177,7 +190,8 @@ def run_method(
     else:
         base = ActionConfig.random_only() if name == "random_only" else ActionConfig()
         base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
-    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name=name)
+    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name=name, progress=progress,
+                              checkpoint_path=checkpoint_path or base.checkpoint_path)
     trainer = ActionTrainer(system, cfg)
 
     def on_round(row: Dict[str, Any]) -> None:
@@ -194,6 +208,28 @@ def run_method(
     left = max(budget_s - raw.wall_s, polish_fraction * budget_s, 3.0)
     return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
                   threads=threads, also=also, observer=observer)
+
+
+def _budget_bar(budget_s: float, name: str):
+    """A tqdm bar counting wall-clock seconds of the budget."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=round(float(budget_s), 1), desc=name, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s")
+    bar.t0 = time.perf_counter()
+    return bar
+
+
+def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:
+    """Wrap a history observer so that every recorded row also advances ``bar`` (if any)."""
+    if bar is None:
+        return observer
+
+    def observe(positions: np.ndarray) -> Dict[str, float]:
+        bar.n = min(round(time.perf_counter() - bar.t0, 1), bar.total)
+        bar.refresh()
+        return observer(positions) if observer is not None else {}
+
+    return observe
 
 
 def _scaled_action_sizes(system: System, train_s: float, base: Any) -> Dict[str, int]:

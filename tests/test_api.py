@@ -87,3 +87,11 @@ def test_checkpointed_basin_hopping_resumes(tmp_path):
     second = am.minimize("LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=4, n_walkers=4, stop_at_target=False)
     assert second.energy <= first.energy
     assert second.extra["hops"] > first.extra["hops"]
+
+
+def test_peptide_progress_bar_and_off_switch(capsys):
+    pdb = data_path("systems", "pdb", "5awl_cln025.pdb")
+    am.minimize(pdb, method="openmm", budget_s=10, progress=True)
+    assert "openmm_minimize" in capsys.readouterr().err
+    am.minimize(pdb, method="openmm", budget_s=10, progress=False)
+    assert "openmm_minimize" not in capsys.readouterr().err
