@@ -50,9 +50,25 @@ def plot_history(
     axes[-1, 0].set_xlabel(x_key if x_key in history[0] else "round")
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: os.PathLike, *, dpi: int = 100) -> Path:
+    """Lay out ``fig``, write it to ``path`` (folders created) and close it.
+
+    Args:
+        fig: A matplotlib figure.
+        path: Output PNG path.
+        dpi: Resolution.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

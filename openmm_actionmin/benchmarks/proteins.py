@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ..plots import save_figure
 from ..data import data_path
 from ..result import Result, atomic_write_text
 
@@ -343,12 +344,7 @@ def plot_compare(results: Sequence[Result], png_path: os.PathLike) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(results[0].system if results else "")
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
-    return png_path
+    return save_figure(fig, png_path, dpi=110)
 
 
 # --------------------------------------------------------------------- CLI

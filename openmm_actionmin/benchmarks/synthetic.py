@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
+from ..plots import save_figure
 from ..result import Result, atomic_write_text
 from ..systems.base import System
 
@@ -289,12 +290,7 @@ def plot_rounds(history: Sequence[Dict[str, Any]], path: Path, *, title: str = "
     axes[-1].set_xlabel("round (0 = after warm start)")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _fmt(value: Any) -> str:

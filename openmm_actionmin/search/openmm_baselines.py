@@ -60,6 +60,10 @@ class OpenMMTarget:
     oracle: Any = None
     symbols: Optional[List[str]] = None
 
+    def result(self, **fields: Any) -> Result:
+        """A :class:`Result` in OpenMM units carrying this target's name, symbols and topology."""
+        return Result(units=OPENMM_UNITS, system=self.name, symbols=self.symbols, topology=self.topology, **fields)
+
 
 def resolve_target(target: Any) -> OpenMMTarget:
     """Find the OpenMM topology, System and start positions behind ``target``.
@@ -328,18 +332,14 @@ def openmm_minimize(
     wall = time.perf_counter() - t0
     history.append({"wall_s": wall, "energy": energy, "best_energy": min(energy, e0), "force_calls": calls, "phase": "end",
                     **(observer(final) if observer else {})})
-    return Result(
+    return tgt.result(
         positions=final,
         energy=energy,
-        units=OPENMM_UNITS,
         method="openmm_minimize",
         seed=seed,
         force_calls=calls,
         wall_s=wall,
         history=history,
-        system=tgt.name,
-        symbols=tgt.symbols,
-        topology=tgt.topology,
         extra={
             "final_rms_force": rms_force(forces),
             "max_force": float(np.max(np.linalg.norm(forces, axis=1))),
@@ -518,18 +518,14 @@ def openmm_anneal(
              "force_calls": calls, "phase": f"minimized{cycle}", **(observer(xyz) if observer else {})}
         )
     wall = time.perf_counter() - t0
-    return Result(
+    return tgt.result(
         positions=best_pos,
         energy=best_e,
-        units=OPENMM_UNITS,
         method="openmm_anneal",
         seed=seed,
         force_calls=calls,
         wall_s=wall,
         history=history,
-        system=tgt.name,
-        symbols=tgt.symbols,
-        topology=tgt.topology,
         extra={
             "final_rms_force": rms_force(best_forces) if best_forces is not None else math.nan,
             "start_energy": e0,
