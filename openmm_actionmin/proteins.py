@@ -17,6 +17,13 @@ Methods (:data:`METHODS`):
   candidate and lowest-seen point then polished by the minimiser.
 * ``"random_only"``: the same trainer regressing on random samples only (the
   paper's ablation), polished the same way.
+* ``"basin_hopping"`` (alias ``"torsion_hopping"``): Monte-Carlo minimisation
+  in torsion space (:func:`~openmm_actionmin.search.torsion_hopping.torsion_hopping`):
+  pivot moves of backbone phi/psi (Ramachandran basins) and side-chain chi,
+  each followed by an OpenMM quench, Metropolis acceptance.
+* ``"hybrid"``: the action trainer in torsion space for ``hybrid_fraction`` of
+  the budget; its best candidate and lowest-seen point seed torsion hopping
+  for the rest.
 """
 
 from __future__ import annotations
@@ -35,9 +42,13 @@ from .result import Result
 from .systems.base import System
 
 #: Method names accepted by :func:`minimize_pdb` (aliases map to the same runner).
-METHODS = ("action", "random_only", "openmm", "openmm_minimize", "anneal", "openmm_anneal")
+METHODS = ("action", "random_only", "openmm", "openmm_minimize", "anneal", "openmm_anneal", "basin_hopping",
+           "torsion_hopping", "hybrid")
 
-_ALIASES = {"openmm": "openmm_minimize", "anneal": "openmm_anneal"}
+_ALIASES = {"openmm": "openmm_minimize", "anneal": "openmm_anneal", "torsion_hopping": "basin_hopping"}
+
+#: Methods whose search runs in a TorsionSpace around the start (see :func:`minimize_pdb`).
+TORSION_SPACE_METHODS = ("action", "random_only", "hybrid")
 
 ReferenceSpec = Union[str, os.PathLike, np.ndarray, torch.Tensor, None]
 
@@ -135,6 +146,8 @@ def run_method(
     rmsd: Optional[CARMSD] = None,
     progress: bool = False,
     checkpoint_path: Optional[str] = None,
+    hopping_config: Any = None,
+    hybrid_fraction: float = 0.3,
 ) -> Result:
     """Run one method on an OpenMM-backed System and return its Result.
 
@@ -155,9 +168,15 @@ def run_method(
         rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
         progress: Show a tqdm bar of the wall-clock budget (the action
             methods show the trainer's own bar).
-        checkpoint_path: Checkpoint file of the action methods' trainer; an
-            existing one is resumed. The OpenMM baselines are single short
-            runs and do not checkpoint.
+        checkpoint_path: Checkpoint file of the action methods' trainer and of
+            torsion hopping (the hybrid's hopping phase uses
+            ``checkpoint_path + ".hopping"``); an existing one is resumed. The
+            OpenMM baselines are single short runs and do not checkpoint.
+        hopping_config: A ``TorsionHoppingConfig`` for ``basin_hopping`` and
+            ``hybrid`` (its ``seed``, ``budget_s``, tolerance, platform,
+            threads, progress and checkpoint fields are overridden).
+        hybrid_fraction: Share of ``budget_s`` the hybrid gives the action
+            trainer; torsion hopping gets the rest.
 
     Returns:
         The method's :class:`Result` (positions nm, energy kJ/mol).
@@ -182,6 +201,18 @@ def run_method(
         finally:
             if bar is not None:
                 bar.close()
+    if name == "basin_hopping":
+        hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
+                                  tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
+                                  checkpoint_path=checkpoint_path, method_name=name)
+        from .search.torsion_hopping import torsion_hopping
+
+        return torsion_hopping(system, hop_cfg, observer=observer)
+    if name == "hybrid":
+        return _hybrid(system, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
+                       tolerance_kj_mol_nm=tolerance_kj_mol_nm, action_config=action_config, rmsd=rmsd,
+                       progress=progress, checkpoint_path=checkpoint_path, hopping_config=hopping_config,
+                       fraction=hybrid_fraction)
     from .search.action import ActionConfig, ActionTrainer
 
     train_s = budget_s * (1.0 - polish_fraction)
@@ -208,6 +239,76 @@ def run_method(
     left = max(budget_s - raw.wall_s, polish_fraction * budget_s, 3.0)
     return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
                   threads=threads, also=also, observer=observer)
+
+
+def _hopping_config(base: Any, **fields: Any) -> Any:
+    """A ``TorsionHoppingConfig`` from ``base`` (or the defaults) with ``fields`` set."""
+    from .search.torsion_hopping import TorsionHoppingConfig
+
+    cfg = base if base is not None else TorsionHoppingConfig()
+    fields["budget_s"] = float(fields["budget_s"])
+    fields["seed"] = int(fields["seed"])
+    fields["tolerance_kj_mol_nm"] = float(fields.pop("tolerance_kj_mol_nm"))
+    ckpt = fields.pop("checkpoint_path")
+    if ckpt:
+        fields.update(checkpoint_path=str(ckpt), resume=True)
+    return dataclasses.replace(cfg, **fields)
+
+
+def _hybrid(
+    system: System,
+    *,
+    seed: int,
+    budget_s: float,
+    platform: Optional[str],
+    threads: Optional[int],
+    tolerance_kj_mol_nm: float,
+    action_config: Any,
+    rmsd: Optional[CARMSD],
+    progress: bool,
+    checkpoint_path: Optional[str],
+    hopping_config: Any,
+    fraction: float,
+) -> Result:
+    """The action trainer for ``fraction`` of the budget, then torsion hopping from its candidates.
+
+    The trainer's best candidate and its lowest-seen point (positions
+    ``[N, 3]`` nm) are the starts of torsion hopping, which quenches both and
+    walks from the lower one. History, force calls and wall time are those of
+    both phases together (the hopping rows shifted by the trainer's).
+    """
+    from .search.action import ActionConfig, ActionTrainer
+    from .search.torsion_hopping import torsion_hopping
+
+    if not (0.0 < fraction < 1.0):
+        raise ValueError(f"hybrid_fraction must be in (0, 1), got {fraction}")
+    t0 = time.perf_counter()
+    train_s = budget_s * fraction
+    base = action_config if action_config is not None else ActionConfig()
+    if action_config is None:
+        base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
+    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name="hybrid", progress=progress,
+                              checkpoint_path=checkpoint_path or base.checkpoint_path)
+    raw = ActionTrainer(system, cfg).run()
+    starts = [np.asarray(raw.positions, dtype=np.float64)]
+    lowest = raw.extra.get("lowest_seen_positions")
+    if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf:
+        starts.append(np.asarray(lowest, dtype=np.float64))
+    spent = time.perf_counter() - t0
+    hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=max(budget_s - spent, 5.0), platform=platform,
+                              threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
+                              checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
+                              method_name="hybrid")
+    observer = rmsd.observer() if rmsd is not None else None
+    hop = torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
+    rows = [{**row, "phase": f"action:{row.get('phase', 'train')}"} for row in raw.history]
+    rows += [{**row, "wall_s": row["wall_s"] + spent, "force_calls": row["force_calls"] + raw.force_calls}
+             for row in hop.history]
+    extra = dict(hop.extra)
+    extra.update({"action_energy": float(raw.energy), "action_wall_s": spent, "action_force_calls": int(raw.force_calls),
+                  "hybrid_fraction": float(fraction)})
+    return dataclasses.replace(hop, method="hybrid", force_calls=raw.force_calls + hop.force_calls,
+                               wall_s=time.perf_counter() - t0, history=rows, extra=extra)
 
 
 def _budget_bar(budget_s: float, name: str):
@@ -317,7 +418,7 @@ def minimize_pdb(
     if threads is not None:
         oracle_kwargs["threads_per_context"] = int(threads)
     system = from_pdb(path, forcefield=forcefield, solvent=solvent, **oracle_kwargs)
-    if name in ("action", "random_only"):
+    if name in TORSION_SPACE_METHODS:
         try:
             space = TorsionSpace(system.topology, system.start_positions, max_delta=math.radians(max_delta_deg))
         except ValueError:

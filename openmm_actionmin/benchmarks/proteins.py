@@ -36,8 +36,8 @@ from ..plots import save_figure
 from ..data import data_path
 from ..result import Result, atomic_write_text
 
-#: Methods of the benchmark (``action`` needs the action trainer).
-BENCH_METHODS = ("openmm_minimize", "openmm_anneal", "action")
+#: Methods of the benchmark (``action`` and ``hybrid`` need the action trainer).
+BENCH_METHODS = ("openmm_minimize", "openmm_anneal", "action", "basin_hopping", "hybrid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,6 +126,9 @@ def _row(system: str, method: str, seed: Optional[int], res: Result) -> Dict[str
         "start_energy": res.extra.get("start_energy"),
         # action methods: the trainer's best candidate before the minimiser polished it
         "before_polish_energy": res.extra.get("before_polish_energy"),
+        # torsion hopping / hybrid: hops made and their Metropolis acceptance rate
+        "hops": res.extra.get("hops"),
+        "acceptance_rate": res.extra.get("acceptance_rate"),
     }
 
 
@@ -352,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``actionmin bench proteins``."""
     p = argparse.ArgumentParser(prog="actionmin bench proteins", description=__doc__.split("\n\n")[0])
     p.add_argument("--systems", default="cln025,trpcage", help=f"comma-separated, from {','.join(TARGETS)}")
-    p.add_argument("--methods", default=",".join(BENCH_METHODS), help="comma-separated methods")
+    p.add_argument("--methods", default=",".join(BENCH_METHODS),
+                   help=f"comma-separated methods (default {','.join(BENCH_METHODS)}; any of openmm_actionmin.proteins.METHODS)")
     p.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run, seconds (default 60)")
     p.add_argument("--perturb-deg", type=float, default=20.0, help="start perturbation of backbone phi/psi, degrees")
@@ -360,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solvent", default="obc2", choices=("obc2", "obc2-xml", "gbn2", "none"))
     p.add_argument("--platform", default=None, help="OpenMM platform (default: first that works)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per OpenMM Context (default 1)")
+    p.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (default 1: one core per run)")
     p.add_argument("--json", default=None, help="rows file; also the checkpoint a rerun resumes from")
     p.add_argument("--out-dir", default=None, help="write every final structure as PDB here")
     return p
@@ -368,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``actionmin bench proteins``; prints rows and a table per method."""
     args = build_parser().parse_args(argv)
+    import torch
+
+    torch.set_num_threads(max(1, args.torch_threads))
     config = ProteinBenchConfig(
         systems=tuple(s for s in args.systems.split(",") if s),
         methods=tuple(m for m in args.methods.split(",") if m),
@@ -387,3 +395,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(format_table(rows))
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
