@@ -179,3 +179,22 @@ def test_polish_lowers_candidate_energies_and_is_counted():
     # each polish step costs one gradient and one energy evaluation
     assert [b["force_calls"] - a["force_calls"] for a, b in zip(plain.history, polished.history)] == [6, 12, 18]
     assert polished.energy <= plain.energy
+
+
+def test_lbfgs_polish_keeps_quenched_cluster_candidates():
+    from openmm_actionmin.systems.clusters import lj_cluster
+
+    system = lj_cluster(7)
+    cfg = small_config(max_rounds=2, polish_method="lbfgs", polish_steps=2000, polish_fmax=1e-4)
+    trainer = ActionTrainer(system, cfg)
+    res = trainer.run()
+    plain = ActionTrainer(system, small_config(max_rounds=2)).run()
+    for a, b in zip(plain.history, res.history):
+        assert b["candidate_energy"] < a["candidate_energy"]  # a random LJ7 point is far above any minimum
+    x = torch.as_tensor(res.positions).reshape(1, 7, 3)
+    energy, forces = system.oracle.energy_and_forces(x, transform=None)
+    assert float(forces.norm(dim=-1).max()) < 1e-3  # the kept structure is a quenched minimum
+    assert res.energy == pytest.approx(float(energy[0]), abs=1e-9)
+    assert res.energy <= -12.0  # LJ7 minima lie between -16.5 and about -12.5
+    with pytest.raises(ValueError, match="polish_method must be 'adam' or 'lbfgs'"):
+        ActionConfig(polish_method="bfgs")

@@ -79,7 +79,7 @@ import torch
 
 from ..result import atomic_write_text
 from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
-from ..search.local import minimize_batch, torch_threads
+from ..search.local import torch_threads
 from ..systems.base import System
 from ..systems.clusters import named_system
 
@@ -283,19 +283,14 @@ def _action_module():
 
 
 def _action_candidates(system: System, seed: int, budget_s: float):
-    """Train the action PLNet; return (quenched candidates [k, N, 3], energies [k], wall, calls)."""
-    action = _action_module()
-    oracle = system.oracle
-    calls0 = oracle.counters.force_calls
+    """Train the action PLNet (each round's candidate quenched); return (quenched candidates [k, N, 3], energies [k], wall, calls)."""
+    _action_module()
+    from ..search.hybrid import action_candidates
+
+    calls0 = system.oracle.counters.force_calls
     t0 = time.perf_counter()
-    res = action.ActionTrainer(system, action.ActionConfig(seed=seed, budget_s=budget_s)).run(resume=False)
-    cands = [np.asarray(res.positions, dtype=np.float64)]
-    low = res.extra.get("lowest_seen_positions")
-    if low is not None:
-        cands.append(np.asarray(low, dtype=np.float64))
-    x = torch.as_tensor(np.stack(cands)).reshape(len(cands), oracle.n_atoms, 3)
-    q = minimize_batch(oracle, x, fmax=1e-6, max_steps=5000)
-    return q.x, q.energy, time.perf_counter() - t0, oracle.counters.force_calls - calls0
+    x, e, _ = action_candidates(system, budget_s, seed)
+    return x, e, time.perf_counter() - t0, system.oracle.counters.force_calls - calls0
 
 
 def run_action(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:

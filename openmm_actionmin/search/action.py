@@ -105,8 +105,14 @@ class ActionConfig:
             one (``auto_transform``), else none.
         auto_transform: Build a transform from the warm-start energies:
             threshold = median + 5 * IQR, scale = max(IQR, 1e-12).
-        polish_steps: Projected-Adam steps on the true energy from each
-            candidate (0 = off); they are counted in force calls.
+        polish_steps: Polishing iterations on the true energy from each
+            round's candidate (0 = off); they are counted in force calls. The
+            best *polished* candidate is kept.
+        polish_method: ``"adam"`` (projected Adam inside the box, any space)
+            or ``"lbfgs"`` (our batched L-BFGS quench to ``polish_fmax``; needs a
+            space with ``from_config``, e.g. the Cartesian box of a cluster;
+            the quenched structure may leave the box).
+        polish_fmax: Force threshold of the ``"lbfgs"`` polish (oracle units).
         polish_lr: Polish step size as a fraction of the box half-width.
         model_depth: PLNet depth (monotone layers).
         model_hidden: PLNet hidden width.
@@ -151,6 +157,8 @@ class ActionConfig:
     transform: Optional[FiniteEnergy] = None
     auto_transform: bool = True
     polish_steps: int = 0
+    polish_method: str = "adam"
+    polish_fmax: float = 1e-3
     polish_lr: float = 0.01
     model_depth: int = 2
     model_hidden: int = 256
@@ -183,6 +191,8 @@ class ActionConfig:
             raise ValueError("ActionConfig: action_weight, grad_match_weight and fresh_weight are all 0; nothing to train")
         if self.n_starts < 1 or self.fresh_batch < 1 or self.warm_start_samples < 2:
             raise ValueError("ActionConfig: n_starts and fresh_batch must be >= 1 and warm_start_samples >= 2")
+        if self.polish_method not in ("adam", "lbfgs"):
+            raise ValueError(f"ActionConfig.polish_method must be 'adam' or 'lbfgs', got {self.polish_method!r}")
         if self.checkpoint_every < 1:
             raise ValueError(f"ActionConfig.checkpoint_every must be >= 1, got {self.checkpoint_every}")
 
@@ -540,7 +550,17 @@ class ActionTrainer:
         return s_star.detach().reshape(-1).to(self.device)
 
     def _polish(self, z: torch.Tensor, energy: float):
+        """Polish one candidate ``z [d]`` on the true energy; returns ``(z [d], energy)``."""
         cfg = self.config
+        if cfg.polish_method == "lbfgs":
+            from .local import minimize_batch
+
+            x = self.space.to_config(z.reshape(1, -1).to(self.space_dtype)).detach()
+            q = minimize_batch(self.oracle, x, "lbfgs", fmax=cfg.polish_fmax, max_steps=cfg.polish_steps, num_threads=None)
+            e_q = float(q.energy[0])
+            if e_q < energy:
+                return self.space.from_config(q.x.to(self.space_dtype))[0].to(z.device), e_q
+            return z, energy
         lower = self.space.lower.to(z.device, z.dtype)
         upper = self.space.upper.to(z.device, z.dtype)
         zp = z.clone().reshape(1, -1).requires_grad_(True)

@@ -54,6 +54,10 @@ class HybridConfig:
 def action_candidates(system: System, budget_s: float, seed: int, *, quench_fmax: float = 1e-6, progress: bool = False):
     """Train the action PLNet and quench its candidates on the true energy.
 
+    Every round's candidate is quenched by L-BFGS (to fmax 1e-3) inside the
+    trainer, which keeps the best quenched structure; at the end that
+    structure and the lowest point seen are quenched to ``quench_fmax``.
+
     Args:
         system: An atomic system.
         budget_s: Training budget in seconds.
@@ -67,7 +71,8 @@ def action_candidates(system: System, budget_s: float, seed: int, *, quench_fmax
     """
     from .action import ActionConfig, ActionTrainer
 
-    res = ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, progress=progress)).run()
+    cfg = ActionConfig(seed=seed, budget_s=budget_s, progress=progress, polish_method="lbfgs", polish_steps=2000, polish_fmax=1e-3)
+    res = ActionTrainer(system, cfg).run()
     cands = [np.asarray(res.positions, dtype=np.float64)]
     low = res.extra.get("lowest_seen_positions")
     if low is not None:
