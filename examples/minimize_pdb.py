@@ -12,7 +12,7 @@ from openmm_actionmin.proteins import minimize_pdb
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdb", nargs="?", default=str(am.data_path("systems", "pdb", "5awl_cln025.pdb")))
-    parser.add_argument("--method", default="anneal", help="anneal, openmm, action or random_only")
+    parser.add_argument("--method", default="anneal", help="basin_hopping, hybrid, anneal, openmm, action or random_only")
     parser.add_argument("--budget-s", type=float, default=60.0)
     parser.add_argument("--out", default="best.pdb")
     args = parser.parse_args(argv)

@@ -16,8 +16,9 @@ benchmarks in ``bench/results/``):
 
 * clusters and ASE atoms: ``basin_hopping`` (ours, batched), ``action``,
   ``hybrid``, ``scipy_basinhopping``;
-* peptides (OpenMM): ``anneal``, ``openmm`` (OpenMM's minimiser), ``action``,
-  ``random_only``;
+* peptides (OpenMM): ``basin_hopping`` (ours: torsion-space pivot moves,
+  OpenMM quench, Metropolis), ``hybrid`` (action candidates seed it),
+  ``anneal``, ``openmm`` (OpenMM's minimiser), ``action``, ``random_only``;
 * functions: ``action``, ``random_only``, ``adam``, ``cma``,
   ``scipy_basinhopping``.
 """
@@ -40,10 +41,11 @@ from .systems.base import System
 
 #: Default method per kind of target, as decided by the benchmarks, not by taste:
 #: clusters: our batched basin hopping (LJ38 3/3 seeds within 60 s against scipy's
-#: 2/3, bench/results/clusters*.json); peptides: OpenMM annealing (lowest energy
-#: from extended chains, bench/results/proteins*.json); functions: CMA-ES (about 4x
+#: 2/3; 7/10 in 40 s against 2/10 in bench/results/clusters_10seeds_40s.md); peptides:
+#: torsion-space basin hopping (lowest energy from extended chains in 5/5 seeds of both
+#: CLN025 and Trp-cage, bench/results/proteins_5seeds_60s.md); functions: CMA-ES (about 4x
 #: closer than the action trainer at D = 100, bench/results/synthetic_d100.md).
-DEFAULT_METHOD = {"cluster": "basin_hopping", "peptide": "anneal", "function": "cma"}
+DEFAULT_METHOD = {"cluster": "basin_hopping", "peptide": "basin_hopping", "function": "cma"}
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
@@ -208,7 +210,7 @@ def _function_method(name: str) -> Callable[..., Result]:
 #: kind -> method name -> runner(system, seed, budget_s, progress, checkpoint, **options)
 METHODS: Dict[str, Dict[str, Callable[..., Result]]] = {
     "cluster": {m: _cluster_method(m) for m in ("basin_hopping", "hybrid", "action", "scipy_basinhopping")},
-    "peptide": {m: _peptide_method(m) for m in ("anneal", "openmm", "action", "random_only")},
+    "peptide": {m: _peptide_method(m) for m in ("basin_hopping", "hybrid", "anneal", "openmm", "action", "random_only")},
     "function": {m: _function_method(m) for m in ("action", "random_only", "adam", "cma", "scipy_basinhopping")},
 }
 

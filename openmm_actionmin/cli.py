@@ -135,10 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.set_defaults(func=_cmd_cluster)
 
     comp = sub.add_parser("compare", help="compare peptide methods on a PDB side by side",
-                          description="Run OpenMM minimisation, annealing and the action pipeline on a PDB; print a table "
+                          description="Run OpenMM minimisation, annealing, the action pipeline and torsion basin hopping on a PDB; print a table "
                                       "(energy, CA RMSD, wall time, force calls) and plot energy and RMSD against time.")
     comp.add_argument("pdb", help="the PDB file")
-    comp.add_argument("--methods", default="openmm,anneal,action", help="comma-separated methods (default openmm,anneal,action)")
+    comp.add_argument("--methods", default="openmm,anneal,action,basin_hopping", help="comma-separated methods (default openmm,anneal,action,basin_hopping)")
     comp.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per method in seconds (default 60)")
     comp.add_argument("--png", default="compare.png", help="output plot (default compare.png)")
     comp.add_argument("--reference", default=None, help="reference structure for the CA RMSD (default: the input)")
