@@ -29,6 +29,23 @@ def atomic_write_text(path: os.PathLike, text: str) -> None:
         raise
 
 
+def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically (temporary file, then rename), for checkpoints."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 @dataclasses.dataclass
 class Result:
     """Outcome of a search.

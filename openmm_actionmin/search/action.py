@@ -46,7 +46,6 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -54,7 +53,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 
 from ..oracles.base import FiniteEnergy
-from ..result import Result, atomic_write_text
+from ..result import Result, atomic_torch_save, atomic_write_text
 from ..systems.base import System
 from .descent import DescentConfig, descend
 
@@ -215,19 +214,6 @@ class ActionConfig:
         kwargs.setdefault("method_name", "random_only")
         kwargs.setdefault("fresh_weight", 1.0)
         return cls(action_weight=0.0, grad_match_weight=0.0, **kwargs)
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_history(history: Sequence[Dict[str, Any]], path: os.PathLike) -> Path:
@@ -642,7 +628,7 @@ class ActionTrainer:
             The path written.
         """
         path = Path(path or self.config.checkpoint_path)
-        _atomic_torch_save(self._state(), path)
+        atomic_torch_save(self._state(), path)
         return path
 
     def _load_checkpoint(self, path: Path) -> None:

@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
-from ..result import Result
+from ..result import Result, atomic_torch_save
 from ..systems.base import System
 from .local import make_minimizer, torch_threads
 from .steps import AdaptiveStepSize, ClusterStep, Container, Metropolis, MinimaDatabase
@@ -138,13 +137,6 @@ class BasinHoppingConfig:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if self.budget_s is None and self.max_steps is None and self.max_force_calls is None:
             raise ValueError("basin hopping needs a limit: set budget_s, max_steps or max_force_calls")
-
-
-def _save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def basin_hopping(
@@ -271,9 +263,9 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     def checkpoint() -> None:
         if ckpt is None:
             return
-        _save_checkpoint(
-            ckpt,
-            {
+        atomic_torch_save(
+            path=ckpt,
+            obj={
                 "system": system.name,
                 "n_walkers": b,
                 "x_cur": x_cur.cpu(),

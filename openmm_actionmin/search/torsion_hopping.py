@@ -40,16 +40,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from ..result import Result
+from ..result import Result, atomic_torch_save
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis
 
@@ -568,13 +567,6 @@ class _Quencher:
         return energy, pos, forces
 
 
-def _save_checkpoint(path: Path, state: Dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------------- run
 def torsion_hopping(
     target: Any,
@@ -687,7 +679,7 @@ def torsion_hopping(
     def checkpoint() -> None:
         if ckpt is None:
             return
-        _save_checkpoint(ckpt, {
+        atomic_torch_save(path=ckpt, obj={
             "system": tgt.name, "n_atoms": n, "x_cur": x_cur, "e_cur": e_cur, "best_x": best_x, "best_e": best_e,
             "start_energy": start_e, "stats": stats, "history": history, "store": store.state_dict(),
             "rng": rng.bit_generator.state, "tgen": tgen.get_state(), "elapsed_s": time.perf_counter() - t0,
