@@ -198,3 +198,38 @@ def test_lbfgs_polish_keeps_quenched_cluster_candidates():
     assert res.energy <= -12.0  # LJ7 minima lie between -16.5 and about -12.5
     with pytest.raises(ValueError, match="polish_method must be 'adam' or 'lbfgs'"):
         ActionConfig(polish_method="bfgs")
+
+
+def test_trust_region_samples_inside_region_shrinks_and_resumes(tmp_path):
+    system = shifted_system("alpine1")
+    cfg = dict(max_rounds=12, region="trust", region_patience=1, region_shrink=0.5, region_min=0.1, checkpoint_every=3)
+    trainer = ActionTrainer(system, small_config(**cfg))
+    full = trainer.run()
+    radii = [row["region_radius"] for row in full.history]
+    # the radius starts at the whole box, never grows, shrinks on stalls and stops at region_min
+    assert radii[0] == 1.0
+    assert all(r1 <= r0 for r0, r1 in zip(radii, radii[1:]))
+    assert radii[-1] < 1.0 and min(radii) >= 0.1
+    # fresh samples lie in the box, inside the cube around the best candidate
+    z = trainer._sample(500)
+    centre = trainer.best["z"].to(z.dtype)
+    half = trainer.half.to(z.dtype)
+    assert bool(((z - centre).abs() <= trainer.region_radius * half + 1e-12).all())
+    lower, upper = system.space.lower.to(z.dtype), system.space.upper.to(z.dtype)
+    assert bool(((z >= lower) & (z <= upper)).all())
+    # box sampling (the default) is unchanged: a plain run never reports a smaller radius
+    plain = ActionTrainer(system, small_config(max_rounds=3)).run()
+    assert all(row["region_radius"] == 1.0 for row in plain.history)
+    # the trust region is part of the checkpoint: a killed and resumed run ends where the full run ends
+    ckpt = tmp_path / "trust.pt"
+
+    def kill_at_seven(row):
+        if row["round"] == 7:
+            raise Killed
+
+    with pytest.raises(Killed):
+        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill_at_seven)
+    resumed = ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
+    assert comparable(resumed.history) == comparable(full.history)
+    with pytest.raises(ValueError, match="region must be 'box' or 'trust'"):
+        small_config(region="ball")

@@ -85,7 +85,7 @@ def test_checkpointed_basin_hopping_resumes(tmp_path):
     first = am.minimize("LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=2, n_walkers=4, stop_at_target=False)
     assert (tmp_path / "bh.pt").exists()
     second = am.minimize("LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=4, n_walkers=4, stop_at_target=False)
-    assert second.energy <= first.energy
+    assert second.energy <= first.energy + 1e-9  # both may hold the GM, polished to round-off
     assert second.extra["hops"] > first.extra["hops"]
 
 

@@ -10,8 +10,9 @@ report only the best energy.
 Methods:
 
 * ``basin_hopping``: ours, :func:`openmm_actionmin.search.basin_hopping.basin_hopping`
-  (``--walkers`` B = 32, streamed batched L-BFGS quench, T = 0.8, step 0.4
-  adapted to 50 % acceptance, the worst quarter of the walkers reseeded from
+  (``--walkers`` B = 16, streamed batched L-BFGS quench, T = 0.8, step 0.4
+  adapted to 50 % acceptance, half of the proposals angular moves of the
+  least-coordinated atom (``--angular-prob`` 0.5), the worst quarter of the walkers reseeded from
   the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
   renames the rows to compare settings). Walker 0 starts at the run's random
   start, the others at random points of the box.
@@ -43,7 +44,7 @@ benchmark resumes) hold at least: ``system``, ``method``, ``seed``,
 was not found), ``best_energy``, ``reference_energy``, ``budget_s``,
 ``wall_s``, ``total_force_calls``.
 
-Calibration on the shared 2-core machine (60 s, seeds 0-2,
+Calibration of the former defaults (32 walkers, no angular moves) on the shared 2-core machine (60 s, seeds 0-2,
 ``bench/results/clusters_calibration.json``): LJ38 ours 3/3, median 12.0 s
 and 1.4e5 force calls to the GM; scipy 2/3, median 54.4 s; our walkers
 without reseeding 0/3. LJ13: both 3/3 within 0.3 s (scipy is faster there:
@@ -82,6 +83,9 @@ from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
 from ..search.local import torch_threads
 from ..systems.base import System
 from ..systems.clusters import named_system
+
+#: Defaults of our basin hopping (walkers, angular moves) come from its config.
+_BH = BasinHoppingConfig()
 
 #: Methods in table order.
 METHOD_NAMES = ("basin_hopping", "scipy_basinhopping", "ase_basinhopping", "action", "hybrid")
@@ -171,7 +175,7 @@ def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *,
 
 
 # ------------------------------------------------------------------ methods
-def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = 32, angular_prob: float = 0.0,
+def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
                       starts: Optional[torch.Tensor] = None, reseed_interval: int = 10, temperature: float = 0.8, **_) -> Dict[str, Any]:
     """Our batched basin hopping; one row."""
     cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob,
@@ -303,7 +307,7 @@ def run_action(system: System, seed: int, budget_s: float, tol: float, **_) -> D
                 wall_s=wall, total_calls=calls)
 
 
-def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = 32, angular_prob: float = 0.0,
+def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
                action_fraction: float = 0.3, **_) -> Dict[str, Any]:
     """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row."""
     x, e, wall_a, calls_a = _action_candidates(system, seed, action_fraction * budget_s)
@@ -391,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run in seconds (default 60)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
-    p.add_argument("--walkers", type=int, default=32, help="walkers of our basin hopping (default 32)")
-    p.add_argument("--angular-prob", type=float, default=0.0, help="probability of an angular move in our basin hopping (default 0)")
+    p.add_argument("--walkers", type=int, default=_BH.n_walkers, help=f"walkers of our basin hopping (default {_BH.n_walkers})")
+    p.add_argument("--angular-prob", type=float, default=_BH.angular_prob,
+                   help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})")
     p.add_argument("--reseed-interval", type=int, default=10, help="our basin hopping: reseed the worst walkers from the best minima every this many hops (default 10; 0: independent walkers)")
     p.add_argument("--temperature", type=float, default=0.8, help="our basin hopping's temperature (default 0.8, as scipy/ASE here)")
     p.add_argument("--label", default=None, help="method name written for our basin hopping rows (default basin_hopping), to compare settings")

@@ -104,6 +104,20 @@ class ActionConfig:
             one (``auto_transform``), else none.
         auto_transform: Build a transform from the warm-start energies:
             threshold = median + 5 * IQR, scale = max(IQR, 1e-12).
+        region: Where starts and fresh samples are drawn. ``"box"`` (the
+            paper): uniformly in the whole search box every round.
+            ``"trust"``: uniformly in a trust region, the box intersected
+            with a cube of half-width ``radius * half_width`` centred on the
+            best candidate so far; the radius starts at 1 and is multiplied
+            by ``region_shrink`` after ``region_patience`` rounds in a row
+            without a better candidate (never below ``region_min``). The warm
+            start always covers the whole box. Box-wide regression pulls the
+            model's minimiser towards the box centre (a least-squares fit of
+            an off-centre funnel is biased inwards); the trust region removes
+            that bias step by step.
+        region_shrink: Factor in (0, 1) applied to the trust-region radius.
+        region_patience: Rounds without improvement before the region shrinks.
+        region_min: Smallest trust-region radius (fraction of the half-width).
         polish_steps: Polishing iterations on the true energy from each
             round's candidate (0 = off); they are counted in force calls. The
             best *polished* candidate is kept.
@@ -155,6 +169,10 @@ class ActionConfig:
     box_penalty_weight: float = 1.0
     transform: Optional[FiniteEnergy] = None
     auto_transform: bool = True
+    region: str = "box"
+    region_shrink: float = 0.8
+    region_patience: int = 5
+    region_min: float = 0.05
     polish_steps: int = 0
     polish_method: str = "adam"
     polish_fmax: float = 1e-3
@@ -190,6 +208,10 @@ class ActionConfig:
             raise ValueError("ActionConfig: action_weight, grad_match_weight and fresh_weight are all 0; nothing to train")
         if self.n_starts < 1 or self.fresh_batch < 1 or self.warm_start_samples < 2:
             raise ValueError("ActionConfig: n_starts and fresh_batch must be >= 1 and warm_start_samples >= 2")
+        if self.region not in ("box", "trust"):
+            raise ValueError(f"ActionConfig.region must be 'box' or 'trust', got {self.region!r}")
+        if not 0 < self.region_shrink < 1 or self.region_patience < 1 or not 0 < self.region_min <= 1:
+            raise ValueError("ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]")
         if self.polish_method not in ("adam", "lbfgs"):
             raise ValueError(f"ActionConfig.polish_method must be 'adam' or 'lbfgs', got {self.polish_method!r}")
         if self.checkpoint_every < 1:
@@ -293,6 +315,9 @@ class ActionTrainer:
         self._calls0 = 0
         self._fallback = 0
         self.initial_distance: Optional[float] = None
+        self.region_center: Optional[torch.Tensor] = None
+        self.region_radius = 1.0
+        self.region_stall = 0
 
     # ------------------------------------------------------------ model
     def _model_config(self):
@@ -344,7 +369,33 @@ class ActionTrainer:
         return (self.center + self.half * s.to(self.center.dtype)).to(self.space_dtype)
 
     def _sample(self, n: int) -> torch.Tensor:
-        return self.space.sample(n, generator=self.generator).to(self.device)
+        """Uniform samples ``[n, d]`` of the search space, or of the trust region when one is active."""
+        if self.region_center is None:
+            return self.space.sample(n, generator=self.generator).to(self.device)
+        return self._sample_region(n)
+
+    def _sample_region(self, n: int) -> torch.Tensor:
+        lower = self.center - self.half
+        upper = self.center + self.half
+        c = self.region_center.to(self.device, self.center.dtype)
+        lo = torch.maximum(lower, c - self.region_radius * self.half)
+        hi = torch.minimum(upper, c + self.region_radius * self.half)
+        u = torch.rand((n, self.dim), generator=self.generator, dtype=self.center.dtype).to(self.device)
+        return (lo + (hi - lo) * u).to(self.space_dtype)
+
+    def _update_region(self, improved: bool) -> None:
+        """Trust-region rule: centre on the best candidate, shrink after a stall."""
+        cfg = self.config
+        if cfg.region != "trust":
+            return
+        self.region_center = self.best["z"].to(self.device, self.center.dtype).reshape(-1)
+        if improved:
+            self.region_stall = 0
+            return
+        self.region_stall += 1
+        if self.region_stall >= cfg.region_patience:
+            self.region_radius = max(cfg.region_min, self.region_radius * cfg.region_shrink)
+            self.region_stall = 0
 
     def _distance(self, z: torch.Tensor) -> Optional[float]:
         if self.reference is None:
@@ -574,8 +625,10 @@ class ActionTrainer:
         if self.config.polish_steps > 0:
             z_star, energy = self._polish(z_star, energy)
         self.last_candidate = z_star.detach().cpu().clone()
-        if self.best is None or energy < self.best["energy"]:
+        improved = self.best is None or energy < self.best["energy"]
+        if improved:
             self.best = {"energy": energy, "z": z_star.detach().cpu().clone(), "round": self.round}
+        self._update_region(improved)
         row: Dict[str, Any] = {
             "round": self.round,
             "wall_s": round(self._elapsed(), 4),
@@ -585,6 +638,7 @@ class ActionTrainer:
             "best_round": self.best["round"],
             "lowest_seen_energy": self.lowest["energy"],
             "candidate_in_box": in_box,
+            "region_radius": self.region_radius,
             "minimizer_fallback": self._fallback,
         }
         if self.reference is not None:
@@ -614,6 +668,7 @@ class ActionTrainer:
             "lowest": self.lowest,
             "last_minimizer": self.last_minimizer,
             "last_candidate": self.last_candidate,
+            "region": {"center": self.region_center, "radius": self.region_radius, "stall": self.region_stall},
             "wall_s": self._elapsed(),
             "force_calls": self._force_calls(),
         }
@@ -653,6 +708,10 @@ class ActionTrainer:
         self.lowest = state["lowest"]
         self.last_minimizer = state["last_minimizer"]
         self.last_candidate = state["last_candidate"]
+        region = state.get("region") or {}
+        self.region_center = region.get("center")
+        self.region_radius = float(region.get("radius", 1.0))
+        self.region_stall = int(region.get("stall", 0))
         self.round = state["round"]
         self._time_offset = state["wall_s"]
         self._calls_offset = state["force_calls"]

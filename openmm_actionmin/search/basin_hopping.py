@@ -51,7 +51,15 @@ class BasinHoppingConfig:
     """Settings of :func:`basin_hopping` (reduced units for clusters).
 
     Attributes:
-        n_walkers: Number of independent walkers B.
+        n_walkers: Number of walkers B. Defaults (16 walkers, ``angular_prob``
+            0.5) were chosen by a sweep on LJ38 (40 s) and LJ55 (20 s), seeds
+            0-4: 16 walkers with angular moves at 0.5 found LJ38 4/5 (median
+            4.7 s) and LJ55 5/5 (median 3.0 s); the former default (32
+            walkers, no angular moves) 5/5 on LJ55 at a median of 10.5 s;
+            8 walkers with angular moves at 0.3 found LJ55 fast (2.8 s) but
+            LJ38 0/5, and 16 or 32 walkers at 0.7 found LJ38 1/5. LJ38 success
+            is noisy at 5 seeds; see ``bench/results/clusters_10seeds_40s.md``
+            for the 10-seed benchmark of the defaults.
         temperature: Metropolis temperature (energy units, k_B = 1).
         step_size: Initial half-width of the random displacement.
         adaptive_step: Adapt each walker's step size toward ``target_acceptance``.
@@ -96,13 +104,13 @@ class BasinHoppingConfig:
             see :mod:`.local` for why one thread is the default.
     """
 
-    n_walkers: int = 32
+    n_walkers: int = 16
     temperature: float = 0.8
     step_size: float = 0.4
     adaptive_step: bool = True
     target_acceptance: float = 0.5
     adapt_interval: int = 10
-    angular_prob: float = 0.0
+    angular_prob: float = 0.5
     reseed_interval: int = 10
     reseed_fraction: float = 0.25
     reseed_pool: int = 8
