@@ -272,9 +272,10 @@ def _hybrid(
 ) -> Result:
     """The action trainer for ``fraction`` of the budget, then torsion hopping from its candidates.
 
-    The trainer's best candidate and its lowest-seen point (positions
-    ``[N, 3]`` nm) are the starts of torsion hopping, which quenches both and
-    walks from the lower one. History, force calls and wall time are those of
+    The trainer's best candidate, its lowest-seen point (positions
+    ``[N, 3]`` nm) and the system's own start structure (the user's input) are
+    the starts of torsion hopping, which quenches all of them and walks from
+    the lowest; so the hybrid never ends above a quench of the input. History, force calls and wall time are those of
     both phases together (the hopping rows shifted by the trainer's).
     """
     from .search.action import ActionConfig, ActionTrainer
@@ -294,6 +295,7 @@ def _hybrid(
     lowest = raw.extra.get("lowest_seen_positions")
     if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf:
         starts.append(np.asarray(lowest, dtype=np.float64))
+    starts.append(None)  # torsion hopping reads None as the target's own start positions
     spent = time.perf_counter() - t0
     hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=max(budget_s - spent, 5.0), platform=platform,
                               threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,

@@ -202,6 +202,9 @@ def test_minimize_pdb_hybrid_tiny(tmp_path):
     pdb = data_path("systems", "pdb", "5awl_cln025.pdb")
     res = minimize_pdb(pdb, method="hybrid", seed=0, budget_s=8.0, reference=pdb, threads=1, output=tmp_path / "h.pdb")
     assert res.method == "hybrid" and math.isfinite(res.energy)
+    # the input structure is one of the hopping starts: never worse than OpenMM's minimisation of it
+    plain = minimize_pdb(pdb, method="openmm", seed=0, budget_s=8.0, threads=1)
+    assert res.energy <= plain.energy + 1.0
     assert res.energy < res.extra["start_energy"]
     assert res.extra["ca_rmsd_A"] < 3.0
     assert (tmp_path / "h.pdb").exists()
