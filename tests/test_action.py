@@ -111,22 +111,28 @@ class Killed(Exception):
     pass
 
 
+def kill_then_resume(system, ckpt, kill_round: int, **cfg):
+    """Run with a checkpoint, kill the run at ``kill_round``, then resume it to the end."""
+
+    def kill(row):
+        if row["round"] == kill_round:
+            raise Killed
+
+    with pytest.raises(Killed):
+        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill)
+    assert ckpt.exists()
+    killed_state = torch.load(ckpt, weights_only=False)
+    return killed_state, ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
+
+
 def test_checkpoint_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     system = shifted_system("alpine1")
     cfg = dict(max_rounds=7, checkpoint_every=2, grad_match_weight=0.5)
     full = ActionTrainer(system, small_config(**cfg)).run()
 
     ckpt = tmp_path / "run.pt"
-
-    def kill_at_five(row):
-        if row["round"] == 5:
-            raise Killed
-
-    with pytest.raises(Killed):
-        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill_at_five)
-    assert ckpt.exists()
-    assert torch.load(ckpt, weights_only=False)["round"] == 4  # last checkpoint before the kill
-    resumed = ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
+    killed_state, resumed = kill_then_resume(system, ckpt, 5, **cfg)
+    assert killed_state["round"] == 4  # last checkpoint before the kill
     assert comparable(resumed.history) == comparable(full.history)
     assert (resumed.positions == full.positions).all()
     assert resumed.energy == full.energy
@@ -221,15 +227,8 @@ def test_trust_region_samples_inside_region_shrinks_and_resumes(tmp_path):
     plain = ActionTrainer(system, small_config(max_rounds=3)).run()
     assert all(row["region_radius"] == 1.0 for row in plain.history)
     # the trust region is part of the checkpoint: a killed and resumed run ends where the full run ends
-    ckpt = tmp_path / "trust.pt"
-
-    def kill_at_seven(row):
-        if row["round"] == 7:
-            raise Killed
-
-    with pytest.raises(Killed):
-        ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill_at_seven)
-    resumed = ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
+    killed_state, resumed = kill_then_resume(system, tmp_path / "trust.pt", 7, **cfg)
+    assert killed_state["region"]["radius"] <= 1.0
     assert comparable(resumed.history) == comparable(full.history)
     with pytest.raises(ValueError, match="region must be 'box' or 'trust'"):
         small_config(region="ball")
