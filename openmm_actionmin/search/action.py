@@ -113,8 +113,13 @@ class ActionConfig:
             without a better candidate (never below ``region_min``). The warm
             start always covers the whole box. Box-wide regression pulls the
             model's minimiser towards the box centre (a least-squares fit of
-            an off-centre funnel is biased inwards); the trust region removes
-            that bias step by step.
+            an off-centre funnel is biased inwards); the trust region was
+            meant to remove that bias step by step. Measured, it does not
+            help: on shifted Alpine 1 / Schaffer F7 at D = 100 (120 s, 3
+            seeds) the medians were 411.6 / 380.3 against 381.9 / 356.8 with
+            box sampling, because the model's minimiser does not follow a
+            small region (``bench/results/synthetic_d100_trust.md``). Off by
+            default.
         region_shrink: Factor in (0, 1) applied to the trust-region radius.
         region_patience: Rounds without improvement before the region shrinks.
         region_min: Smallest trust-region radius (fraction of the half-width).
