@@ -176,10 +176,11 @@ def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *,
 
 # ------------------------------------------------------------------ methods
 def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
-                      starts: Optional[torch.Tensor] = None, reseed_interval: int = 10, temperature: float = 0.8, **_) -> Dict[str, Any]:
+                      starts: Optional[torch.Tensor] = None, reseed_interval: int = _BH.reseed_interval,
+                      temperature: float = _BH.temperature, quench_fmax: float = _BH.quench_fmax, **_) -> Dict[str, Any]:
     """Our batched basin hopping; one row."""
     cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob,
-                             reseed_interval=reseed_interval, temperature=temperature)
+                             reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax)
     if starts is None:
         starts = _random_start(system, seed)[None]
     res = basin_hopping(system, cfg, starts=starts)
@@ -187,7 +188,7 @@ def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, wa
     return _row(system, "basin_hopping", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
                 calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
                 hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
-                reseed_interval=reseed_interval, temperature=temperature)
+                reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax)
 
 
 def run_scipy_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
@@ -307,9 +308,13 @@ def run_action(system: System, seed: int, budget_s: float, tol: float, **_) -> D
                 wall_s=wall, total_calls=calls)
 
 
-def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
-               action_fraction: float = 0.3, **_) -> Dict[str, Any]:
-    """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row."""
+def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers,
+               action_fraction: float = 0.3, **bh_settings) -> Dict[str, Any]:
+    """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row.
+
+    ``bh_settings`` (``angular_prob``, ``reseed_interval``, ``temperature``,
+    ``quench_fmax``) go to :func:`run_basin_hopping` unchanged.
+    """
     x, e, wall_a, calls_a = _action_candidates(system, seed, action_fraction * budget_s)
     ref = system.reference_energy
     best = float(e.min())
@@ -317,7 +322,7 @@ def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: 
         return _row(system, "hybrid", seed, budget_s, tol, best_energy=best, t_gm=wall_a, calls_gm=calls_a, wall_s=wall_a,
                     total_calls=calls_a, action_s=wall_a)
     remaining = max(budget_s - wall_a, 1.0)
-    row = run_basin_hopping(system, seed, remaining, tol, walkers=walkers, angular_prob=angular_prob, starts=x[:walkers])
+    row = run_basin_hopping(system, seed, remaining, tol, walkers=walkers, starts=x[:walkers], **bh_settings)
     t_gm = None if row["time_to_gm_s"] is None else wall_a + row["time_to_gm_s"]
     calls_gm = None if row["force_calls_to_gm"] is None else calls_a + row["force_calls_to_gm"]
     return _row(system, "hybrid", seed, budget_s, tol, best_energy=min(best, row["best_energy"]), t_gm=t_gm, calls_gm=calls_gm,
@@ -398,8 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--walkers", type=int, default=_BH.n_walkers, help=f"walkers of our basin hopping (default {_BH.n_walkers})")
     p.add_argument("--angular-prob", type=float, default=_BH.angular_prob,
                    help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})")
-    p.add_argument("--reseed-interval", type=int, default=10, help="our basin hopping: reseed the worst walkers from the best minima every this many hops (default 10; 0: independent walkers)")
-    p.add_argument("--temperature", type=float, default=0.8, help="our basin hopping's temperature (default 0.8, as scipy/ASE here)")
+    p.add_argument("--reseed-interval", type=int, default=_BH.reseed_interval,
+                   help=f"our basin hopping: reseed the worst walkers from the best minima every this many hops (default {_BH.reseed_interval}; 0: independent walkers)")
+    p.add_argument("--temperature", type=float, default=_BH.temperature, help=f"our basin hopping's temperature (default {_BH.temperature}, as scipy/ASE here)")
+    p.add_argument("--quench-fmax", type=float, default=_BH.quench_fmax, help=f"our basin hopping's quench threshold (default {_BH.quench_fmax})")
     p.add_argument("--label", default=None, help="method name written for our basin hopping rows (default basin_hopping), to compare settings")
     p.add_argument("--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS CPU threads for every method (default 1)")
@@ -438,7 +445,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     try:
                         row = METHODS[method](system, seed, args.budget_s, args.tolerance, walkers=args.walkers,
                                               angular_prob=args.angular_prob, action_fraction=args.action_fraction,
-                                              reseed_interval=args.reseed_interval, temperature=args.temperature)
+                                              reseed_interval=args.reseed_interval, temperature=args.temperature,
+                                              quench_fmax=args.quench_fmax)
                         row["method"] = label
                     except MethodUnavailable as exc:
                         print(f"skipping {method} on {name}: {exc}", file=sys.stderr)
