@@ -275,8 +275,9 @@ def _hybrid(
     The trainer's best candidate, its lowest-seen point (positions
     ``[N, 3]`` nm) and the system's own start structure (the user's input) are
     the starts of torsion hopping, which quenches all of them and walks from
-    the lowest; so the hybrid never ends above a quench of the input. History, force calls and wall time are those of
-    both phases together (the hopping rows shifted by the trainer's).
+    the lowest, so the hybrid never ends above a quench of the input. History,
+    force calls and wall time are those of both phases together (the hopping
+    rows shifted by the trainer's).
     """
     from .search.action import ActionConfig, ActionTrainer
     from .search.torsion_hopping import torsion_hopping
