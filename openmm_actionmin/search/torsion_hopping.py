@@ -586,7 +586,8 @@ def torsion_hopping(
         config: :class:`TorsionHoppingConfig` (default settings if None).
         starts: Optional start structures, each ``[N, 3]`` nm (e.g. action
             trainer candidates); all are quenched and the walk begins from the
-            lowest. Default: the target's start positions.
+            lowest. An entry ``None`` stands for the target's own start
+            positions. Default: the target's start positions.
         move: Proposal object with ``propose(x [N, 3], numpy Generator) -> [N, 3]``
             (default :meth:`PivotMove.from_topology` with the config's settings).
         acceptance: Object with ``accept(e_new [1], e_old [1], torch Generator) -> bool [1]``
