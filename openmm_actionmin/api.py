@@ -14,7 +14,10 @@ A *target* is turned into a :class:`~openmm_actionmin.systems.base.System`
 Methods by kind of target (``DEFAULT_METHOD`` gives the default, chosen by the
 benchmarks in ``bench/results/``):
 
-* clusters and ASE atoms: ``basin_hopping`` (ours, batched), ``action``,
+* clusters and ASE atoms: ``basin_hopping_lattice`` (ours, batched, with
+  three walkers started from lattice-searched icosahedral, decahedral and fcc
+  structures; the blind search when the system declares no nearest-neighbour
+  distance, see below), ``basin_hopping`` (ours, blind), ``action``,
   ``hybrid``, ``scipy_basinhopping``;
 * peptides (OpenMM): ``basin_hopping`` (ours: torsion-space pivot moves,
   OpenMM quench, Metropolis), ``hybrid`` (action candidates seed it),
@@ -40,12 +43,13 @@ from .spaces import Box, Displacement
 from .systems.base import System
 
 #: Default method per kind of target, as decided by the benchmarks, not by taste:
-#: clusters: our batched basin hopping (LJ38 3/3 seeds within 60 s against scipy's
-#: 2/3; 7/10 in 40 s against 2/10 in bench/results/clusters_10seeds_40s.md); peptides:
+#: clusters: our batched basin hopping with lattice starts (LJ13/38/55/75 10/10 seeds, median
+#: time to the GM 0.1-0.3 s, bench/results/clusters_lattice_10seeds_40s.md; the blind
+#: search: LJ38 8/10 in 40 s against scipy's 4/10, LJ75 0/10); peptides:
 #: torsion-space basin hopping (lowest energy from extended chains in 5/5 seeds of both
 #: CLN025 and Trp-cage, bench/results/proteins_5seeds_60s.md); functions: CMA-ES (about 4x
 #: closer than the action trainer at D = 100, bench/results/synthetic_d100.md).
-DEFAULT_METHOD = {"cluster": "basin_hopping", "peptide": "basin_hopping", "function": "cma"}
+DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "cma"}
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
@@ -149,15 +153,42 @@ def _system_from_atoms(atoms) -> System:
 
 
 # ------------------------------------------------------------------ methods
+def _lattice_options(system: System, options: Dict[str, Any]) -> Dict[str, Any]:
+    """Options of ``basin_hopping_lattice``: lattice starts at the system's nearest-neighbour distance.
+
+    The distance comes from ``options["lattice_nn"]`` or
+    ``system.metadata["nn_distance"]`` (set by the cluster builders); without
+    either (e.g. an ``ase.Atoms`` target), lattice starts are off and the
+    search is the blind one.
+    """
+    from .search.basin_hopping import BasinHoppingConfig
+
+    out = dict(options)
+    nn = out.get("lattice_nn", system.metadata.get("nn_distance"))
+    walkers = int(out.get("n_walkers", BasinHoppingConfig.n_walkers))
+    if nn is None:
+        out["lattice_starts"] = 0
+    else:
+        out["lattice_nn"] = float(nn)
+        out.setdefault("lattice_starts", min(LATTICE_STARTS, max(walkers - 1, 0)))
+    return out
+
+
+#: Walkers started from lattice searches by ``basin_hopping_lattice`` (one per motif).
+LATTICE_STARTS = 3
+
+
 def _cluster_method(name: str) -> Callable[..., Result]:
     def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
-        if name == "basin_hopping":
+        if name in ("basin_hopping", "basin_hopping_lattice"):
             from .search.basin_hopping import BasinHoppingConfig, basin_hopping
 
+            if name == "basin_hopping_lattice":
+                options = _lattice_options(system, options)
             cfg = BasinHoppingConfig(seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint,
                                      resume=checkpoint is not None, **options)
             starts = system.start_positions[None] if system.start_positions is not None else None
-            return basin_hopping(system, cfg, starts=starts)
+            return dataclasses.replace(basin_hopping(system, cfg, starts=starts), method=name)
         if name == "hybrid":
             from .search.hybrid import HybridConfig, hybrid_search
 
@@ -209,7 +240,7 @@ def _function_method(name: str) -> Callable[..., Result]:
 
 #: kind -> method name -> runner(system, seed, budget_s, progress, checkpoint, **options)
 METHODS: Dict[str, Dict[str, Callable[..., Result]]] = {
-    "cluster": {m: _cluster_method(m) for m in ("basin_hopping", "hybrid", "action", "scipy_basinhopping")},
+    "cluster": {m: _cluster_method(m) for m in ("basin_hopping_lattice", "basin_hopping", "hybrid", "action", "scipy_basinhopping")},
     "peptide": {m: _peptide_method(m) for m in ("basin_hopping", "hybrid", "anneal", "openmm", "action", "random_only")},
     "function": {m: _function_method(m) for m in ("action", "random_only", "adam", "cma", "scipy_basinhopping")},
 }

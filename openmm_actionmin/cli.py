@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = sub.add_parser("cluster", help="global minimum of a Lennard-Jones cluster LJ_N",
                              description="Search for the global minimum of the N-atom Lennard-Jones cluster (reduced units).")
     cluster.add_argument("n", type=int, help="number of atoms")
-    cluster.add_argument("--method", default=None, help="basin_hopping (default), hybrid, action or scipy_basinhopping")
+    cluster.add_argument("--method", default=None, help="basin_hopping_lattice (default: lattice starts + basin hopping), basin_hopping (blind), hybrid, action or scipy_basinhopping")
     cluster.add_argument("--out", default=None, help="write the structure (.xyz, .pdb or .json)")
     cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cluster.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget in seconds (default 60)")

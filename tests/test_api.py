@@ -95,3 +95,20 @@ def test_peptide_progress_bar_and_off_switch(capsys):
     assert "openmm_minimize" in capsys.readouterr().err
     am.minimize(pdb, method="openmm", budget_s=10, progress=False)
     assert "openmm_minimize" not in capsys.readouterr().err
+
+
+def test_cluster_default_uses_lattice_starts_and_blind_search_stays_available():
+    lattice = am.minimize("LJ38", budget_s=30, seed=0, progress=False, n_walkers=4)
+    assert lattice.method == "basin_hopping_lattice" == am.DEFAULT_METHOD["cluster"]
+    assert lattice.extra["config"]["lattice_starts"] == 3
+    assert lattice.extra["config"]["lattice_nn"] == pytest.approx(2 ** (1 / 6))
+    assert lattice.energy == pytest.approx(am.systems.lj_reference_energies()[38], abs=1e-4)
+    blind = am.minimize("LJ38", "basin_hopping", budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1)
+    assert blind.method == "basin_hopping" and blind.extra["config"]["lattice_starts"] == 0
+    # an ASE target declares no nearest-neighbour distance: lattice starts stay off unless given
+    atoms = Atoms("Ar4", positions=np.eye(4, 3) * 1.2)
+    atoms.calc = LennardJones(rc=1e3)
+    res = am.minimize(atoms, budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1)
+    assert res.extra["config"]["lattice_starts"] == 0
+    res = am.minimize(atoms, budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1, lattice_nn=1.12)
+    assert res.extra["config"]["lattice_starts"] == 3

@@ -19,6 +19,10 @@ reference file here: their ``reference_energy`` is ``None``. (The StriderNET
 comparison of METHOD.md measures a *distance* to a catalogued structure of
 Mravlak et al. 2016, which is not shipped.)
 
+``metadata["nn_distance"]`` is the LJ pair minimum ``2^(1/6) sigma`` (of
+the A-A pair for binary clusters): the nearest-neighbour distance of the
+lattice starts of :mod:`openmm_actionmin.search.lattices`.
+
 Element labels for export follow :mod:`openmm_actionmin.structures`: LJ
 atoms ``Ar``, binary A/B ``Ar``/``Ne``, ionic +q/-q ``Na``/``Cl``.
 """
@@ -34,6 +38,7 @@ import torch
 
 from ..data import data_path
 from ..oracles.pair import PairPotentialOracle, binary_lennard_jones
+from ..search.lattices import LJ_NN
 from ..spaces import Box
 from ..structures import cluster_symbols
 from .base import System
@@ -113,7 +118,7 @@ def lj_cluster(
         reference_energy=lj_reference_energies().get(n),
         symbols=cluster_symbols(None, n),
         types=[0] * n,
-        metadata={"density": density, "model": "lennard-jones", "reference": "Cambridge Cluster Database" if n in lj_reference_energies() else None},
+        metadata={"density": density, "model": "lennard-jones", "nn_distance": LJ_NN, "reference": "Cambridge Cluster Database" if n in lj_reference_energies() else None},
     )
 
 
@@ -170,7 +175,7 @@ def binary_lj(
         reference_energy=None,
         symbols=cluster_symbols(types, n),
         types=types,
-        metadata={"density": density, "model": "binary lennard-jones", "n_a": n_a, "n_b": n_b, **params},
+        metadata={"density": density, "model": "binary lennard-jones", "n_a": n_a, "n_b": n_b, "nn_distance": LJ_NN * sigma_aa, **params},
     )
 
 
@@ -242,7 +247,7 @@ def ionic_cluster(
         reference_energy=None,
         symbols=cluster_symbols(types, n, ionic=True),
         types=types,
-        metadata={"density": density, "model": "lennard-jones + coulomb", "charge": charge, "sigma": sigma, "epsilon": epsilon, "coulomb_k": coulomb_k},
+        metadata={"density": density, "model": "lennard-jones + coulomb", "nn_distance": LJ_NN * sigma, "charge": charge, "sigma": sigma, "epsilon": epsilon, "coulomb_k": coulomb_k},
     )
 
 
