@@ -1,5 +1,7 @@
 """Tests of the BiLipNet / PLNet model: certified bounds, inverse, unique minimiser, gradients."""
 
+import math
+
 import pytest
 import torch
 
@@ -319,3 +321,60 @@ def test_float32_large_scale_uses_relative_allowance():
         model.minimizer(tol=1e-7, max_iter=50)
     with pytest.raises(ValueError, match="must be >= 0"):
         model.minimizer(tol=-1.0)
+
+
+def _learned_growth(q: float, s: float, **kwargs) -> PLNet:
+    model = _perturbed(PLNetConfig(growth="learned", **kwargs), scale=0.3, seed=2)
+    with torch.no_grad():
+        model.log_q.fill_(math.log(q / 2.0))
+        model.log_s.fill_(math.log(s))
+    return model
+
+
+def test_learned_growth_head_starts_as_the_quadratic_plnet():
+    quad = PLNet(PLNetConfig(dim=4, hidden=16, seed=3))
+    learned = PLNet(PLNetConfig(dim=4, hidden=16, seed=3, growth="learned"))
+    x = torch.randn(50, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert torch.allclose(quad(x), learned(x), atol=1e-12)
+    assert learned.growth_exponent == 2.0 and quad.growth_exponent == 2.0
+    with pytest.raises(ValueError, match="growth"):
+        PLNetConfig(dim=4, growth="cubic")
+
+
+def test_learned_growth_keeps_one_minimizer_and_changes_the_far_field():
+    model = _learned_growth(1.0, 0.5, dim=5, depth=2, hidden=(16, 16), seed=6)
+    assert model.growth_exponent == pytest.approx(1.0)
+    x_star = model.minimizer(tol=1e-10, max_iter=5000)
+    # gradient vanishes only at x*: |grad f| = h'(u) |J^T g| >= h'(u) mu |g| > 0 elsewhere
+    gen = torch.Generator().manual_seed(3)
+    x = x_star + torch.randn(2000, 5, generator=gen, dtype=F64) * torch.logspace(-3, 1.5, 2000, dtype=F64).unsqueeze(1)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(x).sum(), x)
+    with torch.no_grad():
+        g = model.g(x.detach())
+        u = 0.5 * (g * g).sum(1)
+        h_prime = (1 + u / 0.5) ** (0.5 * 1.0 - 1)
+    assert bool((grad.norm(dim=1) >= h_prime * model.mu * g.norm(dim=1) * (1 - 1e-6)).all())
+    with torch.no_grad():
+        assert float(model(x_star[None])[0]) == pytest.approx(float(model.minimum_value()), abs=1e-9)
+        # sub-quadratic far field: f - c grows like |g|^q, far below 1/2 |g|^2
+        far = x_star + 1e3 * torch.ones(1, 5, dtype=F64)
+        gap = float(model(far)[0] - model.minimum_value())
+        gf = float(model.g(far).norm())
+        assert gap < 0.01 * 0.5 * gf**2
+        assert gap == pytest.approx(2 * 0.5 / 1.0 * ((1 + 0.5 * gf**2 / 0.5) ** 0.5 - 1), rel=1e-9)
+    # the trainer's descent (Armijo backtracking) still reaches x*
+    from openmm_actionmin.search.descent import DescentConfig, descend
+
+    starts = 3.0 * torch.randn(4, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    with model.frozen():
+        path = descend(model, starts, DescentConfig(max_steps=3000, eps=1e-6))
+    assert float((path.final - x_star).norm(dim=1).max()) < 1e-4
+
+
+def test_learned_growth_parameters_get_gradients():
+    model = PLNet(PLNetConfig(dim=3, hidden=8, seed=1, growth="learned"))
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=F64) * 3
+    model(x).pow(2).mean().backward()
+    assert model.log_q.grad is not None and float(model.log_q.grad.abs()) > 0
+    assert model.log_s.grad is not None

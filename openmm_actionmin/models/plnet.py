@@ -171,6 +171,10 @@ def box_penalty(x: Tensor, low: Union[Tensor, float], high: Union[Tensor, float]
     return (F.relu(low_t - x) ** 2 + F.relu(x - high_t) ** 2).sum(dim=-1)
 
 
+#: Output heads of a PLNet (see :class:`PLNet`).
+GROWTH_KINDS = ("quadratic", "learned")
+
+
 @dataclass
 class PLNetConfig:
     """Configuration of a PLNet (and of the BiLipNet inside it).
@@ -196,6 +200,10 @@ class PLNetConfig:
         seed: Seed for every random initial value; None uses torch's global generator.
         dtype: Parameter dtype (float64 default; float32 works, with looser inverse tolerance).
         device: Parameter device.
+        growth: ``"quadratic"``: ``f = 1/2 ||g||^2 + c`` (the PLNet of Wang et al.).
+            ``"learned"``: ``f = h(1/2 ||g||^2) + c`` with the strictly increasing head
+            ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)``, ``q`` and ``s`` trained; see
+            :class:`PLNet`. At initialisation ``q = 2`` and ``h(u) = u``.
     """
 
     dim: int
@@ -211,8 +219,11 @@ class PLNetConfig:
     seed: Optional[int] = None
     dtype: torch.dtype = torch.float64
     device: Union[str, torch.device] = "cpu"
+    growth: str = "quadratic"
 
     def __post_init__(self) -> None:
+        if self.growth not in GROWTH_KINDS:
+            raise ValueError(f"PLNetConfig.growth must be one of {GROWTH_KINDS}, got {self.growth!r}")
         if not isinstance(self.dim, int) or self.dim < 1:
             raise ValueError(f"PLNetConfig.dim must be a positive int, got {self.dim!r}")
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -765,6 +776,17 @@ class PLNet(nn.Module):
     ``||grad f(x)|| >= mu ||g(x)|| >= mu^2 ||x - x*||``. At initialisation ``x*`` sits at
     ``config.init_center`` (random if not given), never at the origin by construction.
 
+    With ``config.growth = "learned"`` the output goes through a strictly increasing head,
+    ``f(x) = h(u) + c`` with ``u = 1/2 ||g(x)||^2`` and
+    ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)`` (``q = 2 exp(log_q)``, ``s = exp(log_s)``,
+    both trained). ``h(0) = 0`` and ``h'(u) = (1 + u / s)^(q/2 - 1) > 0``, so
+    ``grad f = h'(u) J_g^T g`` still vanishes only at ``x*``, the minimum value is still
+    ``c`` and :meth:`minimizer` is unchanged; near ``x*`` f is PL as before, far away it
+    grows like ``||g||^q`` instead of ``||g||^2`` (the PL constant then decays by ``h'``).
+    Why: an energy whose envelope grows linearly (Alpine 1) or like ``|x|^(1/2)``
+    (Schaffer F7) is fitted by a quadratic bowl only with its bottom dragged towards the
+    middle of the sampled region; a learned exponent removes that bias.
+
     Args:
         config: PLNetConfig.
     """
@@ -778,6 +800,9 @@ class PLNet(nn.Module):
             generator.manual_seed(int(config.seed))
         self.bilipnet = BiLipNet(config, generator=generator)
         self.c = nn.Parameter(torch.zeros((), dtype=config.dtype, device=torch.device(config.device)))
+        if config.growth == "learned":
+            self.log_q = nn.Parameter(torch.zeros((), dtype=config.dtype, device=torch.device(config.device)))
+            self.log_s = nn.Parameter(torch.zeros((), dtype=config.dtype, device=torch.device(config.device)))
         if config.init_center is not None:
             center = torch.as_tensor(config.init_center).to(dtype=config.dtype, device=torch.device(config.device))
         else:
@@ -814,9 +839,22 @@ class PLNet(nn.Module):
         return self.bilipnet(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        """f(x) = 1/2 ||g(x)||^2 + c: [B, D] -> [B]."""
+        """f(x) = h(1/2 ||g(x)||^2) + c: [B, D] -> [B] (h the identity for quadratic growth)."""
         gx = self.bilipnet(x)
-        return 0.5 * (gx * gx).sum(dim=1) + self.c
+        return self.head(0.5 * (gx * gx).sum(dim=1)) + self.c
+
+    def head(self, u: Tensor) -> Tensor:
+        """The strictly increasing head h(u) [B] of u [B] >= 0 (identity for quadratic growth)."""
+        if self.config.growth == "quadratic":
+            return u
+        q = 2.0 * torch.exp(self.log_q)
+        s = torch.exp(self.log_s)
+        return (2.0 * s / q) * torch.expm1(0.5 * q * torch.log1p(u / s))
+
+    @property
+    def growth_exponent(self) -> float:
+        """The exponent q of the far-field growth ``f ~ ||g||^q`` (2 for quadratic growth)."""
+        return 2.0 if self.config.growth == "quadratic" else float(2.0 * torch.exp(self.log_q.detach()))
 
     def minimum_value(self) -> Tensor:
         """c = min_x f(x), a 0-dim tensor (the parameter itself)."""
