@@ -31,13 +31,23 @@ class LearnedGrowthTrainer(ActionTrainer):
 
     growth = "learned"
     head_lr = 0.05
+    fast = ("c", "log_q", "log_s")
+
+    learn_bounds = True
+    decay = False
+
+    def _round(self):
+        if self.decay and self.head_lr > 0 and self.config.budget_s:
+            frac = min(self._elapsed() / self.config.budget_s, 1.0)
+            self.optimizer.param_groups[1]["lr"] = self.head_lr * max(0.02, 1.0 - frac)
+        return super()._round()
 
     def _model_config(self):
-        return dataclasses.replace(super()._model_config(), growth=self.growth)
+        return dataclasses.replace(super()._model_config(), growth=self.growth, learn_bounds=self.learn_bounds)
 
     def _build_model(self) -> None:
         super()._build_model()
-        head = {"c", "log_q", "log_s"}
+        head = set(self.fast)
         others = [p for name, p in self.model.named_parameters() if name not in head]
         scalars = [p for name, p in self.model.named_parameters() if name in head]
         if self.head_lr > 0:
@@ -52,13 +62,23 @@ def main() -> int:
     p.add_argument("--budget-s", type=float, default=120.0)
     p.add_argument("--growth", default="learned", choices=("learned", "quadratic"))
     p.add_argument("--no-shift", action="store_true")
-    p.add_argument("--head-lr", type=float, default=0.05, help="learning rate of c, log_q, log_s (0: the trainer's lr)")
+    p.add_argument("--head-lr", type=float, default=0.05, help="learning rate of the fast parameters (0: the trainer's lr)")
+    p.add_argument("--fast", default="c,log_q,log_s", help="comma-separated parameter names trained at --head-lr "
+                   "(add bilipnet.orthogonal.0.bias to move the minimiser fast)")
+    p.add_argument("--fixed-bounds", action="store_true", help="keep the BiLipNet bounds mu, nu fixed")
+    p.add_argument("--decay", action="store_true", help="decay the fast learning rate linearly to 2%% over the budget")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)")
     args = p.parse_args()
+    overrides = {k: type(getattr(ActionConfig, k))(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(1)
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
     LearnedGrowthTrainer.growth = args.growth
     LearnedGrowthTrainer.head_lr = args.head_lr
-    trainer = LearnedGrowthTrainer(system, ActionConfig(seed=args.seed, budget_s=args.budget_s))
+    LearnedGrowthTrainer.learn_bounds = not args.fixed_bounds
+    LearnedGrowthTrainer.decay = args.decay
+    LearnedGrowthTrainer.fast = tuple(args.fast.split(","))
+    trainer = LearnedGrowthTrainer(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **overrides))
     result = trainer.run()
     print("round wall_s candidate_distance best_distance trajectory_loss regression_loss q")
     history = result.history

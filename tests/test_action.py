@@ -235,3 +235,76 @@ def test_trust_region_samples_inside_region_shrinks_and_resumes(tmp_path):
     assert comparable(resumed.history) == comparable(full.history)
     with pytest.raises(ValueError, match="region must be 'box' or 'trust'"):
         small_config(region="ball")
+
+
+class _RecordingTrainer(ActionTrainer):
+    """Keeps the raw energies of the first oracle batch (the warm-start samples)."""
+
+    warm_raw = None
+
+    def _raw_energy(self, z):
+        energy = super()._raw_energy(z)
+        if self.warm_raw is None and z.shape[0] > 1:
+            self.warm_raw = energy.clone()
+        return energy
+
+
+def test_offset_init_data_starts_c_at_the_lowest_normalised_warm_start_energy():
+    system = shifted_system("alpine1")
+    zero = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0))
+    zero.run()
+    assert float(zero.model.c.detach()) == 0.0
+    trainer = _RecordingTrainer(system, small_config(max_rounds=0, warm_start_steps=0, offset_init="data"))
+    trainer.run()
+    expected = float(trainer._normalise(trainer.warm_raw).min())
+    assert expected < -1.0  # the lowest sample lies well below the mean, so the default c = 0 is far off
+    assert float(trainer.model.c.detach()) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="offset_init must be 'zero' or 'data'"):
+        small_config(offset_init="min")
+
+
+def test_offset_lr_gives_c_its_own_group_and_resumes(tmp_path):
+    system = shifted_system("alpine1")
+    shared = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0))
+    shared.run()
+    assert len(shared.optimizer.param_groups) == 1
+    cfg = dict(max_rounds=5, checkpoint_every=2, offset_lr=0.2, offset_init="data")
+    trainer = ActionTrainer(system, small_config(**cfg))
+    full = trainer.run()
+    groups = trainer.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]["lr"] == 0.2 and groups[0]["lr"] == 1e-2
+    assert len(groups[1]["params"]) == 1 and groups[1]["params"][0] is trainer.model.c
+    assert all(p is not trainer.model.c for p in groups[0]["params"])
+    n_params = sum(1 for _ in trainer.model.parameters())
+    assert len(groups[0]["params"]) == n_params - 1
+
+    ckpt = tmp_path / "run.pt"
+    _, resumed = kill_then_resume(system, ckpt, 3, **cfg)
+    assert comparable(resumed.history) == comparable(full.history)
+    assert resumed.energy == full.energy
+    with pytest.raises(ValueError, match="offset_lr must be positive"):
+        small_config(offset_lr=0.0)
+
+
+def test_placement_lr_and_learned_growth_model(tmp_path):
+    """The placement parameters get their own rate; the learned head is built, trained and resumed."""
+    system = shifted_system("alpine1")
+    cfg = dict(max_rounds=5, checkpoint_every=2, placement_lr=0.05, model_growth="learned", model_learn_bounds=False,
+               model_mu=0.9, model_nu=1.1)
+    trainer = ActionTrainer(system, small_config(**cfg))
+    full = trainer.run()
+    assert trainer.model.config.growth == "learned" and not trainer.model.config.learn_bounds
+    groups = trainer.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]["lr"] == 0.05
+    placed = {id(p) for p in groups[1]["params"]}
+    named = dict(trainer.model.named_parameters())
+    assert placed == {id(named[n]) for n in ActionTrainer.PLACEMENT_PARAMETERS}
+    assert trainer.model.growth_exponent != 2.0  # the head's exponent was trained
+    assert trainer.model.mu == pytest.approx(0.9) and trainer.model.nu == pytest.approx(1.1)  # fixed bounds
+    ckpt = tmp_path / "run.pt"
+    _, resumed = kill_then_resume(system, ckpt, 3, **cfg)
+    assert comparable(resumed.history) == comparable(full.history)
+    with pytest.raises(ValueError, match="placement_lr must be positive"):
+        small_config(placement_lr=-1.0)
+    with pytest.raises(ValueError, match="model_growth"):
+        small_config(model_growth="cubic")
