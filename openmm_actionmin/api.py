@@ -221,12 +221,12 @@ def _peptide_method(name: str) -> Callable[..., Result]:
 def _function_method(name: str) -> Callable[..., Result]:
     def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
         from .search import baselines
-        from .search.action import BOWL_MODEL
+        from .search.action import BOWL_MODEL, SYNTHETIC_ACTION
 
         if name == "action":
             from .search.action import ActionConfig, ActionTrainer
 
-            cfg = ActionConfig(seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint, **{**BOWL_MODEL, **options})
+            cfg = ActionConfig(seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint, **{**SYNTHETIC_ACTION, **options})
             return ActionTrainer(system, cfg).run(resume=checkpoint is not None)
         if name == "random_only":
             return baselines.random_only(system, budget_s, seed, **{**BOWL_MODEL, **options})

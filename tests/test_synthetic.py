@@ -168,3 +168,21 @@ def test_batched_float32_and_autograd_bridge():
     e.sum().backward()
     assert bool(torch.isfinite(x.grad).all())
     assert oracle.counters.force_calls == 32
+
+
+def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samples_the_box():
+    """minimize() and the benchmark use SYNTHETIC_ACTION; random-only keeps the paper's uniform samples."""
+    import openmm_actionmin as am
+    from openmm_actionmin.benchmarks.synthetic import ACTION_VARIANTS
+    from openmm_actionmin.search.action import BOWL_MODEL, SYNTHETIC_ACTION
+
+    tiny = dict(budget_s=None, max_rounds=2, progress=False, warm_start_samples=64, warm_start_steps=5)
+    action = am.minimize("alpine1:5", method="action", **tiny)
+    config = action.extra["config"]
+    assert config["region"] == "trust" and config["model_growth"] == "learned" and not config["model_learn_bounds"]
+    assert all(config[k] == v for k, v in SYNTHETIC_ACTION.items())
+    ro = am.minimize("alpine1:5", method="random_only", **tiny)
+    assert ro.extra["config"]["region"] == "box" and ro.extra["config"]["action_weight"] == 0.0
+    assert all(ro.extra["config"][k] == v for k, v in BOWL_MODEL.items())
+    assert ACTION_VARIANTS["action"] == SYNTHETIC_ACTION
+    assert ACTION_VARIANTS["random_only_trust"]["action_weight"] == 0.0

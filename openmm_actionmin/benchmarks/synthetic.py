@@ -37,20 +37,27 @@ import torch
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
 from ..result import Result, atomic_write_text
-from ..search.action import BOWL_MODEL
+from ..search.action import BOWL_MODEL, SYNTHETIC_ACTION
 from ..systems.base import System
 
 #: Variants of the action trainer: name -> :class:`ActionConfig` overrides.
-#: ``action`` uses the round-bowl PLNet (:data:`~..search.action.BOWL_MODEL`), and
-#: so does ``random_only`` (the same model, regression only);
+#: ``action`` uses the round-bowl PLNet with a trust region
+#: (:data:`~..search.action.SYNTHETIC_ACTION`); ``random_only`` the same model trained by
+#: regression on uniform samples of the whole box (the paper's ablation);
+#: ``random_only_trust`` regression on samples of the same trust region (no paths), to
+#: tell the paths' share from the zoom's; ``action_bowl`` the bowl without trust region;
 #: ``action_flexible`` and the fix switches below use the ActionConfig defaults. The first four switch the paper's fixes on
 #: and off; ``action_trust`` draws starts and fresh samples from a shrinking
 #: trust region around the best candidate (``ActionConfig.region``) and fits
-#: harder each round (20 Adam steps at lr 3e-3); ``action_cdata`` starts the
-#: PLNet offset ``c`` at the lowest normalised warm-start energy
-#: (``ActionConfig.offset_init``).
+#: harder each round (20 Adam steps at lr 3e-3); ``action_cdata`` is
+#: ``action_flexible`` with the PLNet offset ``c`` started at the lowest
+#: normalised warm-start energy (``ActionConfig.offset_init="data"``,
+#: ``bench/results/synthetic_d100_offset.md``); ``action_bowl_cdata`` is
+#: ``action`` (the round bowl) with that offset start.
 ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
-    "action": dict(BOWL_MODEL),
+    "action": dict(SYNTHETIC_ACTION),
+    "action_bowl": dict(BOWL_MODEL),  # the round bowl with box-wide sampling
+    "random_only_trust": {**SYNTHETIC_ACTION, "action_weight": 0.0, "grad_match_weight": 0.0},  # ablation: zoomed regression, no paths
     "action_flexible": {},  # the ActionConfig default model (the former "action" of this benchmark)
     "action_plain": {"action_weight": 1.0, "grad_match_weight": 0.0, "fresh_weight": 0.0},  # the paper's Algorithm 1
     "action_fresh": {"action_weight": 1.0, "grad_match_weight": 0.0, "fresh_weight": 1.0},  # + fix 2 (fresh samples)
@@ -58,6 +65,7 @@ ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
     "action_both": {"action_weight": 1.0, "grad_match_weight": 0.1, "fresh_weight": 1.0},  # both fixes
     "action_trust": {"region": "trust", "steps_per_round": 20, "lr": 3e-3},
     "action_cdata": {"offset_init": "data"},
+    "action_bowl_cdata": {**BOWL_MODEL, "offset_init": "data"},
 }
 
 
