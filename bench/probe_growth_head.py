@@ -17,6 +17,7 @@ Examples (shifted functions, seed 0, one thread)::
     python bench/probe_growth_head.py --function alpine1 --bowl --set action_weight=0   # random-only
     python bench/probe_growth_head.py --function alpine1 --set model_growth=learned --set placement_lr=0.05
     python bench/probe_growth_head.py --function schaffer_f7 --bowl --decay       # placement lr decays to 2 %
+    python bench/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05   # session 3's offset probe
 """
 
 import argparse
@@ -41,6 +42,14 @@ class DecayingPlacementTrainer(ActionTrainer):
             for group in self.optimizer.param_groups[1:2]:
                 group["lr"] = lr0 * max(0.02, 1.0 - frac)
         return super()._round()
+
+
+def print_history(history) -> None:
+    """Print about ten rows of a trainer history (round, time, distances, losses)."""
+    print("round wall_s candidate_distance best_distance trajectory_loss regression_loss")
+    for row in history[:: max(1, len(history) // 10)] + [history[-1]]:
+        print(row["round"], round(row["wall_s"]), round(row["candidate_distance"], 1), round(row["best_distance"], 1),
+              round(row["trajectory_loss"], 3), round(row["regression_loss"], 3))
 
 
 def _parse_overrides(items):
@@ -75,12 +84,8 @@ def main() -> int:
     trainer_cls = DecayingPlacementTrainer if args.decay else ActionTrainer
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
     result = trainer.run()
-    print("round wall_s candidate_distance best_distance trajectory_loss regression_loss")
-    history = result.history
-    for row in history[:: max(1, len(history) // 10)] + [history[-1]]:
-        print(row["round"], round(row["wall_s"]), round(row["candidate_distance"], 1), round(row["best_distance"], 1),
-              round(row["trajectory_loss"], 3), round(row["regression_loss"], 3))
-    print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(history[-1]["best_distance"], 1))
+    print_history(result.history)
+    print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(result.history[-1]["best_distance"], 1))
     return 0
 
 

@@ -27,9 +27,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402
 from openmm_actionmin.search.action import ActionConfig, ActionTrainer  # noqa: E402
+from probe_growth_head import print_history  # noqa: E402
 
 
 def quadfit(dim: int, seed: int, n: int = 16384) -> None:
@@ -69,30 +71,12 @@ class PowerTrainer(ActionTrainer):
     def _normalise(self, energy: torch.Tensor) -> torch.Tensor:
         return (self._pow(energy) - self.energy_mean) / self.energy_std
 
-    def _warm_start(self):
-        cfg = self.config
-        z = self._sample(cfg.warm_start_samples)
-        raw = self._raw_energy(z)
-        self.transform = self._choose_transform(raw)
+    def _fit_normalisation(self, raw: torch.Tensor) -> None:
+        super()._fit_normalisation(raw)
         t = self.transform(raw)[0] if self.transform is not None else raw
         self.u0, self.scale = float(t.min()), float(t.std())
         tp = self._pow(raw)
         self.energy_mean, self.energy_std = float(tp.mean()), float(tp.std())
-        y = self._normalise(raw).to(self.model_dtype)
-        if cfg.offset_init == "data":
-            with torch.no_grad():
-                self.model.c.fill_(float(y.min()))
-        s = self._to_scaled(z)
-        loss_value = float("nan")
-        for _ in range(cfg.warm_start_steps):
-            if cfg.budget_s is not None and self._elapsed() > cfg.warm_start_max_fraction * cfg.budget_s:
-                break
-            idx = torch.randint(0, s.shape[0], (min(cfg.warm_start_batch, s.shape[0]),), generator=self.generator)
-            loss = torch.mean((self._f(s[idx]) - y[idx]) ** 2)
-            self._step(loss)
-            loss_value = float(loss.detach())
-        return {"trajectory_loss": float("nan"), "regression_loss": loss_value, "grad_match_loss": float("nan"),
-                "box_penalty": 0.0, "descent_steps": 0, "descent_converged": False, "path_points": 0}
 
 
 def main() -> int:
@@ -112,11 +96,7 @@ def main() -> int:
     PowerTrainer.power = args.power
     system = make_system(args.function, args.dim, args.seed)
     result = PowerTrainer(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, offset_init=args.offset_init)).run()
-    print("round wall_s candidate_distance best_distance trajectory_loss regression_loss")
-    history = result.history
-    for row in history[:: max(1, len(history) // 10)] + [history[-1]]:
-        print(row["round"], round(row["wall_s"]), round(row["candidate_distance"], 1), round(row["best_distance"], 1),
-              round(row["trajectory_loss"], 3), round(row["regression_loss"], 3))
+    print_history(result.history)
     return 0
 
 

@@ -551,6 +551,13 @@ class ActionTrainer:
         self._observe(z, torch.cat(raws))
         return torch.cat(ys).to(self.model_dtype), torch.cat(grads).to(self.model_dtype)
 
+    def _fit_normalisation(self, raw: torch.Tensor) -> None:
+        """Choose the finite transform and the mean / std of the regression targets from ``raw [B]``."""
+        self.transform = self._choose_transform(raw)
+        transformed = self.transform(raw)[0] if self.transform is not None else raw
+        self.energy_mean = float(transformed.mean())
+        self.energy_std = float(transformed.std()) if float(transformed.std()) > 0 else 1.0
+
     def _normalise(self, energy: torch.Tensor) -> torch.Tensor:
         if self.transform is not None:
             energy = self.transform(energy)[0]
@@ -595,10 +602,7 @@ class ActionTrainer:
         cfg = self.config
         z = self._sample(cfg.warm_start_samples)
         raw = self._raw_energy(z)
-        self.transform = self._choose_transform(raw)
-        transformed = self.transform(raw)[0] if self.transform is not None else raw
-        self.energy_mean = float(transformed.mean())
-        self.energy_std = float(transformed.std()) if float(transformed.std()) > 0 else 1.0
+        self._fit_normalisation(raw)
         y = self._normalise(raw).to(self.model_dtype)
         if cfg.offset_init == "data":
             with torch.no_grad():
