@@ -44,12 +44,14 @@ from .systems.base import System
 
 #: Default method per kind of target, as decided by the benchmarks, not by taste:
 #: clusters: our batched basin hopping with lattice starts (LJ13/38/55/75 10/10 seeds, median
-#: time to the GM 0.1-0.3 s, bench/results/clusters_lattice_10seeds_40s.md; the blind
-#: search: LJ38 8/10 in 40 s against scipy's 4/10, LJ75 0/10); peptides:
-#: torsion-space basin hopping (lowest energy from extended chains in 5/5 seeds of both
-#: CLN025 and Trp-cage, bench/results/proteins_5seeds_60s.md); functions: CMA-ES (about 4x
-#: closer than the action trainer at D = 100, bench/results/synthetic_d100.md).
-DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "cma"}
+#: time to the GM 0.2-0.9 s, bench/results/clusters_lattice.md; the blind search: LJ38 5/10
+#: in 40 s against scipy's 1/10, LJ75 0/10); peptides: torsion-space basin hopping (lowest
+#: energy from extended chains in 5/5 seeds of both CLN025 and Trp-cage,
+#: bench/results/proteins_5seeds_60s.md); functions: the action trainer with the trust-region
+#: round bowl (D = 100: 4.5-8.6x closer than CMA-ES, bench/results/synthetic_d100_trust_bowl.md;
+#: D = 1000, 300 s, one seed: 642 / 646 against session 3's CMA-ES 1909 / 1757, but random-only
+#: training of the same model was closer, 342 / 378, bench/results/synthetic_d1000_bowl_300s.md).
+DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "action"}
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
