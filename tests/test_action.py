@@ -308,3 +308,11 @@ def test_placement_lr_and_learned_growth_model(tmp_path):
         small_config(placement_lr=-1.0)
     with pytest.raises(ValueError, match="model_growth"):
         small_config(model_growth="cubic")
+
+
+def test_trust_region_patience_scales_with_dimension():
+    assert ActionTrainer(shifted_system("alpine1", dim=5), small_config()).region_patience == 5
+    assert ActionTrainer(shifted_system("alpine1", dim=400), small_config()).region_patience == 20
+    assert ActionTrainer(shifted_system("alpine1", dim=400), small_config(region_patience=7)).region_patience == 7
+    with pytest.raises(ValueError, match="region_patience"):
+        small_config(region_patience=0)
