@@ -164,20 +164,16 @@ def _lattice_options(system: System, options: Dict[str, Any]) -> Dict[str, Any]:
     search is the blind one.
     """
     from .search.basin_hopping import BasinHoppingConfig
+    from .search.lattices import lattice_walkers
 
     out = dict(options)
     nn = out.get("lattice_nn", system.metadata.get("nn_distance"))
-    walkers = int(out.get("n_walkers", BasinHoppingConfig.n_walkers))
     if nn is None:
         out["lattice_starts"] = 0
     else:
         out["lattice_nn"] = float(nn)
-        out.setdefault("lattice_starts", min(LATTICE_STARTS, max(walkers - 1, 0)))
+        out.setdefault("lattice_starts", lattice_walkers(int(out.get("n_walkers", BasinHoppingConfig.n_walkers))))
     return out
-
-
-#: Walkers started from lattice searches by ``basin_hopping_lattice`` (one per motif).
-LATTICE_STARTS = 3
 
 
 def _cluster_method(name: str) -> Callable[..., Result]:

@@ -86,6 +86,7 @@ import torch
 
 from ..result import atomic_write_text
 from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
+from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
 from ..systems.base import System
 from ..systems.clusters import named_system
@@ -97,7 +98,7 @@ _BH = BasinHoppingConfig()
 METHOD_NAMES = ("basin_hopping", "basin_hopping_lattice", "scipy_basinhopping", "ase_basinhopping", "action", "hybrid")
 
 #: Walkers of ``basin_hopping_lattice`` that start from lattice searches (one per motif).
-LATTICE_STARTS = 3
+LATTICE_STARTS = DEFAULT_LATTICE_STARTS
 
 
 _BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_")
@@ -191,7 +192,7 @@ def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, wa
     """Our batched basin hopping; one row."""
     cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob,
                              reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax,
-                             lattice_starts=min(lattice_starts, max(walkers - 1, 0)))
+                             lattice_starts=lattice_walkers(walkers, lattice_starts))
     if starts is None:
         starts = _random_start(system, seed)[None]
     res = basin_hopping(system, cfg, starts=starts)

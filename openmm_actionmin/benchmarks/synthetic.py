@@ -41,19 +41,19 @@ from ..search.action import BOWL_MODEL, SYNTHETIC_ACTION
 from ..systems.base import System
 
 #: Variants of the action trainer: name -> :class:`ActionConfig` overrides.
-#: ``action`` uses the round-bowl PLNet with a trust region
-#: (:data:`~..search.action.SYNTHETIC_ACTION`); ``random_only`` the same model trained by
-#: regression on uniform samples of the whole box (the paper's ablation);
-#: ``random_only_trust`` regression on samples of the same trust region (no paths), to
-#: tell the paths' share from the zoom's; ``action_bowl`` the bowl without trust region;
-#: ``action_flexible`` and the fix switches below use the ActionConfig defaults. The first four switch the paper's fixes on
-#: and off; ``action_trust`` draws starts and fresh samples from a shrinking
-#: trust region around the best candidate (``ActionConfig.region``) and fits
-#: harder each round (20 Adam steps at lr 3e-3); ``action_cdata`` is
-#: ``action_flexible`` with the PLNet offset ``c`` started at the lowest
-#: normalised warm-start energy (``ActionConfig.offset_init="data"``,
-#: ``bench/results/synthetic_d100_offset.md``); ``action_bowl_cdata`` is
-#: ``action`` (the round bowl) with that offset start.
+#:
+#: * ``action``: the round-bowl PLNet with a trust region
+#:   (:data:`~..search.action.SYNTHETIC_ACTION`); the ``random_only`` baseline trains the
+#:   same bowl (:data:`~..search.action.BOWL_MODEL`) on uniform samples of the whole box
+#:   (the paper's ablation);
+#: * ``action_bowl``: the bowl without trust region; ``random_only_trust``: regression on
+#:   samples of the trust region, no paths (what the paths add to the zoom);
+#: * ``action_flexible`` (the ActionConfig defaults, session 3's ``action``) and, on that
+#:   model, ``action_plain`` / ``action_fresh`` / ``action_gm`` / ``action_both`` (the
+#:   paper's fixes on and off), ``action_trust`` (trust region, 20 Adam steps at lr 3e-3
+#:   per round) and ``action_cdata`` (offset ``c`` started at the lowest normalised
+#:   warm-start energy, ``bench/results/synthetic_d100_offset.md``);
+#: * ``action_bowl_cdata``: the bowl with that offset start.
 ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
     "action": dict(SYNTHETIC_ACTION),
     "action_bowl": dict(BOWL_MODEL),  # the round bowl with box-wide sampling

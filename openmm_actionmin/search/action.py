@@ -65,10 +65,10 @@ CHECKPOINT_VERSION = 1
 #: layer of 32 units with fixed bounds 0.9 <= Lip <= 1.1 (g stays near an isometry,
 #: so f is nearly a round bowl), the learned-growth head, and the placement
 #: parameters (offset, head, first bias) at lr 0.02. Chosen by measurement on shifted
-#: Alpine 1 and Schaffer F7 at D = 100 (``bench/results/synthetic_d100_bowl.md``):
-#: the flexible default model (2 x 256 units, learned bounds, quadratic head)
-#: fits the samples as well but leaves its minimiser where the fit does not pin
-#: it (380-410 from the minimum); the bowl lands at ~90. Apply with
+#: Alpine 1 and Schaffer F7 at D = 100 (``bench/results/synthetic_d100_trust_bowl.md``,
+#: ``synthetic_d100_bowl_box_partial_*.json``): the flexible default model (2 x 256
+#: units, learned bounds, quadratic head) fits the samples as well but leaves its
+#: minimiser where the fit does not pin it (380-410 from the minimum); the bowl lands at ~90. Apply with
 #: ``ActionConfig(**BOWL_MODEL, ...)``; clusters and peptides keep the defaults.
 BOWL_MODEL: Dict[str, Any] = {
     "model_depth": 1,
@@ -295,8 +295,10 @@ class ActionConfig:
             raise ValueError(f"ActionConfig.polish_method must be 'adam' or 'lbfgs', got {self.polish_method!r}")
         if self.placement_lr is not None and not self.placement_lr > 0:
             raise ValueError(f"ActionConfig.placement_lr must be positive or None, got {self.placement_lr}")
-        if self.model_growth not in ("quadratic", "learned"):
-            raise ValueError(f"ActionConfig.model_growth must be 'quadratic' or 'learned', got {self.model_growth!r}")
+        from ..models.plnet import GROWTH_KINDS
+
+        if self.model_growth not in GROWTH_KINDS:
+            raise ValueError(f"ActionConfig.model_growth must be one of {GROWTH_KINDS}, got {self.model_growth!r}")
         if self.offset_lr is not None and not self.offset_lr > 0:
             raise ValueError(f"ActionConfig.offset_lr must be positive or None, got {self.offset_lr}")
         if self.offset_init not in ("zero", "data"):
@@ -405,8 +407,12 @@ class ActionTrainer:
         self.region_center: Optional[torch.Tensor] = None
         self.region_radius = 1.0
         self.region_stall = 0
-        #: Stalled rounds before the trust region shrinks (``config.region_patience`` or the auto rule).
-        self.region_patience = self.config.region_patience if self.config.region_patience is not None else max(5, self.dim // 20)
+
+    @property
+    def region_patience(self) -> int:
+        """Stalled rounds before the trust region shrinks (``config.region_patience`` or ``max(5, d // 20)``)."""
+        patience = self.config.region_patience
+        return patience if patience is not None else max(5, self.dim // 20)
 
     # ------------------------------------------------------------ model
     def _model_config(self):

@@ -46,6 +46,14 @@ LJ_NN = 2.0 ** (1.0 / 6.0)
 #: Motif names understood by :func:`lattice_starts`.
 MOTIFS = ("icosahedral", "decahedral", "fcc")
 
+#: Walkers started from lattice searches by default: one per motif.
+DEFAULT_LATTICE_STARTS = len(MOTIFS)
+
+
+def lattice_walkers(n_walkers: int, requested: int = DEFAULT_LATTICE_STARTS) -> int:
+    """Lattice-started walkers for ``n_walkers`` walkers: ``requested``, leaving walker 0 to the caller's start."""
+    return min(requested, max(n_walkers - 1, 0))
+
 
 def _unique(points: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     """Rows of ``points [M, 3]`` with duplicates (within ``tol``) removed."""
@@ -152,21 +160,18 @@ def motif_sites(motif: str, n: int, nn: float = LJ_NN) -> np.ndarray:
         Sites ``[M, 3]`` with ``M >= n``.
     """
     target = max(2 * n, n + 30)
-    if motif == "icosahedral":
-        shells = 1
-        while len(icosahedral_sites(shells, nn)) < target:
-            shells += 1
-        return icosahedral_sites(shells, nn)
-    if motif == "decahedral":
+    builders = {
+        "icosahedral": lambda k: icosahedral_sites(k, nn),
+        "decahedral": lambda k: decahedral_sites(k, k, nn),
+        "fcc": lambda k: fcc_sites(nn * (1.0 + 0.5 * (k - 1)), nn),
+    }
+    if motif in builders:
         size = 1
-        while len(decahedral_sites(size, size, nn)) < target:
+        sites = builders[motif](size)
+        while len(sites) < target:
             size += 1
-        return decahedral_sites(size, size, nn)
-    if motif == "fcc":
-        radius = nn
-        while len(fcc_sites(radius, nn)) < target:
-            radius += 0.5 * nn
-        return fcc_sites(radius, nn)
+            sites = builders[motif](size)
+        return sites
     raise ValueError(f"unknown motif {motif!r}; choose from {', '.join(MOTIFS)}")
 
 
@@ -175,6 +180,16 @@ def lj_pair_energy(r: np.ndarray, nn: float = LJ_NN) -> np.ndarray:
     s6 = np.zeros_like(r)
     np.divide((nn / LJ_NN) ** 6, r**6, out=s6, where=r > 0)
     return 4.0 * (s6 * s6 - s6)
+
+
+def lattice_tables(sites: np.ndarray, nn: float = LJ_NN) -> tuple:
+    """Pair energies ``[M, M]`` and nearest-neighbour mask ``[M, M]`` of a site set.
+
+    :func:`lattice_search` needs both; :func:`lattice_starts` builds them once
+    per site set and passes them to every restart.
+    """
+    dist = np.linalg.norm(sites[:, None] - sites[None], axis=-1)
+    return lj_pair_energy(dist, nn), (dist > 0) & (dist < 1.2 * nn)
 
 
 def lattice_search(
@@ -189,6 +204,7 @@ def lattice_search(
     kick_after: int = 30,
     kick_size: int = 3,
     patience: int = 10,
+    tables: Optional[tuple] = None,
 ) -> tuple:
     """Choose ``n`` of ``sites`` with low lattice energy (iterated local search).
 
@@ -212,6 +228,7 @@ def lattice_search(
         kick_after: Non-improving moves before a kick.
         kick_size: Atoms moved by a kick.
         patience: Kicks without a new lowest energy before the search stops.
+        tables: ``lattice_tables(sites, nn)``, if already built.
 
     Returns:
         ``(positions [n, 3], lattice_energy)``; positions are centred.
@@ -222,9 +239,7 @@ def lattice_search(
     if not aspect > 0:
         raise ValueError(f"aspect must be positive, got {aspect}")
     gen = generator or torch.Generator().manual_seed(0)
-    dist = np.linalg.norm(sites[:, None] - sites[None], axis=-1)
-    pair = lj_pair_energy(dist, nn)
-    neighbours = (dist > 0) & (dist < 1.2 * nn)
+    pair, neighbours = tables if tables is not None else lattice_tables(sites, nn)
     rel = sites - np.asarray(centre, dtype=float)
     rel[:, 2] *= aspect
     occ = np.zeros(m, dtype=bool)
@@ -333,10 +348,11 @@ def lattice_starts(
     ranked = []
     for motif in motifs:
         sites = motif_sites(motif, n, nn)
+        tables = lattice_tables(sites, nn)
         found = {}
         for _ in range(restarts):
             centre, aspect = random_start_shape(motif, generator, nn)
-            x, e = lattice_search(sites, n, generator, centre=centre, aspect=aspect, nn=nn)
+            x, e = lattice_search(sites, n, generator, centre=centre, aspect=aspect, nn=nn, tables=tables)
             found.setdefault(round(e, 6), x)
         ranked.append([found[e] for e in sorted(found)])
     out = []
