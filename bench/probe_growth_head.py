@@ -77,6 +77,7 @@ def main() -> int:
     p.add_argument("--decay", action="store_true", help="decay the placement learning rate linearly to 2%% over the budget")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)")
+    p.add_argument("--save", default=None, help="write the Result (with its per-round history) to this JSON file")
     args = p.parse_args()
     torch.set_num_threads(1)
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
@@ -85,6 +86,8 @@ def main() -> int:
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
     result = trainer.run()
     print_history(result.history)
+    if args.save:
+        result.save(args.save)
     print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(result.history[-1]["best_distance"], 1))
     return 0
 

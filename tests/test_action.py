@@ -316,3 +316,29 @@ def test_trust_region_patience_scales_with_dimension():
     assert ActionTrainer(shifted_system("alpine1", dim=400), small_config(region_patience=7)).region_patience == 7
     with pytest.raises(ValueError, match="region_patience"):
         small_config(region_patience=0)
+
+
+def test_select_smoothing_compares_candidates_by_the_smoothed_energy(tmp_path):
+    system = shifted_system("alpine1")
+    cfg = dict(max_rounds=8, select_smoothing=0.05, select_samples=16, checkpoint_every=3)
+    trainer = ActionTrainer(system, small_config(**cfg))
+    full = trainer.run()
+    scores = [row["candidate_score"] for row in full.history]
+    energies = [row["candidate_energy"] for row in full.history]
+    assert all(s != e for s, e in zip(scores, energies))  # the score is not the candidate's own energy
+    # the best candidate is the one with the lowest score so far, and the result reports its raw energy
+    for i, row in enumerate(full.history):
+        j = min(range(i + 1), key=lambda k: scores[k])
+        assert row["best_round"] == full.history[j]["round"]
+        assert row["best_energy"] == energies[j]
+    assert full.energy == energies[min(range(len(scores)), key=lambda k: scores[k])]
+    # each round pays for its perturbations: 16 more force calls per round than the plain run
+    plain = ActionTrainer(system, small_config(max_rounds=8)).run()
+    extra = [a["force_calls"] - b["force_calls"] for a, b in zip(full.history, plain.history)]
+    assert extra == [16 * (i + 1) for i in range(len(extra))]
+    # the perturbations are the score's own: the plain run's histories are unchanged
+    assert all(row["candidate_score"] == row["candidate_energy"] for row in plain.history)
+    _, resumed = kill_then_resume(system, tmp_path / "smooth.pt", 4, **cfg)
+    assert comparable(resumed.history) == comparable(full.history)
+    with pytest.raises(ValueError, match="select_smoothing"):
+        small_config(select_smoothing=-0.1)

@@ -378,3 +378,28 @@ def test_learned_growth_parameters_get_gradients():
     model(x).pow(2).mean().backward()
     assert model.log_q.grad is not None and float(model.log_q.grad.abs()) > 0
     assert model.log_s.grad is not None
+
+
+def test_growth_floor_keeps_the_exponent_above_it():
+    free = PLNet(PLNetConfig(dim=3, hidden=8, seed=1, growth="learned"))
+    floored = PLNet(PLNetConfig(dim=3, hidden=8, seed=1, growth="learned", growth_min=0.5))
+    x = torch.randn(16, 3, generator=torch.Generator().manual_seed(0), dtype=F64) * 3
+    # at init both heads are the identity (q = 2), so the floor changes nothing there
+    assert torch.allclose(free(x), floored(x), atol=1e-12) and floored.growth_exponent == pytest.approx(2.0)
+    with torch.no_grad():
+        free.log_q.fill_(-12.0)
+        floored.log_q.fill_(-12.0)
+    assert free.growth_exponent < 1e-4  # without the floor q collapses towards a logarithmic head
+    assert floored.growth_exponent == pytest.approx(0.5, abs=1e-4)
+    # the floored far field still grows like |g|^0.5: f - c = 2 s / q ((1 + u / s)^(q/2) - 1) with s = 1
+    with torch.no_grad():
+        far = 1e4 * torch.ones(1, 3, dtype=F64)
+        gf = float(floored.g(far).norm())
+        q = floored.growth_exponent
+        gap = float(floored(far)[0] - floored.minimum_value())
+        assert gap == pytest.approx(2 / q * ((1 + 0.5 * gf**2) ** (q / 2) - 1), rel=1e-9)
+        assert gap > 10 * float(free(far)[0] - free.minimum_value())
+    floored(x).pow(2).mean().backward()
+    assert floored.log_q.grad is not None and float(floored.log_q.grad.abs()) > 0
+    with pytest.raises(ValueError, match="growth_min"):
+        PLNetConfig(dim=3, growth="learned", growth_min=2.0)

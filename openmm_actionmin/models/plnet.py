@@ -204,6 +204,11 @@ class PLNetConfig:
             ``"learned"``: ``f = h(1/2 ||g||^2) + c`` with the strictly increasing head
             ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)``, ``q`` and ``s`` trained; see
             :class:`PLNet`. At initialisation ``q = 2`` and ``h(u) = u``.
+        growth_min: Floor of the learned exponent, ``0 <= growth_min < 2``:
+            ``q = growth_min + (2 - growth_min) exp(log_q)``. ``0`` (default) is the
+            unconstrained head. Without a floor, training on a small region drove
+            ``q`` to ~1e-3 (a logarithmic far field that barely pins the minimiser)
+            and the candidate diverged (``bench/results/synthetic_d1000_1200s.md``).
     """
 
     dim: int
@@ -220,10 +225,13 @@ class PLNetConfig:
     dtype: torch.dtype = torch.float64
     device: Union[str, torch.device] = "cpu"
     growth: str = "quadratic"
+    growth_min: float = 0.0
 
     def __post_init__(self) -> None:
         if self.growth not in GROWTH_KINDS:
             raise ValueError(f"PLNetConfig.growth must be one of {GROWTH_KINDS}, got {self.growth!r}")
+        if not 0.0 <= self.growth_min < 2.0:
+            raise ValueError(f"PLNetConfig.growth_min must be in [0, 2), got {self.growth_min!r}")
         if not isinstance(self.dim, int) or self.dim < 1:
             raise ValueError(f"PLNetConfig.dim must be a positive int, got {self.dim!r}")
         if not isinstance(self.depth, int) or self.depth < 1:
@@ -778,8 +786,8 @@ class PLNet(nn.Module):
 
     With ``config.growth = "learned"`` the output goes through a strictly increasing head,
     ``f(x) = h(u) + c`` with ``u = 1/2 ||g(x)||^2`` and
-    ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)`` (``q = 2 exp(log_q)``, ``s = exp(log_s)``,
-    both trained). ``h(0) = 0`` and ``h'(u) = (1 + u / s)^(q/2 - 1) > 0``, so
+    ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)`` (``q = q_min + (2 - q_min) exp(log_q)`` with
+    ``q_min = config.growth_min``, ``s = exp(log_s)``, both trained). ``h(0) = 0`` and ``h'(u) = (1 + u / s)^(q/2 - 1) > 0``, so
     ``grad f = h'(u) J_g^T g`` still vanishes only at ``x*``, the minimum value is still
     ``c`` and :meth:`minimizer` is unchanged; near ``x*`` f is PL as before, far away it
     grows like ``||g||^q`` instead of ``||g||^2`` (the PL constant then decays by ``h'``).
@@ -847,14 +855,19 @@ class PLNet(nn.Module):
         """The strictly increasing head h(u) [B] of u [B] >= 0 (identity for quadratic growth)."""
         if self.config.growth == "quadratic":
             return u
-        q = 2.0 * torch.exp(self.log_q)
+        q = self._exponent()
         s = torch.exp(self.log_s)
         return (2.0 * s / q) * torch.expm1(0.5 * q * torch.log1p(u / s))
+
+    def _exponent(self) -> Tensor:
+        """The learned exponent q (a 0-dim tensor), never below ``config.growth_min``."""
+        q_min = self.config.growth_min
+        return q_min + (2.0 - q_min) * torch.exp(self.log_q)
 
     @property
     def growth_exponent(self) -> float:
         """The exponent q of the far-field growth ``f ~ ||g||^q`` (2 for quadratic growth)."""
-        return 2.0 if self.config.growth == "quadratic" else float(2.0 * torch.exp(self.log_q.detach()))
+        return 2.0 if self.config.growth == "quadratic" else float(self._exponent().detach())
 
     def minimum_value(self) -> Tensor:
         """c = min_x f(x), a 0-dim tensor (the parameter itself)."""
