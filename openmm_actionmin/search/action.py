@@ -412,6 +412,7 @@ class ActionTrainer:
         upper = self.space.upper.to(self.device)
         self.center = 0.5 * (lower + upper)
         self.half = 0.5 * (upper - lower)
+        self.lower, self.upper = self.center - self.half, self.center + self.half
         ref = system.reference_positions
         self.reference = None if ref is None else torch.as_tensor(ref, dtype=self.oracle.dtype).to(self.oracle.device)
         self.model = None
@@ -431,7 +432,7 @@ class ActionTrainer:
         self._t0 = 0.0
         self._calls0 = 0
         self._fallback = 0
-        self._selection_noise: Optional[torch.Tensor] = None
+        self._selection_noise = self._make_selection_noise()
         self.initial_distance: Optional[float] = None
         self.region_center: Optional[torch.Tensor] = None
         self.region_radius = 1.0
@@ -528,11 +529,9 @@ class ActionTrainer:
         return self._sample_region(n)
 
     def _sample_region(self, n: int) -> torch.Tensor:
-        lower = self.center - self.half
-        upper = self.center + self.half
         c = self.region_center.to(self.device, self.center.dtype)
-        lo = torch.maximum(lower, c - self.region_radius * self.half)
-        hi = torch.minimum(upper, c + self.region_radius * self.half)
+        lo = torch.maximum(self.lower, c - self.region_radius * self.half)
+        hi = torch.minimum(self.upper, c + self.region_radius * self.half)
         u = torch.rand((n, self.dim), generator=self.generator, dtype=self.center.dtype).to(self.device)
         return (lo + (hi - lo) * u).to(self.space_dtype)
 
@@ -776,19 +775,26 @@ class ActionTrainer:
                 best_e, best_z = e_new, zp.detach()[0].clone()
         return best_z, best_e
 
-    def _selection_score(self, z: torch.Tensor, energy: float) -> float:
-        """What candidates are compared by: the raw ``energy``, or the smoothed energy around ``z [d]``."""
+    def _make_selection_noise(self) -> Optional[torch.Tensor]:
+        """The fixed perturbation directions ``[select_samples, d]`` of the smoothed score (``None`` when off).
+
+        Drawn from their own seeded generator, so the run's sample stream is the same with or without them.
+        """
         cfg = self.config
         if cfg.select_smoothing <= 0:
-            return energy
+            return None
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(cfg.seed) + 7919)
+        noise = torch.randn((cfg.select_samples, self.dim), generator=gen, dtype=self.center.dtype)
+        return noise.to(self.device)
+
+    def _selection_score(self, z: torch.Tensor, energy: float) -> float:
+        """What candidates are compared by: the raw ``energy``, or the smoothed energy around ``z [d]``."""
         if self._selection_noise is None:
-            gen = torch.Generator(device="cpu")
-            gen.manual_seed(int(cfg.seed) + 7919)
-            self._selection_noise = torch.randn((cfg.select_samples, self.dim), generator=gen, dtype=self.center.dtype)
-        lower, upper = self.center - self.half, self.center + self.half
-        noise = self._selection_noise.to(self.device)
-        points = z.reshape(1, -1).to(self.device, self.center.dtype) + cfg.select_smoothing * self.half * noise
-        points = torch.maximum(torch.minimum(points, upper), lower)
+            return energy
+        offsets = self.config.select_smoothing * self.half * self._selection_noise
+        points = z.reshape(1, -1).to(self.device, self.center.dtype) + offsets
+        points = torch.maximum(torch.minimum(points, self.upper), self.lower)
         return float(self._raw_energy(points.to(self.space_dtype)).mean())
 
     def _candidate(self, info: Dict[str, float]) -> Dict[str, Any]:
