@@ -342,3 +342,29 @@ def test_select_smoothing_compares_candidates_by_the_smoothed_energy(tmp_path):
     assert comparable(resumed.history) == comparable(full.history)
     with pytest.raises(ValueError, match="select_smoothing"):
         small_config(select_smoothing=-0.1)
+
+
+def test_translation_rate_follows_the_trust_region_and_resumes(tmp_path):
+    """The minimiser's translation gets its own group whose rate is placement_lr times radius ** power."""
+    system = shifted_system("alpine1")
+    cfg = dict(max_rounds=8, region="trust", region_patience=1, region_shrink=0.5, region_min=0.1, checkpoint_every=3,
+               placement_lr=0.05, model_growth="learned", model_learn_bounds=False, translation_region_power=0.5)
+    trainer = ActionTrainer(system, small_config(**cfg))
+    full = trainer.run()
+    groups = trainer.optimizer.param_groups
+    translation = [g for g in groups if g.get("name") == "translation"]
+    assert len(translation) == 1 and len(groups) == 3
+    named = dict(trainer.model.named_parameters())
+    assert [id(p) for p in translation[0]["params"]] == [id(named[ActionTrainer.TRANSLATION_PARAMETER])]
+    assert trainer.region_radius < 1.0
+    assert translation[0]["lr"] == pytest.approx(0.05 * trainer.region_radius ** 0.5)
+    assert groups[1]["lr"] == 0.05  # the other placement parameters keep their rate
+    # the rate is part of the optimizer state: a killed and resumed run ends where the full run ends
+    _, resumed = kill_then_resume(system, tmp_path / "follow.pt", 4, **cfg)
+    assert comparable(resumed.history) == comparable(full.history)
+    # off by default: no translation group
+    plain = ActionTrainer(system, small_config(**{**cfg, "translation_region_power": 0.0, "max_rounds": 1}))
+    plain.run()
+    assert all(g.get("name") != "translation" for g in plain.optimizer.param_groups)
+    with pytest.raises(ValueError, match="translation_region_power"):
+        small_config(translation_region_power=-1.0)

@@ -94,8 +94,12 @@ BOWL_MODEL: Dict[str, Any] = {
 #: starts and fresh samples drawn from a trust region around the best candidate
 #: (``region="trust"``). On shifted Alpine 1 and Schaffer F7 at D = 100 (seed 0, 120 s)
 #: the trust region took the bowl from 90.0 / 95.5 to 19.7 / 11.5; with the flexible
-#: model it had not helped (``bench/results/synthetic_d100_trust.md``).
-SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust"}
+#: model it had not helped (``bench/results/synthetic_d100_trust.md``). The rate that
+#: translates the minimiser shrinks with the region (``translation_region_power = 0.5``):
+#: at D = 1000 (seed 0, 450 s) it took Alpine 1 / Schaffer F7 from 67.5 / 151.3 to
+#: 46.3 / 136.0 and the fixed-rate jitter of the candidate had caused most of the one-round
+#: excursions (``bench/results/synthetic_d1000_seeds.md``).
+SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5}
 
 
 @dataclasses.dataclass
@@ -227,6 +231,15 @@ class ActionConfig:
             translates the minimiser). ``None``: the common ``lr``. With the
             common rate of 1e-3 the minimiser moves about 1e-3 box half-widths
             per step, too slow to follow the data in a few hundred steps.
+        translation_region_power: ``p > 0`` scales the learning rate of the
+            bias of the first orthogonal layer (the parameter that translates
+            the model's minimiser) with the trust-region radius:
+            ``placement_lr * radius ** p`` (or ``lr * radius ** p`` without a
+            placement rate). ``0`` (default): no scaling. Adam moves each
+            coordinate of that bias by about its learning rate per step
+            whatever the gradient's size, so at a fixed rate the candidate
+            jitters by a fixed amount per coordinate while the region it
+            should settle in shrinks around it.
         orthogonal: ``"cayley"``, ``"householder"`` or ``"auto"`` (PLNet's
             rule: Householder above D = 256, since dense Cayley solves grow
             fast with the dimension).
@@ -285,6 +298,7 @@ class ActionConfig:
     model_growth_min: float = 0.0
     model_learn_bounds: bool = True
     placement_lr: Optional[float] = None
+    translation_region_power: float = 0.0
     orthogonal: str = "auto"
     model: Any = None
     minimizer_tol: float = 1e-5
@@ -316,6 +330,8 @@ class ActionConfig:
             raise ValueError(f"ActionConfig.region must be 'box' or 'trust', got {self.region!r}")
         if not 0 < self.region_shrink < 1 or (self.region_patience is not None and self.region_patience < 1) or not 0 < self.region_min <= 1:
             raise ValueError("ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]")
+        if self.translation_region_power < 0:
+            raise ValueError(f"ActionConfig.translation_region_power must be >= 0, got {self.translation_region_power}")
         if self.select_smoothing < 0 or self.select_samples < 1:
             raise ValueError(f"ActionConfig: select_smoothing must be >= 0 and select_samples >= 1, got "
                              f"{self.select_smoothing} and {self.select_samples}")
@@ -488,19 +504,26 @@ class ActionTrainer:
 
     #: Parameters that place the model's bowl (trained at ``placement_lr``).
     PLACEMENT_PARAMETERS = ("c", "log_q", "log_s", "bilipnet.orthogonal.0.bias")
+    #: The parameter that translates the minimiser (see ``translation_region_power``).
+    TRANSLATION_PARAMETER = "bilipnet.orthogonal.0.bias"
 
     def _param_groups(self) -> List[Dict[str, Any]]:
         """Optimiser parameter groups.
 
         The offset ``c`` gets ``offset_lr`` when that is set; the placement
         parameters (:attr:`PLACEMENT_PARAMETERS`) get ``placement_lr`` when
-        that is set; everything else the common ``lr``.
+        that is set; everything else the common ``lr``. With
+        ``translation_region_power > 0`` the translation parameter gets a group
+        of its own, whose rate :meth:`_update_region` keeps at the base rate
+        times the trust-region radius to that power.
         """
         cfg = self.config
-        groups: Dict[str, List[torch.nn.Parameter]] = {"common": [], "placement": [], "offset": []}
+        groups: Dict[str, List[torch.nn.Parameter]] = {"common": [], "placement": [], "offset": [], "translation": []}
         for name, p in self.model.named_parameters():
             if name == "c" and cfg.offset_lr is not None:
                 groups["offset"].append(p)
+            elif name == self.TRANSLATION_PARAMETER and cfg.translation_region_power > 0:
+                groups["translation"].append(p)
             elif name in self.PLACEMENT_PARAMETERS and cfg.placement_lr is not None:
                 groups["placement"].append(p)
             else:
@@ -510,7 +533,14 @@ class ActionTrainer:
             out.append({"params": groups["placement"], "lr": cfg.placement_lr})
         if groups["offset"]:
             out.append({"params": groups["offset"], "lr": cfg.offset_lr})
+        if groups["translation"]:
+            out.append({"params": groups["translation"], "lr": self._translation_lr(), "name": "translation"})
         return out
+
+    def _translation_lr(self) -> float:
+        """Learning rate of the translation group: the base rate times ``radius ** translation_region_power``."""
+        base = self.config.placement_lr if self.config.placement_lr is not None else self.config.lr
+        return base * self.region_radius ** self.config.translation_region_power
 
     def _f(self, s: torch.Tensor) -> torch.Tensor:
         return self.model(s.to(self.model_dtype))
@@ -548,6 +578,9 @@ class ActionTrainer:
         if self.region_stall >= self.region_patience:
             self.region_radius = max(cfg.region_min, self.region_radius * cfg.region_shrink)
             self.region_stall = 0
+            for group in self.optimizer.param_groups:
+                if group.get("name") == "translation":
+                    group["lr"] = self._translation_lr()
 
     def _distance(self, z: torch.Tensor) -> Optional[float]:
         if self.reference is None:
