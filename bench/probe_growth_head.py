@@ -18,6 +18,8 @@ Examples (shifted functions, seed 0, one thread)::
     python bench/probe_growth_head.py --function alpine1 --set model_growth=learned --set placement_lr=0.05
     python bench/probe_growth_head.py --function schaffer_f7 --bowl --decay       # placement lr decays to 2 %
     python bench/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05   # session 3's offset probe
+    python bench/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \
+        --set fresh_batch=1024 --save run.json --record-candidates cands.pt   # session 6's probes
 """
 
 import argparse
@@ -29,7 +31,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402
-from openmm_actionmin.search.action import BOWL_MODEL, ActionConfig, ActionTrainer  # noqa: E402
+from openmm_actionmin.search.action import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig, ActionTrainer  # noqa: E402
+
+
+class RecordingTrainer(ActionTrainer):
+    """ActionTrainer that keeps every round's candidate ``z [d]`` (for offline analysis, e.g. averaging)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.candidates = []
+
+    def _candidate(self, info):
+        row = super()._candidate(info)
+        self.candidates.append(self.last_candidate.float().clone())
+        return row
 
 
 class DecayingPlacementTrainer(ActionTrainer):
@@ -74,20 +89,29 @@ def main() -> int:
     p.add_argument("--budget-s", type=float, default=120.0)
     p.add_argument("--no-shift", action="store_true")
     p.add_argument("--bowl", action="store_true", help="start from BOWL_MODEL")
+    p.add_argument("--synthetic", action="store_true", help="start from SYNTHETIC_ACTION (the benchmark's action)")
     p.add_argument("--decay", action="store_true", help="decay the placement learning rate linearly to 2%% over the budget")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)")
     p.add_argument("--save", default=None, help="write the Result (with its per-round history) to this JSON file")
+    p.add_argument("--record-candidates", default=None, metavar="FILE",
+                   help="torch.save every round's candidate [rounds, d] and the minimum's location to FILE")
     args = p.parse_args()
     torch.set_num_threads(1)
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
-    settings = {**(BOWL_MODEL if args.bowl else {}), **_parse_overrides(args.set)}
-    trainer_cls = DecayingPlacementTrainer if args.decay else ActionTrainer
+    base = SYNTHETIC_ACTION if args.synthetic else BOWL_MODEL if args.bowl else {}
+    settings = {**base, **_parse_overrides(args.set)}
+    if args.decay and args.record_candidates:
+        p.error("--decay and --record-candidates cannot be combined")
+    trainer_cls = DecayingPlacementTrainer if args.decay else RecordingTrainer if args.record_candidates else ActionTrainer
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
     result = trainer.run()
     print_history(result.history)
     if args.save:
         result.save(args.save)
+    if args.record_candidates:
+        reference = torch.as_tensor(system.reference_positions).reshape(-1).float()
+        torch.save({"z": torch.stack(trainer.candidates), "reference": reference}, args.record_candidates)
     print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(result.history[-1]["best_distance"], 1))
     return 0
 
