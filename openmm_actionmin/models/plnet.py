@@ -787,7 +787,8 @@ class PLNet(nn.Module):
     With ``config.growth = "learned"`` the output goes through a strictly increasing head,
     ``f(x) = h(u) + c`` with ``u = 1/2 ||g(x)||^2`` and
     ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)`` (``q = q_min + (2 - q_min) exp(log_q)`` with
-    ``q_min = config.growth_min``, ``s = exp(log_s)``, both trained). ``h(0) = 0`` and ``h'(u) = (1 + u / s)^(q/2 - 1) > 0``, so
+    ``q_min = config.growth_min``, ``s = exp(log_s)``, both trained). ``h(0) = 0`` and
+    ``h'(u) = (1 + u / s)^(q/2 - 1) > 0``, so
     ``grad f = h'(u) J_g^T g`` still vanishes only at ``x*``, the minimum value is still
     ``c`` and :meth:`minimizer` is unchanged; near ``x*`` f is PL as before, far away it
     grows like ``||g||^q`` instead of ``||g||^2`` (the PL constant then decays by ``h'``).

@@ -502,10 +502,10 @@ class ActionTrainer:
             self.initial_distance = self._distance(self._to_z(s0.clamp(-1.0, 1.0)))
         self.optimizer = torch.optim.Adam(self._param_groups(), lr=self.config.lr)
 
-    #: Parameters that place the model's bowl (trained at ``placement_lr``).
-    PLACEMENT_PARAMETERS = ("c", "log_q", "log_s", "bilipnet.orthogonal.0.bias")
     #: The parameter that translates the minimiser (see ``translation_region_power``).
     TRANSLATION_PARAMETER = "bilipnet.orthogonal.0.bias"
+    #: Parameters that place the model's bowl (trained at ``placement_lr``).
+    PLACEMENT_PARAMETERS = ("c", "log_q", "log_s", TRANSLATION_PARAMETER)
 
     def _param_groups(self) -> List[Dict[str, Any]]:
         """Optimiser parameter groups.
