@@ -71,15 +71,13 @@ openmm_actionmin.benchmarks.clusters`` or ``bench/clusters.py``)::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import json
 import math
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -90,6 +88,7 @@ from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
 from ..systems.base import System
 from ..systems.clusters import named_system
+from .threads import blas_threads
 
 #: Defaults of our basin hopping (walkers, angular moves) come from its config.
 _BH = BasinHoppingConfig()
@@ -99,57 +98,6 @@ METHOD_NAMES = ("basin_hopping", "basin_hopping_lattice", "scipy_basinhopping", 
 
 #: Walkers of ``basin_hopping_lattice`` that start from lattice searches (one per motif).
 LATTICE_STARTS = DEFAULT_LATTICE_STARTS
-
-
-_BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_")
-_BLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_", "scipy_openblas_get_num_threads64_")
-
-
-def _openblas_libraries() -> List[str]:
-    """Paths of the OpenBLAS libraries loaded in this process (Linux ``/proc/self/maps``; else empty)."""
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as fh:
-            paths = {line.split()[-1] for line in fh if "openblas" in line.rsplit("/", 1)[-1].lower()}
-    except OSError:
-        return []
-    return sorted(p for p in paths if p.startswith("/"))
-
-
-@contextlib.contextmanager
-def blas_threads(n: Optional[int]) -> Iterator[None]:
-    """Temporarily limit the OpenBLAS libraries of NumPy and SciPy to ``n`` threads.
-
-    SciPy's L-BFGS-B calls BLAS/LAPACK on tiny matrices every iteration; with
-    OpenBLAS's default threading on this project's shared 2-core machine one
-    LJ38 quench took 1.4 s instead of 0.12 s single-threaded (measured), which
-    would make the scipy and ASE baselines look ten times slower than they
-    are. This is what ``threadpoolctl`` does, without the dependency. No-op
-    for ``None`` or where no OpenBLAS is found.
-    """
-    if n is None:
-        yield
-        return
-    import scipy.optimize  # noqa: F401 - make sure SciPy's OpenBLAS is loaded
-
-    restore = []
-    for path in _openblas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        setter = next((getattr(lib, name) for name in _BLAS_SETTERS if hasattr(lib, name)), None)
-        getter = next((getattr(lib, name) for name in _BLAS_GETTERS if hasattr(lib, name)), None)
-        if setter is None:
-            continue
-        old = int(getter()) if getter is not None else None
-        setter(int(n))
-        restore.append((setter, old))
-    try:
-        yield
-    finally:
-        for setter, old in restore:
-            if old is not None:
-                setter(old)
 
 
 class MethodUnavailable(RuntimeError):

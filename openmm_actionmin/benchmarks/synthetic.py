@@ -39,6 +39,7 @@ from ..plots import save_figure
 from ..result import Result, atomic_write_text
 from ..search.action import BOWL_MODEL, SYNTHETIC_ACTION
 from ..systems.base import System
+from .threads import blas_threads
 
 #: Variants of the action trainer: name -> :class:`ActionConfig` overrides.
 #:
@@ -369,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--history-dir", default=None, help="write each run's Result (with history) here")
     p.add_argument("--plot-dir", default=None, help="write a per-round plot of each action/random_only run here")
     p.add_argument("--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1)")
     return p
 
 
@@ -403,7 +404,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        "rows": rows, "medians": median_rows(rows)}
             atomic_write_text(args.json, json.dumps(payload, indent=1))
 
-    run_benchmark(config, on_row=save)
+    with blas_threads(max(1, args.threads)):
+        run_benchmark(config, on_row=save)
     print()
     print(format_rows(rows))
     print()
