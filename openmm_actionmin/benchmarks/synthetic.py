@@ -11,6 +11,11 @@ Columns follow the paper: the distance of the returned point to the global
 minimum, the distance of the lowest-energy point seen, and the average error
 per dimension (distance / sqrt(D)); plus energy, wall time and force calls.
 
+``--threads`` (default 1) limits torch *and* NumPy's / SciPy's OpenBLAS pool
+(:func:`~.threads.blas_threads`): CMA-ES and scipy's basin hopping run on
+OpenBLAS, and two benchmark processes with the default pool on a 2-core machine
+slowed CMA-ES 23x (``bench/results/synthetic_all_methods.md``).
+
 Command line (``python -m openmm_actionmin.benchmarks.synthetic`` or
 ``bench/synthetic.py``)::
 
