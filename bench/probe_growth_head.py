@@ -34,19 +34,6 @@ from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402
 from openmm_actionmin.search.action import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig, ActionTrainer  # noqa: E402
 
 
-class RecordingTrainer(ActionTrainer):
-    """ActionTrainer that keeps every round's candidate ``z [d]`` (for offline analysis, e.g. averaging)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.candidates = []
-
-    def _candidate(self, info):
-        row = super()._candidate(info)
-        self.candidates.append(self.last_candidate.float().clone())
-        return row
-
-
 class DecayingPlacementTrainer(ActionTrainer):
     """ActionTrainer whose placement learning rate decays linearly to 2 % over the budget."""
 
@@ -101,17 +88,20 @@ def main() -> int:
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
     base = SYNTHETIC_ACTION if args.synthetic else BOWL_MODEL if args.bowl else {}
     settings = {**base, **_parse_overrides(args.set)}
-    if args.decay and args.record_candidates:
-        p.error("--decay and --record-candidates cannot be combined")
-    trainer_cls = DecayingPlacementTrainer if args.decay else RecordingTrainer if args.record_candidates else ActionTrainer
+    trainer_cls = DecayingPlacementTrainer if args.decay else ActionTrainer
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
-    result = trainer.run()
+    candidates = []  # every round's candidate z [d], for offline analysis (e.g. averaging)
+
+    def record(row):
+        candidates.append(trainer.last_candidate.float().clone())
+
+    result = trainer.run(on_round=record if args.record_candidates else None)
     print_history(result.history)
     if args.save:
         result.save(args.save)
     if args.record_candidates:
         reference = torch.as_tensor(system.reference_positions).reshape(-1).float()
-        torch.save({"z": torch.stack(trainer.candidates), "reference": reference}, args.record_candidates)
+        torch.save({"z": torch.stack(candidates), "reference": reference}, args.record_candidates)
     print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(result.history[-1]["best_distance"], 1))
     return 0
 

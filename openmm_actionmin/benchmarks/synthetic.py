@@ -43,6 +43,7 @@ from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
 from ..result import Result, atomic_write_text
 from ..search.action import BOWL_MODEL, SYNTHETIC_ACTION
+from ..search.local import torch_threads
 from ..systems.base import System
 from .threads import blas_threads
 
@@ -382,7 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark from command-line arguments; returns an exit code."""
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(max(1, args.threads))
     try:
         config = SyntheticBenchConfig(
             functions=[f.strip() for f in args.functions.split(",") if f.strip()],
@@ -409,7 +409,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        "rows": rows, "medians": median_rows(rows)}
             atomic_write_text(args.json, json.dumps(payload, indent=1))
 
-    with blas_threads(max(1, args.threads)):
+    n_threads = max(1, args.threads)
+    with torch_threads(n_threads), blas_threads(n_threads):
         run_benchmark(config, on_row=save)
     print()
     print(format_rows(rows))

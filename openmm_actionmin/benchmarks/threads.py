@@ -10,7 +10,7 @@ does, without the dependency.
 
 import contextlib
 import ctypes
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 _BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_")
 _BLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_", "scipy_openblas_get_num_threads64_")
@@ -24,6 +24,32 @@ def _openblas_libraries() -> List[str]:
     except OSError:
         return []
     return sorted(p for p in paths if p.startswith("/"))
+
+
+def _openblas_functions() -> List[Tuple[Any, Optional[Any]]]:
+    """``(set_num_threads, get_num_threads or None)`` of each OpenBLAS library of NumPy and SciPy.
+
+    Loads SciPy's OpenBLAS first (``scipy.optimize``), so that it is found next to NumPy's.
+    Libraries without a setter are left out.
+    """
+    import scipy.optimize  # noqa: F401 - make sure SciPy's OpenBLAS is loaded
+
+    out = []
+    for path in _openblas_libraries():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, name) for name in _BLAS_SETTERS if hasattr(lib, name)), None)
+        getter = next((getattr(lib, name) for name in _BLAS_GETTERS if hasattr(lib, name)), None)
+        if setter is not None:
+            out.append((setter, getter))
+    return out
+
+
+def openblas_threads() -> List[int]:
+    """Current thread count of each OpenBLAS library that reports one (empty where none is found)."""
+    return [int(getter()) for _, getter in _openblas_functions() if getter is not None]
 
 
 @contextlib.contextmanager
@@ -43,18 +69,8 @@ def blas_threads(n: Optional[int]) -> Iterator[None]:
     if n is None:
         yield
         return
-    import scipy.optimize  # noqa: F401 - make sure SciPy's OpenBLAS is loaded
-
     restore = []
-    for path in _openblas_libraries():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        setter = next((getattr(lib, name) for name in _BLAS_SETTERS if hasattr(lib, name)), None)
-        getter = next((getattr(lib, name) for name in _BLAS_GETTERS if hasattr(lib, name)), None)
-        if setter is None:
-            continue
+    for setter, getter in _openblas_functions():
         old = int(getter()) if getter is not None else None
         setter(int(n))
         restore.append((setter, old))
