@@ -9,8 +9,11 @@ from openmm_actionmin.models.plnet import (
     PLNet,
     PLNetConfig,
     PLNetInverseError,
+    _semi_orthogonal,
     box_penalty,
     cayley,
+    inverse_cayley,
+    isotropic_tall_init,
 )
 
 F64 = torch.float64
@@ -82,6 +85,39 @@ def test_cayley_is_orthogonal_for_square_and_tall():
         assert torch.allclose(r.T @ r, torch.eye(shape[1], dtype=F64), atol=1e-12)
     with pytest.raises(ValueError, match="tall or square"):
         cayley(torch.zeros(2, 3, dtype=F64))
+
+
+def test_inverse_cayley_recovers_the_orthonormal_matrix():
+    gen = torch.Generator().manual_seed(4)
+    r, _ = torch.linalg.qr(torch.randn(40, 6, generator=gen, dtype=F64))
+    a, _, bt = torch.linalg.svd(r[:6])
+    r = r @ (bt.T @ a.T)  # symmetric top block, so I + R_1 is invertible
+    assert torch.allclose(cayley(inverse_cayley(r)), r, atol=1e-10)
+    with pytest.raises(ValueError, match="tall"):
+        inverse_cayley(torch.eye(3, dtype=F64))
+
+
+@pytest.mark.parametrize("dim,hidden", [(1000, 32), (100, 32), (200, 16)])
+def test_narrow_monotone_layer_weighs_every_coordinate_alike(dim, hidden):
+    """At init a layer narrower than D spreads its weight over all D coordinates, not the first ``hidden``."""
+    model = PLNet(PLNetConfig(dim=dim, hidden=hidden, depth=1, seed=0, dtype=F64))
+    layer = model.bilipnet.monotone[0]
+    with torch.no_grad():
+        q = _semi_orthogonal(layer.q_weight, layer.width, layer.dim)  # [hidden, dim]
+    assert torch.allclose(q @ q.T, torch.eye(hidden, dtype=F64), atol=1e-10)
+    per_coordinate = (q ** 2).sum(dim=0)  # sums to hidden; hidden / dim each on average
+    assert float(per_coordinate[:hidden].sum()) < 3.0 * hidden * hidden / dim
+    assert float(per_coordinate.max()) < 4.0 * hidden / dim
+    # the Gaussian free matrix that it replaces put most of the weight on the first rows once D >> hidden
+    # (W^T W ~ (D - hidden) / hidden I then dominates Z; at D = 100, hidden = 32 it was near even)
+    gaussian = torch.randn(dim, hidden, generator=torch.Generator().manual_seed(0), dtype=F64) / math.sqrt(hidden)
+    old = (_semi_orthogonal(gaussian, hidden, dim) ** 2).sum(dim=0)
+    if dim >= 10 * hidden:
+        assert float(old[:hidden].sum()) > 0.6 * hidden
+    # the init is seeded and still a valid free parameter (finite, Cayley image orthonormal)
+    again = isotropic_tall_init(dim, hidden, torch.Generator().manual_seed(9), F64, "cpu")
+    assert torch.equal(again, isotropic_tall_init(dim, hidden, torch.Generator().manual_seed(9), F64, "cpu"))
+    assert torch.isfinite(again).all()
 
 
 @pytest.mark.parametrize("orthogonal,hidden", [("cayley", 48), ("householder", (16, 16))])

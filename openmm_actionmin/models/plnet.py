@@ -139,6 +139,43 @@ def cayley(weight: Tensor) -> Tensor:
     return torch.cat([top, bottom], dim=0)
 
 
+def inverse_cayley(r: Tensor) -> Tensor:
+    """A free parameter [p, q] that :func:`cayley` maps to ``r`` [p, q] (orthonormal columns, p > q).
+
+    Only needs ``I + r[:q]`` invertible; the result has ``U = 0`` when ``r[:q]`` is symmetric.
+    """
+    p, q = r.shape
+    if p <= q:
+        raise ValueError(f"inverse_cayley needs a tall matrix, got shape {tuple(r.shape)}")
+    eye = torch.eye(q, dtype=r.dtype, device=r.device)
+    r1, r2 = r[:q], r[q:]
+    z = torch.linalg.solve(eye + r1, eye - r1)  # (I + R1)^-1 (I - R1): R1 and Z commute
+    w = -0.5 * r2 @ (eye + z)
+    k = z - w.T @ w  # the skew part U - U^T
+    u = torch.triu(0.5 * (k - k.T), diagonal=1)
+    return torch.cat([u, w], dim=0)
+
+
+def isotropic_tall_init(p: int, q: int, generator: Optional[torch.Generator], dtype: torch.dtype, device) -> Tensor:
+    """Free parameter [p, q] (p > q) whose Cayley image spans a uniformly random q-dim subspace.
+
+    A Gaussian free matrix ``[U; W]`` does not: at init ``W^T W ~ (p - q) / q I`` dominates
+    ``Z`` and the Cayley image puts ~87 % of its weight on its first q rows (D = 1000,
+    q = 32). When the rows are input coordinates (a monotone layer narrower than D), the
+    network then acts almost only on the first q coordinates and treats the others as nearly
+    linear. Here the image is ``R O``: R from the QR of a Gaussian [p, q] (Haar-random column
+    span, so every row gets the same weight in distribution), rotated by an orthogonal
+    ``O`` [q, q] that makes its top block symmetric positive semi-definite, so that
+    ``I + R_1`` is well conditioned and the inverse exists.
+    """
+    g = torch.randn(p, q, generator=generator, dtype=torch.float64)
+    r, tri = torch.linalg.qr(g)
+    r = r * torch.sign(torch.diagonal(tri)).reshape(1, -1)
+    a, _, bt = torch.linalg.svd(r[:q])
+    r = r @ (bt.T @ a.T)  # top block becomes A S A^T
+    return inverse_cayley(r).to(dtype=dtype, device=device)
+
+
 def _semi_orthogonal(weight: Tensor, rows: int, cols: int) -> Tensor:
     """Matrix [rows, cols] with spectral norm 1 (orthonormal rows or columns) from a free one.
 
@@ -415,7 +452,12 @@ class MonotoneLayer(nn.Module):
         n = sum(self.blocks)
         self.width = n
         big, small = max(n, dim), min(n, dim)
-        self.q_weight = nn.Parameter(_randn((big, small), generator, dtype, device) / math.sqrt(small))
+        if dim > n:
+            # The tall side is the input coordinates: spread the layer's weight over all of them.
+            self.q_weight = nn.Parameter(isotropic_tall_init(dim, n, generator, dtype, device))
+        else:
+            # The tall side is the hidden units (exchangeable): the Gaussian init is kept.
+            self.q_weight = nn.Parameter(_randn((big, small), generator, dtype, device) / math.sqrt(small))
         # [A_k B_k] from the Cayley transform of a [(n_k + n_{k-1}), n_k] free matrix (transposed).
         # For a single block, A_1 is redundant with Q and is left out.
         self.ab_weights = nn.ParameterList()
