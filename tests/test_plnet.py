@@ -14,6 +14,7 @@ from openmm_actionmin.models.plnet import (
     cayley,
     inverse_cayley,
     isotropic_tall_init,
+    qr_orthonormal,
 )
 
 F64 = torch.float64
@@ -95,6 +96,32 @@ def test_inverse_cayley_recovers_the_orthonormal_matrix():
     assert torch.allclose(cayley(inverse_cayley(r)), r, atol=1e-10)
     with pytest.raises(ValueError, match="tall"):
         inverse_cayley(torch.eye(3, dtype=F64))
+
+
+def test_qr_semi_orthogonal_is_orthonormal_and_row_equivariant():
+    gen = torch.Generator().manual_seed(5)
+    w = torch.randn(50, 7, generator=gen, dtype=F64)
+    q = qr_orthonormal(w)
+    assert torch.allclose(q.T @ q, torch.eye(7, dtype=F64), atol=1e-12)
+    perm = torch.randperm(50, generator=gen)
+    assert torch.allclose(qr_orthonormal(w[perm]), q[perm], atol=1e-10)  # no row is special
+
+
+@pytest.mark.parametrize("semi", ["cayley", "qr"])
+def test_qr_and_cayley_layers_keep_the_certified_bounds_and_inverse(semi):
+    config = PLNetConfig(dim=40, hidden=8, depth=2, seed=2, dtype=F64, semi_orthogonal=semi, mu=0.5, nu=1.5)
+    model = _perturbed(config, scale=0.3)
+    gen = torch.Generator().manual_seed(6)
+    x1, x2 = torch.randn(64, 40, generator=gen, dtype=F64), torch.randn(64, 40, generator=gen, dtype=F64)
+    with torch.no_grad():
+        ratio = (model.bilipnet(x1) - model.bilipnet(x2)).norm(dim=1) / (x1 - x2).norm(dim=1)
+    mu, nu = model.bilipnet.bounds()
+    assert float(ratio.min()) >= mu - 1e-9 and float(ratio.max()) <= nu + 1e-9
+    x_star = model.minimizer()
+    with torch.no_grad():
+        assert float(model.bilipnet(x_star.reshape(1, -1)).norm()) < 1e-6
+    with pytest.raises(ValueError, match="semi_orthogonal"):
+        PLNetConfig(dim=4, semi_orthogonal="svd")
 
 
 @pytest.mark.parametrize("dim,hidden", [(1000, 32), (100, 32), (200, 16)])

@@ -72,6 +72,7 @@ __all__ = [
 ]
 
 ORTHOGONAL_KINDS = ("cayley", "householder", "auto")
+SEMI_ORTHOGONAL_KINDS = ("cayley", "qr")
 # With orthogonal="auto", dense Cayley is used up to this dimension, Householder above it.
 AUTO_HOUSEHOLDER_DIM = 256
 
@@ -176,12 +177,26 @@ def isotropic_tall_init(p: int, q: int, generator: Optional[torch.Generator], dt
     return inverse_cayley(r).to(dtype=dtype, device=device)
 
 
-def _semi_orthogonal(weight: Tensor, rows: int, cols: int) -> Tensor:
+def qr_orthonormal(weight: Tensor) -> Tensor:
+    """Orthonormal columns [p, q] spanning the columns of a free ``weight`` [p, q] (p >= q).
+
+    The Q factor of the QR decomposition with the signs fixed so that R has a positive
+    diagonal (unique, and smooth in ``weight`` where it has full rank). Permuting the rows of
+    ``weight`` permutes the rows of the result, so no row is special.
+    """
+    q, r = torch.linalg.qr(weight, mode="reduced")
+    signs = torch.sign(torch.diagonal(r))
+    signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+    return q * signs.reshape(1, -1)
+
+
+def _semi_orthogonal(weight: Tensor, rows: int, cols: int, kind: str = "cayley") -> Tensor:
     """Matrix [rows, cols] with spectral norm 1 (orthonormal rows or columns) from a free one.
 
-    ``weight`` has shape [max(rows, cols), min(rows, cols)].
+    ``weight`` has shape [max(rows, cols), min(rows, cols)]; ``kind`` is ``"cayley"``
+    (:func:`cayley`) or ``"qr"`` (:func:`qr_orthonormal`).
     """
-    r = cayley(weight)
+    r = cayley(weight) if kind == "cayley" else qr_orthonormal(weight)
     return r if rows >= cols else r.T
 
 
@@ -241,6 +256,12 @@ class PLNetConfig:
             ``"learned"``: ``f = h(1/2 ||g||^2) + c`` with the strictly increasing head
             ``h(u) = (2 s / q) ((1 + u / s)^(q/2) - 1)``, ``q`` and ``s`` trained; see
             :class:`PLNet`. At initialisation ``q = 2`` and ``h(u) = u``.
+        semi_orthogonal: How each monotone layer's ``Q`` [n, D] (``||Q|| = 1``) is
+            parametrised: ``"cayley"`` (Cayley transform of a tall free matrix, the default)
+            or ``"qr"`` (Q factor of a free matrix). With ``n < D`` the tall Cayley map
+            treats the first n input coordinates differently (they come from the square
+            block): after training at D = 1000 (n = 32) they still held 23-40 % of the
+            remaining squared distance; QR treats every coordinate alike.
         growth_min: Floor of the learned exponent, ``0 <= growth_min < 2``:
             ``q = growth_min + (2 - growth_min) exp(log_q)``. ``0`` (default) is the
             unconstrained head. Without a floor, training on a small region drove
@@ -263,8 +284,13 @@ class PLNetConfig:
     device: Union[str, torch.device] = "cpu"
     growth: str = "quadratic"
     growth_min: float = 0.0
+    semi_orthogonal: str = "cayley"
 
     def __post_init__(self) -> None:
+        if self.semi_orthogonal not in SEMI_ORTHOGONAL_KINDS:
+            raise ValueError(
+                f"PLNetConfig.semi_orthogonal must be one of {SEMI_ORTHOGONAL_KINDS}, got {self.semi_orthogonal!r}"
+            )
         if self.growth not in GROWTH_KINDS:
             raise ValueError(f"PLNetConfig.growth must be one of {GROWTH_KINDS}, got {self.growth!r}")
         if not 0.0 <= self.growth_min < 2.0:
@@ -434,6 +460,7 @@ class MonotoneLayer(nn.Module):
         dim: D.
         blocks: Hidden block widths (n_1, ..., n_m).
         init_scale: Spread of the initial hidden biases, U(-init_scale, init_scale).
+        semi_orthogonal: ``"cayley"`` or ``"qr"`` (see :class:`PLNetConfig`).
     """
 
     def __init__(
@@ -445,18 +472,21 @@ class MonotoneLayer(nn.Module):
         generator: Optional[torch.Generator],
         dtype: torch.dtype,
         device,
+        semi_orthogonal: str = "cayley",
     ) -> None:
         super().__init__()
         self.dim = dim
+        self.semi_orthogonal = semi_orthogonal
         self.blocks = tuple(blocks)
         n = sum(self.blocks)
         self.width = n
         big, small = max(n, dim), min(n, dim)
-        if dim > n:
+        if dim > n and semi_orthogonal == "cayley":
             # The tall side is the input coordinates: spread the layer's weight over all of them.
             self.q_weight = nn.Parameter(isotropic_tall_init(dim, n, generator, dtype, device))
         else:
-            # The tall side is the hidden units (exchangeable): the Gaussian init is kept.
+            # The tall side is the hidden units (exchangeable), or the QR map (Haar at a Gaussian
+            # init): the Gaussian init is kept.
             self.q_weight = nn.Parameter(_randn((big, small), generator, dtype, device) / math.sqrt(small))
         # [A_k B_k] from the Cayley transform of a [(n_k + n_{k-1}), n_k] free matrix (transposed).
         # For a single block, A_1 is redundant with Q and is left out.
@@ -473,7 +503,7 @@ class MonotoneLayer(nn.Module):
 
     def weights(self, mu: Tensor, gamma: Tensor) -> _MonotoneWeights:
         """Derived weights for the given per-layer bounds."""
-        q = _semi_orthogonal(self.q_weight, self.width, self.dim)  # [n, D], ||Q|| = 1
+        q = _semi_orthogonal(self.q_weight, self.width, self.dim, self.semi_orthogonal)  # [n, D], ||Q|| = 1
         if len(self.blocks) == 1:
             return _MonotoneWeights(mu=mu, gamma=gamma, s=q)
         a_list: List[Tensor] = []
@@ -643,6 +673,7 @@ class BiLipNet(nn.Module):
                     config.dim,
                     config.blocks,
                     init_scale=config.init_scale,
+                    semi_orthogonal=config.semi_orthogonal,
                     generator=generator,
                     dtype=dtype,
                     device=device,

@@ -222,6 +222,7 @@ class ActionConfig:
             :class:`~openmm_actionmin.models.plnet.PLNet`).
         model_growth_min: Floor of the learned head's exponent (PLNet
             ``growth_min``; ignored by the quadratic head).
+        model_semi_orthogonal: PLNet ``semi_orthogonal`` (``"cayley"`` or ``"qr"``).
         model_learn_bounds: Train the BiLipNet bounds (``False``: they stay at
             ``model_mu``, ``model_nu``; with bounds close to each other the map
             ``g`` stays near an isometry and the model near a round bowl).
@@ -296,6 +297,7 @@ class ActionConfig:
     model_nu: float = 2.0
     model_growth: str = "quadratic"
     model_growth_min: float = 0.0
+    model_semi_orthogonal: str = "cayley"
     model_learn_bounds: bool = True
     placement_lr: Optional[float] = None
     translation_region_power: float = 0.0
@@ -482,6 +484,7 @@ class ActionTrainer:
             orthogonal=cfg.orthogonal,
             growth=cfg.model_growth,
             growth_min=cfg.model_growth_min,
+            semi_orthogonal=cfg.model_semi_orthogonal,
             learn_bounds=cfg.model_learn_bounds,
             init_center=center,
             init_scale=1.0,

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Offline: would shorter steps towards the model's minimiser have come closer to the minimum?
+
+Reads the candidates a probe recorded (``bench/probe_growth_head.py --record-candidates C.pt
+--save H.json``) and, for every round where the trust region was at its floor, compares the
+distance to the known minimum of the best point so far, e, with that of the best point moved
+by a fraction a of the way to the round's candidate, e + a * step. Session 8 used it to test
+shorter steps at the region's floor; the online probe is in
+``bench/results/synthetic_d1000_session8.md`` (helped Alpine 1, hurt Schaffer F7; not adopted).
+It also prints where the best point's error sits: the share of its squared distance in the
+largest 5 % of coordinates and in the first 32 (how the uneven initialisation of the narrow
+monotone layer, fixed in session 8, showed up).
+
+Example::
+
+    python bench/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \\
+        --save h.json --record-candidates c.pt
+    python bench/analyse_steps.py c.pt h.json
+"""
+
+import argparse
+import json
+import statistics
+
+import torch
+
+FRACTIONS = (1.0, 0.5, 0.25)
+
+
+def analyse(z: torch.Tensor, reference: torch.Tensor, history: list, floor: float) -> dict:
+    """Per fraction: distance ratios ``|e + a step| / |e|`` over the floor rounds."""
+    ratios = {a: [] for a in FRACTIONS}
+    cosines = []
+    for t in range(1, z.shape[0]):
+        prev = history[t - 1]
+        if prev["region_radius"] > floor * (1 + 1e-9):
+            continue
+        best = z[prev["best_round"]]
+        e = best - reference
+        step = z[t] - best
+        if float(step.norm()) == 0.0:
+            continue
+        cosines.append(float(-(e @ step) / (e.norm() * step.norm())))
+        for a in FRACTIONS:
+            ratios[a].append(float((e + a * step).norm() / e.norm()))
+    return {"rounds": len(cosines), "cosines": cosines, "ratios": ratios}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("candidates", help="torch file with z [rounds, d] and reference [d] (probe --record-candidates)")
+    p.add_argument("history", nargs="?", default=None, help="probe --save JSON (omit if the torch file holds 'history')")
+    p.add_argument("--floor", type=float, default=0.05, help="region_min of the run")
+    args = p.parse_args()
+    data = torch.load(args.candidates, weights_only=False)
+    reference = data.get("reference", data.get("ref")).double().reshape(-1)
+    if args.history:
+        with open(args.history) as fh:
+            saved = json.load(fh)
+        history = saved["history"] if isinstance(saved, dict) else saved
+    else:
+        history = data["history"]
+    out = analyse(data["z"].double(), reference, history, args.floor)
+    if not out["rounds"]:
+        print("no round with the region at its floor")
+        return 1
+    z = data["z"].double()
+    best = z[history[-1]["best_round"]] - reference
+    sq = (best ** 2).sort(descending=True).values
+    top = max(1, round(0.05 * sq.numel()))
+    print(f"best point: distance {float(best.norm()):.1f}, median |error| {float(best.abs().median()):.2f}, "
+          f"share of squared distance in the largest 5 % of coordinates {float(sq[:top].sum() / sq.sum()):.2f}, "
+          f"in the first 32 coordinates {float((best[:32] ** 2).sum() / sq.sum()):.2f}")
+    print(f"{out['rounds']} rounds at the floor; median cosine(step, towards the minimum) "
+          f"{statistics.median(out['cosines']):.3f}")
+    print("| fraction of the step | median |e + a step| / |e| | rounds that come closer |")
+    print("|---|---|---|")
+    for a, r in out["ratios"].items():
+        print(f"| {a} | {statistics.median(r):.3f} | {sum(x < 1 for x in r) / len(r):.0%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
