@@ -48,9 +48,9 @@ from .systems.base import System
 #: in 40 s against scipy's 1/10, LJ75 0/10); peptides: torsion-space basin hopping (lowest
 #: energy from extended chains in 5/5 seeds of both CLN025 and Trp-cage,
 #: bench/results/proteins_5seeds_60s.md); functions: the action trainer with the trust-region
-#: round bowl (D = 1000, 450 s, 3 seeds: medians 92.0 / 225.5 on shifted Alpine 1 / Schaffer F7
-#: against random-only 373.8 / 357.4, Adam ~2200, basin hopping 604.2 / 1969.7 and CMA-ES
-#: 1821.3 / 1624.4; at D = 100 it is the only method within ~10 of the minimum on both functions,
+#: round bowl (D = 1000, 450 s, 3 seeds: medians 54.1 / 100.6 on shifted Alpine 1 / Schaffer F7
+#: against random-only 392.3 / 380.0, Adam ~2200, basin hopping 604.2 / 1969.7 and CMA-ES
+#: 1821.3 / 1624.4, bench/results/synthetic_d1000_session8.md; at D = 100 it is the only method within ~10 of the minimum on both functions,
 #: while basin hopping solves Alpine 1 and CMA-ES Schaffer F7, bench/results/synthetic_all_methods.md).
 DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "action"}
 
