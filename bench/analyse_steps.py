@@ -60,11 +60,11 @@ def main() -> int:
         history = saved["history"] if isinstance(saved, dict) else saved
     else:
         history = data["history"]
-    out = analyse(data["z"].double(), reference, history, args.floor)
+    z = data["z"].double()
+    out = analyse(z, reference, history, args.floor)
     if not out["rounds"]:
         print("no round with the region at its floor")
         return 1
-    z = data["z"].double()
     best = z[history[-1]["best_round"]] - reference
     sq = (best ** 2).sort(descending=True).values
     top = max(1, round(0.05 * sq.numel()))
