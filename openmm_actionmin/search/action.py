@@ -70,6 +70,10 @@ CHECKPOINT_VERSION = 1
 #: units, learned bounds, quadratic head) fits the samples as well but leaves its
 #: minimiser where the fit does not pin it (380-410 from the minimum); the bowl lands at ~90. Apply with
 #: ``ActionConfig(**BOWL_MODEL, ...)``; clusters and peptides keep the defaults.
+#: The layer's semi-orthogonal Q [32, D] is the sign-fixed QR factor (``"qr"``), not the
+#: Cayley map: at D = 1000 the Cayley layer, even isotropically initialised, drifted during
+#: training to weigh coordinates 0-31 (19-47 % of the remaining squared error sat there);
+#: with QR that share is 2-8 % (``bench/results/synthetic_d1000_session8.md``, session 9 file).
 #: Two settings came from D = 1000 (``bench/results/synthetic_d1000_1200s.md``): the head's
 #: exponent has a floor of 0.5 (without one it fell to ~1e-3 once the trust region was small,
 #: and the candidate diverged), and candidates are compared by their energy smoothed over 32
@@ -86,6 +90,7 @@ BOWL_MODEL: Dict[str, Any] = {
     "placement_lr": 0.02,
     "model_growth_min": 0.5,
     "select_smoothing": 0.02,
+    "model_semi_orthogonal": "qr",
 }
 
 
