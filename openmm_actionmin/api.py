@@ -48,11 +48,11 @@ from .systems.base import System
 #: in 40 s against scipy's 1/10, LJ75 0/10); peptides: torsion-space basin hopping (lowest
 #: energy from extended chains in 5/5 seeds of both CLN025 and Trp-cage,
 #: bench/results/proteins_5seeds_60s.md); functions: the action trainer with the trust-region
-#: round bowl (D = 1000, 450 s, 3 seeds: medians 54.1 / 100.6 on shifted Alpine 1 / Schaffer F7
-#: against random-only 392.3 / 380.0, Adam ~2200, basin hopping 604.2 / 1969.7 and CMA-ES
-#: 1821.3 / 1624.4, bench/results/synthetic_d1000_session8.md; at D = 100 it is the closest
-#: method after the one that solves each function (9.1 / 11.1; basin hopping solves Alpine 1 and
-#: CMA-ES Schaffer F7, bench/results/synthetic_all_methods.md).
+#: round bowl (D = 1000, 450 s, 3 seeds: medians 46.0 / 81.4 on shifted Alpine 1 / Schaffer F7
+#: against random-only 390.7 / 307.5, Adam ~2200, basin hopping 604.2 / 1969.7 and CMA-ES
+#: 1821.3 / 1624.4, bench/results/synthetic_d1000_session9.md); at D = 100 it is the closest
+#: method after the one that solves each function (8.4 / 14.6; basin hopping solves Alpine 1 and
+#: CMA-ES Schaffer F7, same file).
 DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "action"}
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")

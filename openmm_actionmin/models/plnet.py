@@ -259,7 +259,8 @@ class PLNetConfig:
             or ``"qr"`` (Q factor of a free matrix). With ``n < D`` the tall Cayley map
             treats the first n input coordinates differently (they come from the square
             block): after training at D = 1000 (n = 32) they still held 19-47 % of the
-            remaining squared distance; QR treats every coordinate alike.
+            remaining squared distance; QR treats every coordinate alike (the synthetic
+            functions' round bowl uses it: ``search.action.BOWL_MODEL``).
         growth_min: Floor of the learned exponent, ``0 <= growth_min < 2``:
             ``q = growth_min + (2 - growth_min) exp(log_q)``. ``0`` (default) is the
             unconstrained head. Without a floor, training on a small region drove

@@ -73,7 +73,9 @@ CHECKPOINT_VERSION = 1
 #: The layer's semi-orthogonal Q [32, D] is the sign-fixed QR factor (``"qr"``), not the
 #: Cayley map: at D = 1000 the Cayley layer, even isotropically initialised, drifted during
 #: training to weigh coordinates 0-31 (19-47 % of the remaining squared error sat there);
-#: with QR that share is 2-8 % (``bench/results/synthetic_d1000_session8.md``, session 9 file).
+#: with QR that share is 1-8 % and the D = 1000 medians went from 54.1 / 100.6 to 46.0 / 81.4
+#: (``bench/results/synthetic_d1000_session9.md``; at D = 100, where the Cayley layer was not
+#: biased, the change was mixed: 9.1 / 11.1 to 8.4 / 14.6).
 #: Two settings came from D = 1000 (``bench/results/synthetic_d1000_1200s.md``): the head's
 #: exponent has a floor of 0.5 (without one it fell to ~1e-3 once the trust region was small,
 #: and the candidate diverged), and candidates are compared by their energy smoothed over 32
@@ -227,7 +229,8 @@ class ActionConfig:
             :class:`~openmm_actionmin.models.plnet.PLNet`).
         model_growth_min: Floor of the learned head's exponent (PLNet
             ``growth_min``; ignored by the quadratic head).
-        model_semi_orthogonal: PLNet ``semi_orthogonal`` (``"cayley"`` or ``"qr"``).
+        model_semi_orthogonal: PLNet ``semi_orthogonal`` (``"cayley"`` or ``"qr"``;
+            ``BOWL_MODEL`` sets ``"qr"``).
         model_learn_bounds: Train the BiLipNet bounds (``False``: they stay at
             ``model_mu``, ``model_nu``; with bounds close to each other the map
             ``g`` stays near an isometry and the model near a round bowl).
