@@ -368,3 +368,21 @@ def test_translation_rate_follows_the_trust_region_and_resumes(tmp_path):
     assert all(g.get("name") != "translation" for g in plain.optimizer.param_groups)
     with pytest.raises(ValueError, match="translation_region_power"):
         small_config(translation_region_power=-1.0)
+
+
+def test_function_bowl_builds_qr_layers_and_the_plain_default_cayley_layers():
+    """BOWL_MODEL's ``model_semi_orthogonal="qr"`` reaches every monotone layer; clusters keep Cayley."""
+    from openmm_actionmin.models.plnet import MonotoneLayer
+    from openmm_actionmin.search.action import BOWL_MODEL
+
+    system = shifted_system("alpine1")
+    bowl = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0, **BOWL_MODEL))
+    bowl.run()
+    plain = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0))
+    plain.run()
+    kinds = {
+        name: [m.semi_orthogonal for m in trainer.model.modules() if isinstance(m, MonotoneLayer)]
+        for name, trainer in (("bowl", bowl), ("plain", plain))
+    }
+    assert kinds["bowl"] and set(kinds["bowl"]) == {"qr"}
+    assert kinds["plain"] and set(kinds["plain"]) == {"cayley"}
