@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import numpy as np
 
@@ -40,6 +40,17 @@ def load(path: Path) -> Dict[str, Any]:
         return json.load(fh)
 
 
+def error_shares(error: np.ndarray) -> Tuple[float, float, float, float]:
+    """Distance, median |error|, and the share of the squared distance in the largest 5 % of
+    coordinates and in the first 32, for one point's per-coordinate error [D]."""
+    err2 = np.asarray(error, dtype=float).reshape(-1) ** 2
+    total = float(err2.sum())
+    if total == 0.0:
+        return 0.0, 0.0, float("nan"), float("nan")
+    top = float(np.sort(err2)[::-1][: max(1, round(0.05 * err2.size))].sum()) / total
+    return float(np.sqrt(total)), float(np.median(np.sqrt(err2))), top, float(err2[:32].sum()) / total
+
+
 def summarise(path: Path) -> str:
     """One line about one saved run."""
     match = NAME.match(path.name)
@@ -49,12 +60,9 @@ def summarise(path: Path) -> str:
     system = make_system(function, dim, seed, shifted=match["noshift"] is None)
     ref = system.reference_positions.reshape(-1).cpu().numpy()
     run = load(path)
-    err2 = (np.asarray(run["positions"], dtype=float).reshape(-1) - ref) ** 2
-    total = float(err2.sum())
-    top = float(np.sort(err2)[::-1][: max(1, dim // 20)].sum()) / total if total > 0 else float("nan")
-    first = float(err2[:32].sum()) / total if total > 0 else float("nan")
-    line = (f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: distance {np.sqrt(total):.1f}, "
-            f"median error {np.median(np.sqrt(err2)):.2f}, top 5 % {top:.2f}, first 32 {first:.2f}")
+    distance, median, top, first = error_shares(np.asarray(run["positions"], dtype=float).reshape(-1) - ref)
+    line = (f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: distance {distance:.1f}, "
+            f"median error {median:.2f}, top 5 % {top:.2f}, first 32 {first:.2f}")
     history = run.get("history") or []
     if history and "candidate_distance" in history[0]:
         late = history[len(history) // 2:]

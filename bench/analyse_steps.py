@@ -23,6 +23,7 @@ import json
 import statistics
 
 import torch
+from analyse_histories import error_shares  # bench/ is on the path when this runs as a script
 
 FRACTIONS = (1.0, 0.5, 0.25)
 
@@ -65,12 +66,10 @@ def main() -> int:
     if not out["rounds"]:
         print("no round with the region at its floor")
         return 1
-    best = z[history[-1]["best_round"]] - reference
-    sq = (best ** 2).sort(descending=True).values
-    top = max(1, round(0.05 * sq.numel()))
-    print(f"best point: distance {float(best.norm()):.1f}, median |error| {float(best.abs().median()):.2f}, "
-          f"share of squared distance in the largest 5 % of coordinates {float(sq[:top].sum() / sq.sum()):.2f}, "
-          f"in the first 32 coordinates {float((best[:32] ** 2).sum() / sq.sum()):.2f}")
+    distance, median, top, first = error_shares((z[history[-1]["best_round"]] - reference).numpy())
+    print(f"best point: distance {distance:.1f}, median |error| {median:.2f}, "
+          f"share of squared distance in the largest 5 % of coordinates {top:.2f}, "
+          f"in the first 32 coordinates {first:.2f}")
     print(f"{out['rounds']} rounds at the floor; median cosine(step, towards the minimum) "
           f"{statistics.median(out['cosines']):.3f}")
     print("| fraction of the step | median |e + a step| / |e| | rounds that come closer |")

@@ -375,14 +375,11 @@ def test_function_bowl_builds_qr_layers_and_the_plain_default_cayley_layers():
     from openmm_actionmin.models.plnet import MonotoneLayer
     from openmm_actionmin.search.action import BOWL_MODEL
 
-    system = shifted_system("alpine1")
-    bowl = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0, **BOWL_MODEL))
-    bowl.run()
-    plain = ActionTrainer(system, small_config(max_rounds=0, warm_start_steps=0))
-    plain.run()
-    kinds = {
-        name: [m.semi_orthogonal for m in trainer.model.modules() if isinstance(m, MonotoneLayer)]
-        for name, trainer in (("bowl", bowl), ("plain", plain))
-    }
-    assert kinds["bowl"] and set(kinds["bowl"]) == {"qr"}
-    assert kinds["plain"] and set(kinds["plain"]) == {"cayley"}
+    def layer_kinds(**model) -> list:
+        trainer = ActionTrainer(shifted_system("alpine1"), small_config(max_rounds=0, warm_start_steps=0, **model))
+        trainer.run()
+        return [m.semi_orthogonal for m in trainer.model.modules() if isinstance(m, MonotoneLayer)]
+
+    bowl, plain = layer_kinds(**BOWL_MODEL), layer_kinds()
+    assert bowl and set(bowl) == {"qr"}
+    assert plain and set(plain) == {"cayley"}
