@@ -46,6 +46,33 @@ class DecayingPlacementTrainer(ActionTrainer):
         return super()._round()
 
 
+class RatePastFloorTrainer(ActionTrainer):
+    """ActionTrainer whose translation rate keeps shrinking after the trust region reaches its floor.
+
+    The rate follows ``placement_lr * r ** translation_region_power`` where ``r`` shrinks with the
+    region but has a floor of 1e-4 instead of ``region_min``; sampling keeps the region's floor
+    (session 10's probe, ``bench/results/polish_session10.md``).
+    """
+
+    RATE_FLOOR = 1e-4
+
+    def __init__(self, *args, **kwargs):
+        self.rate_radius = 1.0
+        super().__init__(*args, **kwargs)
+
+    def _translation_lr(self) -> float:
+        base = self.config.placement_lr if self.config.placement_lr is not None else self.config.lr
+        return base * self.rate_radius ** self.config.translation_region_power
+
+    def _update_region(self, improved: bool) -> None:
+        super()._update_region(improved)
+        if self.config.region == "trust" and not improved and self.region_stall == 0:  # the patience ran out
+            self.rate_radius = max(self.RATE_FLOOR, self.rate_radius * self.config.region_shrink)
+            for group in self.optimizer.param_groups:
+                if group.get("name") == "translation":
+                    group["lr"] = self._translation_lr()
+
+
 def print_history(history) -> None:
     """Print about ten rows of a trainer history (round, time, distances, losses)."""
     print("round wall_s candidate_distance best_distance trajectory_loss regression_loss")
@@ -78,6 +105,8 @@ def main() -> int:
     p.add_argument("--bowl", action="store_true", help="start from BOWL_MODEL")
     p.add_argument("--synthetic", action="store_true", help="start from SYNTHETIC_ACTION (the benchmark's action)")
     p.add_argument("--decay", action="store_true", help="decay the placement learning rate linearly to 2%% over the budget")
+    p.add_argument("--rate-past-floor", action="store_true",
+                   help="keep shrinking the translation rate after the trust region reaches its floor")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)")
     p.add_argument("--save", default=None, help="write the Result (with its per-round history) to this JSON file")
@@ -88,7 +117,7 @@ def main() -> int:
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
     base = SYNTHETIC_ACTION if args.synthetic else BOWL_MODEL if args.bowl else {}
     settings = {**base, **_parse_overrides(args.set)}
-    trainer_cls = DecayingPlacementTrainer if args.decay else ActionTrainer
+    trainer_cls = DecayingPlacementTrainer if args.decay else RatePastFloorTrainer if args.rate_past_floor else ActionTrainer
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
     candidates = []  # every round's candidate z [d], for offline analysis (e.g. averaging)
 
