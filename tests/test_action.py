@@ -383,3 +383,30 @@ def test_function_bowl_builds_qr_layers_and_the_plain_default_cayley_layers():
     bowl, plain = layer_kinds(**BOWL_MODEL), layer_kinds()
     assert bowl and set(bowl) == {"qr"}
     assert plain and set(plain) == {"cayley"}
+
+
+def test_region_penalty_clips_the_minimiser_to_the_trust_region_not_only_the_box():
+    """With ``region_penalty`` the penalty point is the minimiser clipped to the trust region."""
+    cfg = dict(max_rounds=2, region="trust")
+    trainers = {flag: ActionTrainer(shifted_system("alpine1"), small_config(region_penalty=flag, **cfg)) for flag in (False, True)}
+    for trainer in trainers.values():
+        trainer.run()
+        trainer.region_center = trainer.center.clone()  # the box centre: scaled 0
+        trainer.region_radius = 0.25
+    inside_box = torch.zeros(DIM, dtype=trainers[True].model_dtype)
+    inside_box[0] = 0.8
+    outside_box = inside_box.clone()
+    outside_box[1] = -1.5
+    trainers[False].last_minimizer = inside_box
+    assert trainers[False]._penalty_point() is None  # only the box counts by default
+    trainers[False].last_minimizer = outside_box
+    expected = outside_box.clamp(-1.0, 1.0)
+    assert torch.allclose(trainers[False]._penalty_point()[0], expected)
+    trainers[True].last_minimizer = inside_box
+    point = trainers[True]._penalty_point()[0]
+    assert point[0].item() == pytest.approx(0.25) and bool((point[1:] == 0).all())
+    trainers[True].last_minimizer = outside_box
+    point = trainers[True]._penalty_point()[0]
+    assert point[0].item() == pytest.approx(0.25) and point[1].item() == pytest.approx(-0.25)
+    trainers[True].last_minimizer = torch.full((DIM,), 0.1, dtype=trainers[True].model_dtype)
+    assert trainers[True]._penalty_point() is None  # inside the region: no penalty

@@ -26,7 +26,8 @@ What this module adds to the paper's algorithm (all switchable in
   outside the box is clipped to the box for evaluation, and while it lies
   outside, the loss gains ``box_penalty_weight * 1/2 ||g(clip(s*))||^2``:
   it is zero exactly when the clipped point is the model's minimiser, so it
-  pulls ``x*`` back into the box.
+  pulls ``x*`` back into the box. With ``region_penalty`` the same penalty
+  holds ``x*`` in the trust region.
 
 The trainer works on the search variables ``z [B, d]`` of ``system.space``
 and maps them to configurations with ``space.to_config``; it works unchanged
@@ -48,7 +49,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -168,6 +169,14 @@ class ActionConfig:
         fresh_weight: Weight of the MSE on fresh uniform samples.
         fresh_batch: Fresh uniform samples per round.
         box_penalty_weight: Weight of the penalty on a minimiser outside the box.
+        region_penalty: With ``region="trust"``, apply the same penalty to a
+            minimiser outside the trust region (the penalty point is the
+            minimiser clipped to the region instead of the box), so that the
+            model cannot fling its minimiser far from the region its data
+            covers. Off by default. Probed because at D = 1000 on unshifted
+            functions the candidate ran away to 2000 from the minimum (out of
+            the box) as the region began to shrink
+            (``bench/results/synthetic_d1000_noshift_session10.md``).
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.
@@ -287,6 +296,7 @@ class ActionConfig:
     fresh_weight: float = 1.0
     fresh_batch: int = 256
     box_penalty_weight: float = 1.0
+    region_penalty: bool = False
     transform: Optional[FiniteEnergy] = None
     auto_transform: bool = True
     region: str = "box"
@@ -726,11 +736,7 @@ class ActionTrainer:
             z_fresh = self._sample(cfg.fresh_batch)
             s_fresh = self._to_scaled(z_fresh)
             y_fresh, _ = self._targets(z_fresh, with_grad=False)
-        box_point = None
-        if cfg.box_penalty_weight > 0 and self.last_minimizer is not None:
-            s_star = self.last_minimizer
-            if bool((s_star.abs() > 1.0).any()):
-                box_point = s_star.clamp(-1.0, 1.0).reshape(1, -1).to(self.model_dtype)
+        box_point = self._penalty_point() if cfg.box_penalty_weight > 0 else None
         for _ in range(cfg.steps_per_round):
             loss = torch.zeros((), dtype=self.model_dtype, device=self.device)
             traj = gm = reg = box = float("nan")
@@ -761,6 +767,27 @@ class ActionTrainer:
         info.update(trajectory_loss=traj, regression_loss=reg, grad_match_loss=gm,
                     box_penalty=0.0 if box_point is None else box)
         return info
+
+    def _penalty_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Scaled bounds ``([d], [d])`` that the model's minimiser is held in: the box ``[-1, 1]^d``,
+        or the trust region with ``region_penalty`` once a region exists."""
+        if self.config.region_penalty and self.config.region == "trust" and self.region_center is not None:
+            c = self.region_center.to(self.device, self.center.dtype)
+            lo = torch.maximum(self.lower, c - self.region_radius * self.half)
+            hi = torch.minimum(self.upper, c + self.region_radius * self.half)
+            return self._to_scaled(lo), self._to_scaled(hi)
+        ones = torch.ones(self.dim, dtype=self.model_dtype, device=self.device)
+        return -ones, ones
+
+    def _penalty_point(self) -> Optional[torch.Tensor]:
+        """The last minimiser clipped to :meth:`_penalty_bounds` ``[1, d]``, or ``None`` when it lies inside."""
+        if self.last_minimizer is None:
+            return None
+        s_star = self.last_minimizer.to(self.device, self.model_dtype).reshape(-1)
+        lo, hi = self._penalty_bounds()
+        if not bool(((s_star < lo) | (s_star > hi)).any()):
+            return None
+        return torch.maximum(torch.minimum(s_star, hi), lo).reshape(1, -1)
 
     def _minimizer(self) -> torch.Tensor:
         """The model's minimiser ``s* [d]`` in scaled variables.
