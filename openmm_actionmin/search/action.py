@@ -582,10 +582,16 @@ class ActionTrainer:
             return self.space.sample(n, generator=self.generator).to(self.device)
         return self._sample_region(n)
 
-    def _sample_region(self, n: int) -> torch.Tensor:
+    def _region_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Lower and upper corners ``([d], [d])`` of the trust region: the box intersected with the cube
+        of half-width ``region_radius * half_width`` around ``region_center`` (search variables)."""
         c = self.region_center.to(self.device, self.center.dtype)
         lo = torch.maximum(self.lower, c - self.region_radius * self.half)
         hi = torch.minimum(self.upper, c + self.region_radius * self.half)
+        return lo, hi
+
+    def _sample_region(self, n: int) -> torch.Tensor:
+        lo, hi = self._region_bounds()
         u = torch.rand((n, self.dim), generator=self.generator, dtype=self.center.dtype).to(self.device)
         return (lo + (hi - lo) * u).to(self.space_dtype)
 
@@ -775,9 +781,7 @@ class ActionTrainer:
         """Scaled bounds ``([d], [d])`` that the model's minimiser is held in: the box ``[-1, 1]^d``,
         or the trust region with ``region_penalty`` once a region exists."""
         if self.config.region_penalty and self.config.region == "trust" and self.region_center is not None:
-            c = self.region_center.to(self.device, self.center.dtype)
-            lo = torch.maximum(self.lower, c - self.region_radius * self.half)
-            hi = torch.minimum(self.upper, c + self.region_radius * self.half)
+            lo, hi = self._region_bounds()
             return self._to_scaled(lo), self._to_scaled(hi)
         ones = torch.ones(self.dim, dtype=self.model_dtype, device=self.device)
         return -ones, ones
