@@ -178,8 +178,9 @@ class ActionConfig:
             the box) as the region began to shrink
             (``bench/results/synthetic_d1000_noshift_session10.md``). Single-seed
             probes there (D = 1000, 450 s): unshifted 123.5 -> 72.5 (Alpine 1)
-            and 176.0 -> 80.9 (Schaffer F7), shifted 46.0 -> 67.3 and
-            81.4 -> 40.3; not yet benchmarked with every method.
+            and 176.0 -> 80.9 (Schaffer F7); shifted, 3 seeds, medians
+            46.0 -> 70.5 (Alpine 1, worse in every seed) and 81.4 -> 34.2
+            (Schaffer F7, better in every seed). Not benchmarked with every method.
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.
