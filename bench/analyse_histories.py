@@ -24,7 +24,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -51,13 +51,24 @@ def error_shares(error: np.ndarray) -> Tuple[float, float, float, float]:
     return float(np.sqrt(total)), float(np.median(np.sqrt(err2))), top, float(err2[:32].sum()) / total
 
 
-def summarise(path: Path) -> str:
-    """One line about one saved run."""
+def history_files(folder: str) -> List[Path]:
+    """The benchmark history files in ``folder``, sorted by name."""
+    return sorted(q for q in Path(folder).iterdir() if NAME.match(q.name))
+
+
+def system_for(path: Path):
+    """``(name match, System)`` of one saved run: its function rebuilt from the file name."""
     match = NAME.match(path.name)
     if match is None:
         raise ValueError(f"{path}: not a benchmark history name (FUNCTION_dDIM_sSEED_METHOD[_noshift].json[.gz])")
+    system = make_system(match["function"], int(match["dim"]), int(match["seed"]), shifted=match["noshift"] is None)
+    return match, system
+
+
+def summarise(path: Path) -> str:
+    """One line about one saved run."""
+    match, system = system_for(path)
     function, dim, seed = match["function"], int(match["dim"]), int(match["seed"])
-    system = make_system(function, dim, seed, shifted=match["noshift"] is None)
     ref = system.reference_positions.reshape(-1).cpu().numpy()
     run = load(path)
     distance, median, top, first = error_shares(np.asarray(run["positions"], dtype=float).reshape(-1) - ref)
@@ -77,7 +88,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folder", help="a --history-dir folder (or a copy with gzipped files)")
     args = p.parse_args()
-    paths = sorted(q for q in Path(args.folder).iterdir() if NAME.match(q.name))
+    paths = history_files(args.folder)
     if not paths:
         print(f"{args.folder}: no benchmark histories found", file=sys.stderr)
         return 1

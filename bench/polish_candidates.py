@@ -29,9 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from analyse_histories import NAME, error_shares, load  # noqa: E402
-
-from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402
+from analyse_histories import NAME, error_shares, history_files, load, system_for  # noqa: E402
 
 
 def polish(path: Path, max_iter: int = 15000) -> str:
@@ -44,11 +42,8 @@ def polish(path: Path, max_iter: int = 15000) -> str:
     Returns:
         The report line.
     """
-    match = NAME.match(path.name)
-    if match is None:
-        raise ValueError(f"{path}: not a benchmark history name (FUNCTION_dDIM_sSEED_METHOD[_noshift].json[.gz])")
+    match, system = system_for(path)
     function, dim, seed = match["function"], int(match["dim"]), int(match["seed"])
-    system = make_system(function, dim, seed, shifted=match["noshift"] is None)
     oracle = system.oracle
     half = float(system.metadata["half_width"])
     ref = system.reference_positions.reshape(-1).cpu().numpy()
@@ -82,8 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     wanted = set(args.methods.split(",")) if args.methods else None
-    paths = sorted(q for q in Path(args.folder).iterdir() if NAME.match(q.name))
-    paths = [q for q in paths if wanted is None or NAME.match(q.name)["method"] in wanted]
+    paths = [q for q in history_files(args.folder) if wanted is None or NAME.match(q.name)["method"] in wanted]
     if not paths:
         raise SystemExit(f"{args.folder}: no benchmark history files (FUNCTION_dDIM_sSEED_METHOD.json[.gz]) to polish")
     for path in paths:

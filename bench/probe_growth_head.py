@@ -60,17 +60,14 @@ class RatePastFloorTrainer(ActionTrainer):
         self.rate_radius = 1.0
         super().__init__(*args, **kwargs)
 
-    def _translation_lr(self) -> float:
-        base = self.config.placement_lr if self.config.placement_lr is not None else self.config.lr
-        return base * self.rate_radius ** self.config.translation_region_power
+    def _translation_lr(self, radius=None) -> float:
+        return super()._translation_lr(self.rate_radius)
 
     def _update_region(self, improved: bool) -> None:
         super()._update_region(improved)
         if self.config.region == "trust" and not improved and self.region_stall == 0:  # the patience ran out
             self.rate_radius = max(self.RATE_FLOOR, self.rate_radius * self.config.region_shrink)
-            for group in self.optimizer.param_groups:
-                if group.get("name") == "translation":
-                    group["lr"] = self._translation_lr()
+            self._refresh_translation_lr()
 
 
 def print_history(history) -> None:

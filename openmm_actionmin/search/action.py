@@ -562,10 +562,18 @@ class ActionTrainer:
             out.append({"params": groups["translation"], "lr": self._translation_lr(), "name": "translation"})
         return out
 
-    def _translation_lr(self) -> float:
-        """Learning rate of the translation group: the base rate times ``radius ** translation_region_power``."""
+    def _translation_lr(self, radius: Optional[float] = None) -> float:
+        """Learning rate of the translation group: the base rate times ``radius ** translation_region_power``
+        (``radius`` defaults to the trust region's)."""
         base = self.config.placement_lr if self.config.placement_lr is not None else self.config.lr
-        return base * self.region_radius ** self.config.translation_region_power
+        radius = self.region_radius if radius is None else radius
+        return base * radius ** self.config.translation_region_power
+
+    def _refresh_translation_lr(self) -> None:
+        """Set the translation group's rate (if there is one) to :meth:`_translation_lr`."""
+        for group in self.optimizer.param_groups:
+            if group.get("name") == "translation":
+                group["lr"] = self._translation_lr()
 
     def _f(self, s: torch.Tensor) -> torch.Tensor:
         return self.model(s.to(self.model_dtype))
@@ -609,9 +617,7 @@ class ActionTrainer:
         if self.region_stall >= self.region_patience:
             self.region_radius = max(cfg.region_min, self.region_radius * cfg.region_shrink)
             self.region_stall = 0
-            for group in self.optimizer.param_groups:
-                if group.get("name") == "translation":
-                    group["lr"] = self._translation_lr()
+            self._refresh_translation_lr()
 
     def _distance(self, z: torch.Tensor) -> Optional[float]:
         if self.reference is None:
@@ -781,7 +787,7 @@ class ActionTrainer:
     def _penalty_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Scaled bounds ``([d], [d])`` that the model's minimiser is held in: the box ``[-1, 1]^d``,
         or the trust region with ``region_penalty`` once a region exists."""
-        if self.config.region_penalty and self.config.region == "trust" and self.region_center is not None:
+        if self.config.region_penalty and self.region_center is not None:  # a centre exists only with region="trust"
             lo, hi = self._region_bounds()
             return self._to_scaled(lo), self._to_scaled(hi)
         ones = torch.ones(self.dim, dtype=self.model_dtype, device=self.device)
