@@ -410,3 +410,30 @@ def test_region_penalty_clips_the_minimiser_to_the_trust_region_not_only_the_box
     assert point[0].item() == pytest.approx(0.25) and point[1].item() == pytest.approx(-0.25)
     trainers[True].last_minimizer = torch.full((DIM,), 0.1, dtype=trainers[True].model_dtype)
     assert trainers[True]._penalty_point() is None  # inside the region: no penalty
+
+
+def test_region_penalty_factor_widens_the_region_it_holds_the_minimiser_in():
+    """``region_penalty = k`` holds the minimiser in the trust region widened ``k`` times (still inside the box)."""
+    trainer = ActionTrainer(shifted_system("alpine1"), small_config(max_rounds=2, region="trust", region_penalty=3.0))
+    trainer.run()
+    trainer.region_center = trainer.center.clone()
+    trainer.region_radius = 0.25
+    s_star = torch.zeros(DIM, dtype=trainer.model_dtype)
+    s_star[0] = 0.6  # outside the region (0.25) but inside the widened one (0.75)
+    trainer.last_minimizer = s_star
+    assert trainer._penalty_point() is None
+    s_star[1] = -0.9  # outside the widened region too
+    point = trainer._penalty_point()[0]
+    assert point[0].item() == pytest.approx(0.6) and point[1].item() == pytest.approx(-0.75)
+    trainer.region_radius = 0.5  # widened 3x the region would pass the box: the box bounds it
+    s_star[1] = -1.4
+    assert trainer._penalty_point()[0][1].item() == pytest.approx(-1.0)
+
+
+def test_region_penalty_rejects_negative_factors_and_reads_true_as_one():
+    assert ActionConfig(region="trust", region_penalty=True).region_penalty == 1.0
+    assert ActionConfig().region_penalty == 0.0
+    with pytest.raises(ValueError, match="region_penalty"):
+        ActionConfig(region="trust", region_penalty=-1.0)
+    with pytest.raises(ValueError, match="region='trust'"):
+        ActionConfig(region_penalty=1.0, region="box")

@@ -169,18 +169,20 @@ class ActionConfig:
         fresh_weight: Weight of the MSE on fresh uniform samples.
         fresh_batch: Fresh uniform samples per round.
         box_penalty_weight: Weight of the penalty on a minimiser outside the box.
-        region_penalty: With ``region="trust"``, apply the same penalty to a
-            minimiser outside the trust region (the penalty point is the
-            minimiser clipped to the region instead of the box), so that the
-            model cannot fling its minimiser far from the region its data
-            covers. Off by default. Probed because at D = 1000 on unshifted
-            functions the candidate ran away to 2000 from the minimum (out of
-            the box) as the region began to shrink
-            (``bench/results/synthetic_d1000_noshift_session10.md``). Single-seed
-            probes there (D = 1000, 450 s): unshifted 123.5 -> 72.5 (Alpine 1)
-            and 176.0 -> 80.9 (Schaffer F7); shifted, 3 seeds, medians
-            46.0 -> 70.5 (Alpine 1, worse in every seed) and 81.4 -> 34.2
-            (Schaffer F7, better in every seed). Not benchmarked with every method.
+        region_penalty: ``0`` (default): off. ``k > 0`` (needs
+            ``region="trust"``): apply the box penalty to a minimiser outside
+            the trust region widened ``k`` times (the cube of half-width
+            ``k * radius * half_width`` around the region's centre, inside the
+            box): the penalty point is the minimiser clipped to that cube, so
+            the model cannot fling its minimiser far from the region its data
+            covers. ``True`` reads as ``1``. Probed because at D = 1000 on
+            unshifted functions the candidate ran away to 2000 from the minimum
+            (out of the box) as the region began to shrink
+            (``bench/results/synthetic_d1000_noshift_session10.md``). With
+            ``k = 1`` (D = 1000, 450 s): unshifted 123.5 -> 72.5 (Alpine 1,
+            seed 0) and 176.0 -> 80.9 (Schaffer F7, seed 1); shifted, 3 seeds,
+            medians 46.0 -> 70.5 (Alpine 1, worse in every seed) and
+            81.4 -> 34.2 (Schaffer F7, better in every seed).
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.
@@ -300,7 +302,7 @@ class ActionConfig:
     fresh_weight: float = 1.0
     fresh_batch: int = 256
     box_penalty_weight: float = 1.0
-    region_penalty: bool = False
+    region_penalty: float = 0.0
     transform: Optional[FiniteEnergy] = None
     auto_transform: bool = True
     region: str = "box"
@@ -354,6 +356,13 @@ class ActionConfig:
             raise ValueError(f"ActionConfig.region must be 'box' or 'trust', got {self.region!r}")
         if not 0 < self.region_shrink < 1 or (self.region_patience is not None and self.region_patience < 1) or not 0 < self.region_min <= 1:
             raise ValueError("ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]")
+        if isinstance(self.region_penalty, bool):
+            self.region_penalty = float(self.region_penalty)  # True: the trust region itself (factor 1)
+        if self.region_penalty < 0:
+            raise ValueError(f"ActionConfig.region_penalty must be >= 0 (0: off), got {self.region_penalty}")
+        if self.region_penalty > 0 and self.region != "trust":
+            raise ValueError("ActionConfig.region_penalty needs region='trust' (with region='box' there is no "
+                             "trust region to hold the minimiser in); set region='trust' or region_penalty=0")
         if self.translation_region_power < 0:
             raise ValueError(f"ActionConfig.translation_region_power must be >= 0, got {self.translation_region_power}")
         if self.select_smoothing < 0 or self.select_samples < 1:
@@ -591,12 +600,12 @@ class ActionTrainer:
             return self.space.sample(n, generator=self.generator).to(self.device)
         return self._sample_region(n)
 
-    def _region_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _region_bounds(self, widen: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper corners ``([d], [d])`` of the trust region: the box intersected with the cube
-        of half-width ``region_radius * half_width`` around ``region_center`` (search variables)."""
+        of half-width ``widen * region_radius * half_width`` around ``region_center`` (search variables)."""
         c = self.region_center.to(self.device, self.center.dtype)
-        lo = torch.maximum(self.lower, c - self.region_radius * self.half)
-        hi = torch.minimum(self.upper, c + self.region_radius * self.half)
+        lo = torch.maximum(self.lower, c - widen * self.region_radius * self.half)
+        hi = torch.minimum(self.upper, c + widen * self.region_radius * self.half)
         return lo, hi
 
     def _sample_region(self, n: int) -> torch.Tensor:
@@ -786,9 +795,9 @@ class ActionTrainer:
 
     def _penalty_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Scaled bounds ``([d], [d])`` that the model's minimiser is held in: the box ``[-1, 1]^d``,
-        or the trust region with ``region_penalty`` once a region exists."""
-        if self.config.region_penalty and self.region_center is not None:  # a centre exists only with region="trust"
-            lo, hi = self._region_bounds()
+        or the trust region widened ``region_penalty`` times once a region exists."""
+        if self.config.region_penalty > 0 and self.region_center is not None:  # a centre exists only with region="trust"
+            lo, hi = self._region_bounds(self.config.region_penalty)
             return self._to_scaled(lo), self._to_scaled(hi)
         ones = torch.ones(self.dim, dtype=self.model_dtype, device=self.device)
         return -ones, ones
