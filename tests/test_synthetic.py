@@ -180,9 +180,11 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     action = am.minimize("alpine1:5", method="action", **tiny)
     config = action.extra["config"]
     assert config["region"] == "trust" and config["model_growth"] == "learned" and not config["model_learn_bounds"]
+    assert config["region_penalty"] == 1.0  # the minimiser is held in the trust region
     assert all(config[k] == v for k, v in SYNTHETIC_ACTION.items())
     ro = am.minimize("alpine1:5", method="random_only", **tiny)
     assert ro.extra["config"]["region"] == "box" and ro.extra["config"]["action_weight"] == 0.0
     assert all(ro.extra["config"][k] == v for k, v in BOWL_MODEL.items())
     assert ACTION_VARIANTS["action"] == SYNTHETIC_ACTION
     assert ACTION_VARIANTS["random_only_trust"]["action_weight"] == 0.0
+    assert ACTION_VARIANTS["action_free"]["region_penalty"] == 0.0

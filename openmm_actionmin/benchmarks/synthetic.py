@@ -53,6 +53,7 @@ from .threads import blas_threads
 #:   (:data:`~..search.action.SYNTHETIC_ACTION`); the ``random_only`` baseline trains the
 #:   same bowl (:data:`~..search.action.BOWL_MODEL`) on uniform samples of the whole box
 #:   (the paper's ablation);
+#: * ``action_free``: ``action`` without the region penalty (sessions 9-10's ``action``);
 #: * ``action_bowl``: the bowl without trust region; ``random_only_trust``: regression on
 #:   samples of the trust region, no paths (what the paths add to the zoom);
 #: * ``action_flexible`` (the ActionConfig defaults, session 3's ``action``) and, on that
@@ -63,6 +64,7 @@ from .threads import blas_threads
 #: * ``action_bowl_cdata``: the bowl with that offset start.
 ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
     "action": dict(SYNTHETIC_ACTION),
+    "action_free": {**SYNTHETIC_ACTION, "region_penalty": 0.0},  # minimiser free to leave the trust region
     "action_bowl": dict(BOWL_MODEL),  # the round bowl with box-wide sampling
     "random_only_trust": {**SYNTHETIC_ACTION, "action_weight": 0.0, "grad_match_weight": 0.0},  # ablation: zoomed regression, no paths
     "action_flexible": {},  # the ActionConfig default model (the former "action" of this benchmark)

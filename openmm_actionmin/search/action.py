@@ -106,8 +106,14 @@ BOWL_MODEL: Dict[str, Any] = {
 #: translates the minimiser shrinks with the region (``translation_region_power = 0.5``):
 #: at D = 1000 (seed 0, 450 s) it took Alpine 1 / Schaffer F7 from 67.5 / 151.3 to
 #: 46.3 / 136.0 and the fixed-rate jitter of the candidate had caused most of the one-round
-#: excursions (``bench/results/synthetic_d1000_seeds.md``).
-SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5}
+#: excursions (``bench/results/synthetic_d1000_seeds.md``). The box penalty also holds the
+#: minimiser in the trust region (``region_penalty = 1``, session 11): at D = 1000 (450 s,
+#: seeds 0-2) it took the unshifted medians from 44.1 / 111.5 to 66.4 / 78.2 and the shifted
+#: ones from 46.0 / 81.4 to 70.5 / 34.2 (Alpine 1 / Schaffer F7): worse on Alpine 1, but the
+#: only setting tried whose every D = 1000 median is below 100
+#: (``bench/results/region_penalty_session11.md``).
+SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5,
+                                    "region_penalty": 1.0}
 
 
 @dataclasses.dataclass
@@ -182,7 +188,9 @@ class ActionConfig:
             ``k = 1`` (D = 1000, 450 s): unshifted 123.5 -> 72.5 (Alpine 1,
             seed 0) and 176.0 -> 80.9 (Schaffer F7, seed 1); shifted, 3 seeds,
             medians 46.0 -> 70.5 (Alpine 1, worse in every seed) and
-            81.4 -> 34.2 (Schaffer F7, better in every seed).
+            81.4 -> 34.2 (Schaffer F7, better in every seed). :data:`SYNTHETIC_ACTION`
+            sets ``1`` (``bench/results/region_penalty_session11.md``);
+            ``k = 3`` did not stop the runaway on Schaffer F7.
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.
