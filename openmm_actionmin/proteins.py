@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .progress import progress_bar
 from .result import Result
 from .systems.base import System
 
@@ -316,9 +317,7 @@ def _hybrid(
 
 def _budget_bar(budget_s: float, name: str):
     """A tqdm bar counting wall-clock seconds of the budget."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=round(float(budget_s), 1), desc=name, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s")
+    bar = progress_bar(total=round(float(budget_s), 1), desc=name, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s")
     bar.t0 = time.perf_counter()
     return bar
 

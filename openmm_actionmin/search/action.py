@@ -54,6 +54,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..oracles.base import FiniteEnergy
+from ..progress import progress_bar
 from ..result import Result, atomic_torch_save, atomic_write_text
 from ..systems.base import System
 from .descent import DescentConfig, descend
@@ -1043,9 +1044,7 @@ class ActionTrainer:
             self._record(self._candidate(info), on_round)
         bar = None
         if cfg.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=cfg.max_rounds, initial=self.round, desc=cfg.method_name, unit="round")
+            bar = progress_bar(total=cfg.max_rounds, initial=self.round, desc=cfg.method_name, unit="round")
         try:
             while not self._done():
                 self.round += 1

@@ -40,6 +40,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
+from ..progress import progress_bar
 from ..result import Result, atomic_torch_save
 from ..systems.base import System
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
@@ -289,9 +290,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     next_sweep = (stats["hops"] // b + 1) * b
     bar = None
     if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(desc=f"basin hopping {system.name}", unit="hop")
+        bar = progress_bar(desc=f"basin hopping {system.name}", unit="hop")
 
     def elapsed() -> float:
         return time.perf_counter() - t0

@@ -48,6 +48,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from ..progress import progress_bar
 from ..result import Result, atomic_torch_save
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis
@@ -692,12 +693,10 @@ def torsion_hopping(
                         "accepted": True, "phase": "start", **observed})
     bar = None
     if cfg.progress:
-        from tqdm.auto import tqdm
-
         if cfg.max_steps is not None and cfg.budget_s is None:
-            bar = tqdm(total=cfg.max_steps, desc=cfg.method_name, unit="hop", initial=stats["hops"])
+            bar = progress_bar(total=cfg.max_steps, desc=cfg.method_name, unit="hop", initial=stats["hops"])
         else:
-            bar = tqdm(total=round(float(cfg.budget_s), 1), desc=cfg.method_name, unit="s",
+            bar = progress_bar(total=round(float(cfg.budget_s), 1), desc=cfg.method_name, unit="s",
                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
     retries0 = move.clash_retries if hasattr(move, "clash_retries") else 0
     try:
