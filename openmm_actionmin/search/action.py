@@ -26,8 +26,9 @@ What this module adds to the paper's algorithm (all switchable in
   outside the box is clipped to the box for evaluation, and while it lies
   outside, the loss gains ``box_penalty_weight * 1/2 ||g(clip(s*))||^2``:
   it is zero exactly when the clipped point is the model's minimiser, so it
-  pulls ``x*`` back into the box. With ``region_penalty`` the same penalty
-  holds ``x*`` in the trust region.
+  pulls ``x*`` back into the box. With ``region_penalty = k`` the same penalty
+  holds ``x*`` in the trust region widened ``k`` times (``SYNTHETIC_ACTION``:
+  ``k = 1``).
 
 The trainer works on the search variables ``z [B, d]`` of ``system.space``
 and maps them to configurations with ``space.to_config``; it works unchanged
