@@ -61,7 +61,8 @@ class RatePastFloorTrainer(ActionTrainer):
         super().__init__(*args, **kwargs)
 
     def _translation_lr(self, radius=None) -> float:
-        return super()._translation_lr(self.rate_radius)
+        """The base rule at this probe's own radius (``rate_radius``); a given ``radius`` wins."""
+        return super()._translation_lr(self.rate_radius if radius is None else radius)
 
     def _update_region(self, improved: bool) -> None:
         super()._update_region(improved)

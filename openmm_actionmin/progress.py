@@ -4,7 +4,7 @@ Every long-running search shows a tqdm bar when ``progress=True``. On a terminal
 the bar redraws as tqdm does (at most every 0.1 s). When the bar writes to a file
 that is not a terminal (a log, CI, a batch job), each redraw is a new line of
 text, so there it redraws at most every :data:`LOG_INTERVAL_S` seconds: a
-450 s benchmark run writes about 15 lines instead of thousands. Notebook bars
+450 s run writes about 15 redraws instead of up to 4500. Notebook bars
 (``tqdm.auto`` in Jupyter) are widgets and keep tqdm's own interval.
 """
 

@@ -110,10 +110,11 @@ BOWL_MODEL: Dict[str, Any] = {
 #: 46.3 / 136.0 and the fixed-rate jitter of the candidate had caused most of the one-round
 #: excursions (``bench/results/synthetic_d1000_seeds.md``). The box penalty also holds the
 #: minimiser in the trust region (``region_penalty = 1``, session 11): at D = 1000 (450 s,
-#: seeds 0-2) it took the unshifted medians from 44.1 / 111.5 to 66.4 / 78.2 and the shifted
+#: seeds 0-2) it took the unshifted medians from 44.1 / 111.5 to 66.5 / 78.2 and the shifted
 #: ones from 46.0 / 81.4 to 70.5 / 34.2 (Alpine 1 / Schaffer F7): worse on Alpine 1, but the
-#: only setting tried whose every D = 1000 median is below 100
-#: (``bench/results/region_penalty_session11.md``).
+#: only setting tried whose every D = 1000 median is below 100; ``k = 3`` let Schaffer F7 run
+#: away again (``bench/results/region_penalty_session11.md``,
+#: ``bench/results/synthetic_d1000_noshift_session11.md``).
 SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5,
                                     "region_penalty": 1.0}
 
@@ -183,16 +184,11 @@ class ActionConfig:
             ``k * radius * half_width`` around the region's centre, inside the
             box): the penalty point is the minimiser clipped to that cube, so
             the model cannot fling its minimiser far from the region its data
-            covers. ``True`` reads as ``1``. Probed because at D = 1000 on
-            unshifted functions the candidate ran away to 2000 from the minimum
-            (out of the box) as the region began to shrink
-            (``bench/results/synthetic_d1000_noshift_session10.md``). With
-            ``k = 1`` (D = 1000, 450 s): unshifted 123.5 -> 72.5 (Alpine 1,
-            seed 0) and 176.0 -> 80.9 (Schaffer F7, seed 1); shifted, 3 seeds,
-            medians 46.0 -> 70.5 (Alpine 1, worse in every seed) and
-            81.4 -> 34.2 (Schaffer F7, better in every seed). :data:`SYNTHETIC_ACTION`
-            sets ``1`` (``bench/results/region_penalty_session11.md``);
-            ``k = 3`` did not stop the runaway on Schaffer F7.
+            covers. ``True`` reads as ``1``. Added because at D = 1000 the
+            candidate ran away to 2000 from the minimum (out of the box) as the
+            region began to shrink
+            (``bench/results/synthetic_d1000_noshift_session10.md``);
+            :data:`SYNTHETIC_ACTION` sets ``1`` (its comment gives the numbers).
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.

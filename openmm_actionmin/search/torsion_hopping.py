@@ -697,7 +697,7 @@ def torsion_hopping(
             bar = progress_bar(total=cfg.max_steps, desc=cfg.method_name, unit="hop", initial=stats["hops"])
         else:
             bar = progress_bar(total=round(float(cfg.budget_s), 1), desc=cfg.method_name, unit="s",
-                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+                               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
     retries0 = move.clash_retries if hasattr(move, "clash_retries") else 0
     try:
         while True:
