@@ -111,10 +111,12 @@ BOWL_MODEL: Dict[str, Any] = {
 #: excursions (``bench/results/synthetic_d1000_seeds.md``). The box penalty also holds the
 #: minimiser in the trust region (``region_penalty = 1``, session 11): at D = 1000 (450 s,
 #: seeds 0-2) it took the unshifted medians from 44.1 / 111.5 to 66.5 / 78.2 and the shifted
-#: ones from 46.0 / 81.4 to 70.5 / 34.2 (Alpine 1 / Schaffer F7): worse on Alpine 1, but the
-#: only setting tried whose every D = 1000 median is below 100; ``k = 3`` let Schaffer F7 run
-#: away again (``bench/results/region_penalty_session11.md``,
-#: ``bench/results/synthetic_d1000_noshift_session11.md``).
+#: ones from 46.0 / 81.4 to 70.5 / 34.2 (Alpine 1 / Schaffer F7; 68.6 / 34.2 in session 12's
+#: run beside the baselines): worse on Alpine 1, but the only setting tried whose every
+#: D = 1000 median is below 100; ``k = 3`` let Schaffer F7 run away again
+#: (``bench/results/region_penalty_session11.md``,
+#: ``bench/results/synthetic_d1000_noshift_session11.md``,
+#: ``bench/results/synthetic_d1000_shifted_session12.md``).
 SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5,
                                     "region_penalty": 1.0}
 
