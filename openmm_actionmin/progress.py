@@ -11,7 +11,8 @@ text, so there it redraws at most every :data:`LOG_INTERVAL_S` seconds: a
 from __future__ import annotations
 
 import sys
-from typing import Any
+import time
+from typing import Any, Optional
 
 #: Seconds between redraws of a bar that writes to a file which is not a terminal.
 LOG_INTERVAL_S = 30.0
@@ -41,3 +42,37 @@ def progress_bar(**kwargs: Any):
     if not widget and not _is_terminal(kwargs.get("file") or sys.stderr):
         kwargs.setdefault("mininterval", LOG_INTERVAL_S)
     return tqdm(**kwargs)
+
+
+def budget_bar(budget_s: float, desc: str, **kwargs: Any):
+    """A :func:`progress_bar` that counts the wall-clock seconds of a budget.
+
+    Advance it with :func:`show_elapsed`. The bar's ``t0`` attribute holds
+    ``time.perf_counter()`` at creation, for callers without a clock of their own.
+
+    Args:
+        budget_s: The budget in seconds (the bar's total).
+        desc: The bar's label.
+        **kwargs: Any other ``tqdm`` argument.
+
+    Returns:
+        The tqdm bar.
+    """
+    bar = progress_bar(total=round(float(budget_s), 1), desc=desc, unit="s",
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}", **kwargs)
+    bar.t0 = time.perf_counter()
+    return bar
+
+
+def show_elapsed(bar, elapsed_s: float, postfix: Optional[str] = None) -> None:
+    """Set a :func:`budget_bar` to ``elapsed_s`` seconds (capped at its total) and redraw it.
+
+    Args:
+        bar: A bar from :func:`budget_bar`.
+        elapsed_s: Seconds of the budget spent.
+        postfix: Text shown after the count (e.g. the best energy so far).
+    """
+    bar.n = min(round(float(elapsed_s), 1), bar.total)
+    if postfix is not None:
+        bar.set_postfix_str(postfix, refresh=False)
+    bar.refresh()

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from .progress import progress_bar
+from .progress import budget_bar, show_elapsed
 from .result import Result
 from .systems.base import System
 
@@ -191,7 +191,7 @@ def run_method(
     name = canonical_method(method)
     observer = rmsd.observer() if rmsd is not None else None
     if name in ("openmm_minimize", "openmm_anneal"):
-        bar = _budget_bar(budget_s, name) if progress else None
+        bar = budget_bar(budget_s, name) if progress else None
         watched = _advancing(observer, bar)
         try:
             if name == "openmm_minimize":
@@ -315,21 +315,13 @@ def _hybrid(
                                wall_s=time.perf_counter() - t0, history=rows, extra=extra)
 
 
-def _budget_bar(budget_s: float, name: str):
-    """A tqdm bar counting wall-clock seconds of the budget."""
-    bar = progress_bar(total=round(float(budget_s), 1), desc=name, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s")
-    bar.t0 = time.perf_counter()
-    return bar
-
-
 def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:
     """Wrap a history observer so that every recorded row also advances ``bar`` (if any)."""
     if bar is None:
         return observer
 
     def observe(positions: np.ndarray) -> Dict[str, float]:
-        bar.n = min(round(time.perf_counter() - bar.t0, 1), bar.total)
-        bar.refresh()
+        show_elapsed(bar, time.perf_counter() - bar.t0)
         return observer(positions) if observer is not None else {}
 
     return observe

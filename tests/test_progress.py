@@ -3,7 +3,7 @@
 import io
 import time
 
-from openmm_actionmin.progress import LOG_INTERVAL_S, progress_bar
+from openmm_actionmin.progress import LOG_INTERVAL_S, budget_bar, progress_bar, show_elapsed
 
 
 class FakeTerminal(io.StringIO):
@@ -33,4 +33,15 @@ def test_a_bar_writing_to_a_log_redraws_rarely_and_a_terminal_bar_keeps_tqdm_rat
 def test_an_explicit_interval_is_kept():
     bar = progress_bar(total=1, file=io.StringIO(), mininterval=0.5)
     assert bar.mininterval == 0.5
+    bar.close()
+
+
+def test_a_budget_bar_shows_seconds_capped_at_the_budget_and_its_postfix():
+    log = io.StringIO()
+    bar = budget_bar(60, "anneal", file=log)
+    show_elapsed(bar, 12.34, "best -1.5 kJ/mol")
+    assert bar.n == 12.3
+    assert "12/60 s, best -1.5 kJ/mol" in log.getvalue()
+    show_elapsed(bar, 75.0)
+    assert bar.n == 60
     bar.close()

@@ -48,7 +48,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..progress import progress_bar
+from ..progress import budget_bar, progress_bar, show_elapsed
 from ..result import Result, atomic_torch_save
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis
@@ -696,8 +696,7 @@ def torsion_hopping(
         if cfg.max_steps is not None and cfg.budget_s is None:
             bar = progress_bar(total=cfg.max_steps, desc=cfg.method_name, unit="hop", initial=stats["hops"])
         else:
-            bar = progress_bar(total=round(float(cfg.budget_s), 1), desc=cfg.method_name, unit="s",
-                               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+            bar = budget_bar(cfg.budget_s, cfg.method_name)
     retries0 = move.clash_retries if hasattr(move, "clash_retries") else 0
     try:
         while True:
@@ -731,9 +730,7 @@ def torsion_hopping(
                 if bar.unit == "hop":
                     bar.update(1)
                 else:
-                    bar.n = min(round(time.perf_counter() - t0, 1), bar.total)
-                    bar.set_postfix_str(f"best {best_e:.1f} kJ/mol", refresh=False)
-                    bar.refresh()
+                    show_elapsed(bar, time.perf_counter() - t0, f"best {best_e:.1f} kJ/mol")
             if ckpt is not None and time.perf_counter() - last_ckpt >= cfg.checkpoint_interval_s:
                 checkpoint()
                 last_ckpt = time.perf_counter()
