@@ -11,6 +11,8 @@ from openmm_actionmin.search.baselines import (
     adam_multistart,
     cma_es,
     random_only,
+    BasinHoppingConfig,
+    reflect_into_box,
     scipy_basinhopping,
 )
 from openmm_actionmin.spaces import Box
@@ -104,6 +106,31 @@ def test_basinhopping_and_cma_find_the_convex_minimum_within_budget():
     check_common(system, es, 2.0)
     assert distance(system, es) < 1e-3
     assert es.extra["generations"] > 10
+
+
+def test_reflect_into_box_mirrors_overshoots_at_the_walls():
+    lower, upper = np.array([-1.0, 0.0, -10.0]), np.array([1.0, 4.0, 10.0])
+    x = np.array([[1.25, -0.5, 3.0],     # past the top wall by 0.25; past the bottom by 0.5; inside
+                  [-1.0, 4.0, 29.0],     # on the walls; 19 past the top of a width-20 box
+                  [5.5, 9.0, -35.0]])    # overshoots of more than one width fold back again
+    y = reflect_into_box(x, lower, upper)
+    np.testing.assert_allclose(y, [[0.75, 0.5, 3.0], [-1.0, 4.0, -9.0], [0.5, 1.0, 5.0]], atol=1e-12)
+    rng = np.random.default_rng(0)
+    many = reflect_into_box(rng.uniform(-50, 50, size=(1000, 3)), lower, upper)
+    assert (many >= lower).all() and (many <= upper).all()
+
+
+def test_reflecting_basinhopping_keeps_its_steps_off_the_walls():
+    system = quadratic_system()
+    bh = scipy_basinhopping(system, 2.0, seed=0, boundary="reflect", method_name="basinhopping_reflect")
+    check_common(system, bh, 2.0)
+    assert bh.method == "basinhopping_reflect"
+    assert bh.extra["config"]["boundary"] == "reflect"
+    assert distance(system, bh) < 1e-3
+    with pytest.raises(ValueError, match="boundary must be one of"):
+        BasinHoppingConfig(boundary="wrap")
+    with pytest.raises(TypeError, match="either config or"):
+        scipy_basinhopping(system, 1.0, config=BasinHoppingConfig(), boundary="reflect")
 
 
 def test_budget_must_be_positive():

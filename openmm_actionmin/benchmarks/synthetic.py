@@ -94,6 +94,8 @@ def _baseline(name: str) -> Callable[..., Result]:
 
         if name == "random_only":
             return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds, **BOWL_MODEL)
+        if name == "basinhopping_reflect":
+            return baselines.scipy_basinhopping(system, budget_s, seed, boundary="reflect", method_name=name)
         return baselines.BASELINES[name](system, budget_s, seed)
 
     return run
@@ -105,6 +107,7 @@ METHODS: Dict[str, Callable[..., Result]] = {
     "adam": _baseline("adam"),
     "cma": _baseline("cma"),
     "basinhopping": _baseline("basinhopping"),
+    "basinhopping_reflect": _baseline("basinhopping_reflect"),  # steps mirrored at the walls, not clipped
 }
 
 

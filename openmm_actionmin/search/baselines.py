@@ -244,6 +244,10 @@ def random_only(system: System, budget_s: float, seed: int = 0, **kwargs: Any) -
 
 
 # ---------------------------------------------------------- basin hopping
+#: How :class:`_BoxStep` keeps a step inside the box.
+BOX_BOUNDARIES = ("clip", "reflect")
+
+
 @dataclasses.dataclass
 class BasinHoppingConfig:
     """Settings of :func:`scipy_basinhopping`.
@@ -253,27 +257,63 @@ class BasinHoppingConfig:
         step_fraction: Initial random-displacement size as a fraction of the
             mean box half-width (scipy adapts it towards a 50 % acceptance).
         local_maxiter: L-BFGS-B iterations per quench.
+        boundary: What a step that leaves the box does: ``"clip"`` puts the
+            coordinate on the wall, ``"reflect"`` mirrors it back inside (a
+            coordinate on the wall then leaves it on the next step with
+            probability one half, instead of staying pinned while its
+            gradient points outwards).
+        method_name: The ``method`` of the result.
     """
 
     temperature: float = 1.0
     step_fraction: float = 0.1
     local_maxiter: int = 200
+    boundary: str = "clip"
+    method_name: str = "basinhopping"
+
+    def __post_init__(self) -> None:
+        if self.boundary not in BOX_BOUNDARIES:
+            raise ValueError(f"boundary must be one of {BOX_BOUNDARIES}, got {self.boundary!r}")
+
+
+def reflect_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Mirror every coordinate back into ``[lower, upper]`` at the walls.
+
+    Folds any overshoot, however large: the coordinate travels the excess
+    back from the wall it crossed (and from the other wall, if it overshoots
+    the whole width again).
+
+    Args:
+        x: Points ``[..., d]``.
+        lower: Lower bounds ``[d]``.
+        upper: Upper bounds ``[d]`` (each above its lower bound).
+
+    Returns:
+        Points ``[..., d]`` inside the box.
+    """
+    width = upper - lower
+    y = np.mod(x - lower, 2.0 * width)
+    return lower + np.where(y > width, 2.0 * width - y, y)
 
 
 class _BoxStep:
-    """Uniform random displacement, clipped into the box (scipy adapts ``stepsize``)."""
+    """Uniform random displacement kept in the box by clipping or reflection (scipy adapts ``stepsize``)."""
 
-    def __init__(self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator) -> None:
+    def __init__(self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
+                 boundary: str = "clip") -> None:
         self.stepsize = stepsize
         self.lower, self.upper, self.rng = lower, upper, rng
+        self.boundary = boundary
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = x + self.rng.uniform(-self.stepsize, self.stepsize, size=x.shape)
+        if self.boundary == "reflect":
+            return reflect_into_box(x, self.lower, self.upper)
         return np.clip(x, self.lower, self.upper)
 
 
 def scipy_basinhopping(
-    system: System, budget_s: float, seed: int = 0, config: Optional[BasinHoppingConfig] = None
+    system: System, budget_s: float, seed: int = 0, config: Optional[BasinHoppingConfig] = None, **kwargs: Any
 ) -> Result:
     """``scipy.optimize.basinhopping`` with bounded L-BFGS-B quenches on the true energy.
 
@@ -286,13 +326,18 @@ def scipy_basinhopping(
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the start and the steps.
         config: Settings (defaults if ``None``).
+        **kwargs: Fields of :class:`BasinHoppingConfig` to override (only
+            without ``config``).
 
     Returns:
-        A :class:`Result` (method ``"basinhopping"``).
+        A :class:`Result` (method ``config.method_name``, by default
+        ``"basinhopping"``).
     """
     from scipy.optimize import basinhopping
 
-    cfg = config or BasinHoppingConfig()
+    if config is not None and kwargs:
+        raise TypeError("pass either config or BasinHoppingConfig fields, not both")
+    cfg = config or BasinHoppingConfig(**kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
     dtype = space.lower.dtype
@@ -327,7 +372,7 @@ def scipy_basinhopping(
                 stepsize=cfg.step_fraction * scale,
                 minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
                                   "options": {"maxiter": cfg.local_maxiter}},
-                take_step=_BoxStep(cfg.step_fraction * scale, lower, upper, rng),
+                take_step=_BoxStep(cfg.step_fraction * scale, lower, upper, rng, cfg.boundary),
                 callback=callback,
                 rng=rng,
             )
@@ -337,7 +382,7 @@ def scipy_basinhopping(
     if tracker.best_z is None:
         _energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, quenches=quenches[0])
-    return tracker.result("basinhopping", seed, tracker.best_z, tracker.best_energy,
+    return tracker.result(cfg.method_name, seed, tracker.best_z, tracker.best_energy,
                           {"quenches": quenches[0], "restarts": restarts, "config": dataclasses.asdict(cfg)})
 
 
