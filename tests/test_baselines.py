@@ -8,10 +8,10 @@ from openmm_actionmin.oracles.base import DIMENSIONLESS, TorchOracle
 from openmm_actionmin.oracles.synthetic import SyntheticOracle, random_shift
 from openmm_actionmin.search.baselines import (
     AdamMultistartConfig,
+    ScipyBasinHoppingConfig,
     adam_multistart,
     cma_es,
     random_only,
-    BasinHoppingConfig,
     reflect_into_box,
     scipy_basinhopping,
 )
@@ -120,17 +120,23 @@ def test_reflect_into_box_mirrors_overshoots_at_the_walls():
     assert (many >= lower).all() and (many <= upper).all()
 
 
-def test_reflecting_basinhopping_keeps_its_steps_off_the_walls():
+def test_basinhopping_variants_reflect_and_reheat():
     system = quadratic_system()
     bh = scipy_basinhopping(system, 2.0, seed=0, boundary="reflect", method_name="basinhopping_reflect")
     check_common(system, bh, 2.0)
     assert bh.method == "basinhopping_reflect"
     assert bh.extra["config"]["boundary"] == "reflect"
     assert distance(system, bh) < 1e-3
+    reheated = scipy_basinhopping(system, 2.0, seed=0, reheat_after=20)
+    check_common(system, reheated, 2.0)
+    assert reheated.extra["restarts"] >= 1  # the convex minimum is found at once, then nothing improves
+    assert distance(system, reheated) < 1e-3
+    with pytest.raises(ValueError, match="reheat_after must be"):
+        ScipyBasinHoppingConfig(reheat_after=0)
     with pytest.raises(ValueError, match="boundary must be one of"):
-        BasinHoppingConfig(boundary="wrap")
+        ScipyBasinHoppingConfig(boundary="wrap")
     with pytest.raises(TypeError, match="either config or"):
-        scipy_basinhopping(system, 1.0, config=BasinHoppingConfig(), boundary="reflect")
+        scipy_basinhopping(system, 1.0, config=ScipyBasinHoppingConfig(), boundary="reflect")
 
 
 def test_budget_must_be_positive():

@@ -78,6 +78,14 @@ ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 
 
+#: Variants of the basin-hopping baseline: name -> :class:`~..search.baselines.ScipyBasinHoppingConfig`
+#: overrides (``bench/results/synthetic_d1000_bh_variants_session13.md``).
+BASIN_HOPPING_VARIANTS: Dict[str, Dict[str, Any]] = {
+    "basinhopping_reflect": {"boundary": "reflect"},  # steps mirrored at the walls, not clipped
+    "basinhopping_reheat": {"reheat_after": 300},  # back to the best point with the first step size after 300 idle quenches
+}
+
+
 def _action(name: str) -> Callable[..., Result]:
     def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
         from ..search.action import ActionConfig, ActionTrainer
@@ -94,8 +102,8 @@ def _baseline(name: str) -> Callable[..., Result]:
 
         if name == "random_only":
             return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds, **BOWL_MODEL)
-        if name == "basinhopping_reflect":
-            return baselines.scipy_basinhopping(system, budget_s, seed, boundary="reflect", method_name=name)
+        if name in BASIN_HOPPING_VARIANTS:
+            return baselines.scipy_basinhopping(system, budget_s, seed, method_name=name, **BASIN_HOPPING_VARIANTS[name])
         return baselines.BASELINES[name](system, budget_s, seed)
 
     return run
@@ -107,7 +115,7 @@ METHODS: Dict[str, Callable[..., Result]] = {
     "adam": _baseline("adam"),
     "cma": _baseline("cma"),
     "basinhopping": _baseline("basinhopping"),
-    "basinhopping_reflect": _baseline("basinhopping_reflect"),  # steps mirrored at the walls, not clipped
+    **{name: _baseline(name) for name in BASIN_HOPPING_VARIANTS},
 }
 
 

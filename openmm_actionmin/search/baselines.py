@@ -249,7 +249,7 @@ BOX_BOUNDARIES = ("clip", "reflect")
 
 
 @dataclasses.dataclass
-class BasinHoppingConfig:
+class ScipyBasinHoppingConfig:
     """Settings of :func:`scipy_basinhopping`.
 
     Attributes:
@@ -262,6 +262,14 @@ class BasinHoppingConfig:
             coordinate on the wall then leaves it on the next step with
             probability one half, instead of staying pinned while its
             gradient points outwards).
+        reheat_after: If set, a run whose best energy has not improved for
+            this many quenches (scipy's ``niter_success``) starts again from
+            its best point with the initial step size. scipy shrinks the
+            step by 0.9 every 50 quenches while fewer than half are
+            accepted, and at D = 1000 a run stops improving once the step
+            has shrunk (``bench/results/synthetic_d1000_bh_variants_session13.md``).
+            ``None``: one run from one uniform start (a new uniform start
+            only if scipy stops by itself).
         method_name: The ``method`` of the result.
     """
 
@@ -269,11 +277,14 @@ class BasinHoppingConfig:
     step_fraction: float = 0.1
     local_maxiter: int = 200
     boundary: str = "clip"
+    reheat_after: Optional[int] = None
     method_name: str = "basinhopping"
 
     def __post_init__(self) -> None:
         if self.boundary not in BOX_BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOX_BOUNDARIES}, got {self.boundary!r}")
+        if self.reheat_after is not None and self.reheat_after < 1:
+            raise ValueError(f"reheat_after must be a positive number of quenches or None, got {self.reheat_after}")
 
 
 def reflect_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -313,7 +324,7 @@ class _BoxStep:
 
 
 def scipy_basinhopping(
-    system: System, budget_s: float, seed: int = 0, config: Optional[BasinHoppingConfig] = None, **kwargs: Any
+    system: System, budget_s: float, seed: int = 0, config: Optional[ScipyBasinHoppingConfig] = None, **kwargs: Any
 ) -> Result:
     """``scipy.optimize.basinhopping`` with bounded L-BFGS-B quenches on the true energy.
 
@@ -326,7 +337,7 @@ def scipy_basinhopping(
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the start and the steps.
         config: Settings (defaults if ``None``).
-        **kwargs: Fields of :class:`BasinHoppingConfig` to override (only
+        **kwargs: Fields of :class:`ScipyBasinHoppingConfig` to override (only
             without ``config``).
 
     Returns:
@@ -336,8 +347,8 @@ def scipy_basinhopping(
     from scipy.optimize import basinhopping
 
     if config is not None and kwargs:
-        raise TypeError("pass either config or BasinHoppingConfig fields, not both")
-    cfg = config or BasinHoppingConfig(**kwargs)
+        raise TypeError("pass either config or ScipyBasinHoppingConfig fields, not both")
+    cfg = config or ScipyBasinHoppingConfig(**kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
     dtype = space.lower.dtype
@@ -353,7 +364,7 @@ def scipy_basinhopping(
             raise _BudgetExhausted
         z = torch.as_tensor(x, dtype=dtype).reshape(1, -1).to(space.lower.device)
         e, g = _energy_and_grad(system, z, tracker)
-        tracker.row(quenches=quenches[0])
+        tracker.row(quenches=quenches[0], stepsize=step.stepsize)
         return float(e[0]), g[0].cpu().numpy().astype(np.float64)
 
     def callback(x, f, accept):
@@ -361,18 +372,24 @@ def scipy_basinhopping(
         return tracker.out_of_time()
 
     restarts = 0
+    step = _BoxStep(cfg.step_fraction * scale, lower, upper, rng, cfg.boundary)
     try:
         while not tracker.out_of_time():
-            x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
+            if cfg.reheat_after is not None and tracker.best_z is not None:
+                x0 = tracker.best_z.reshape(-1).cpu().numpy().astype(np.float64)
+            else:
+                x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
+            step.stepsize = cfg.step_fraction * scale
             basinhopping(
                 fun,
                 x0,
                 niter=10**9,
+                niter_success=cfg.reheat_after,
                 T=cfg.temperature,
                 stepsize=cfg.step_fraction * scale,
                 minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
                                   "options": {"maxiter": cfg.local_maxiter}},
-                take_step=_BoxStep(cfg.step_fraction * scale, lower, upper, rng, cfg.boundary),
+                take_step=step,
                 callback=callback,
                 rng=rng,
             )
@@ -381,9 +398,10 @@ def scipy_basinhopping(
         pass
     if tracker.best_z is None:
         _energy(system, space.sample(1, generator=gen), tracker)
-    tracker.row(force=True, quenches=quenches[0])
+    tracker.row(force=True, quenches=quenches[0], stepsize=step.stepsize)
     return tracker.result(cfg.method_name, seed, tracker.best_z, tracker.best_energy,
-                          {"quenches": quenches[0], "restarts": restarts, "config": dataclasses.asdict(cfg)})
+                          {"quenches": quenches[0], "restarts": restarts, "final_stepsize": step.stepsize,
+                           "config": dataclasses.asdict(cfg)})
 
 
 # ------------------------------------------------------------------ CMA-ES
