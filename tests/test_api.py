@@ -61,6 +61,17 @@ def test_minimize_function_by_name():
         result.save("function.pdb")
 
 
+def test_minimize_passes_config_fields_to_the_function_baselines():
+    adam = am.minimize("alpine1:3", method="adam", budget_s=5, seed=0, progress=False, n_starts=8, max_steps=50)
+    assert adam.extra["config"]["n_starts"] == 8 and adam.extra["config"]["max_steps"] == 50
+    cma = am.minimize("alpine1:3", method="cma", budget_s=1, seed=0, progress=False, popsize=6)
+    assert cma.extra["config"]["popsize"] == 6
+    bh = am.minimize("alpine1:3", method="scipy_basinhopping", budget_s=1, seed=0, progress=False, reheat_after=5)
+    assert bh.extra["config"]["reheat_after"] == 5
+    with pytest.raises(TypeError, match="unexpected keyword argument 'popsize'"):
+        am.minimize("alpine1:3", method="adam", budget_s=1, progress=False, popsize=6)
+
+
 def test_minimize_openmm_triple_with_the_openmm_minimiser():
     oracle = am.systems.from_pdb(data_path("systems", "pdb", "5awl_cln025.pdb")).oracle
     pdb_positions = oracle.positions.numpy()

@@ -135,8 +135,10 @@ def test_basinhopping_variants_reflect_and_reheat():
         ScipyBasinHoppingConfig(reheat_after=0)
     with pytest.raises(ValueError, match="boundary must be one of"):
         ScipyBasinHoppingConfig(boundary="wrap")
-    with pytest.raises(TypeError, match="either config or"):
+    with pytest.raises(TypeError, match="either config or ScipyBasinHoppingConfig fields"):
         scipy_basinhopping(system, 1.0, config=ScipyBasinHoppingConfig(), boundary="reflect")
+    with pytest.raises(TypeError, match="config must be a CMAESConfig, got ScipyBasinHoppingConfig"):
+        cma_es(system, 1.0, config=ScipyBasinHoppingConfig())
 
 
 def test_budget_must_be_positive():

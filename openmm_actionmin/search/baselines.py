@@ -137,6 +137,15 @@ def _energy_and_grad(system: System, z: torch.Tensor, tracker: _Tracker) -> Tupl
 
 
 # ------------------------------------------------------------------ Adam
+def _make_config(cls: type, config: Any, fields: Dict[str, Any]) -> Any:
+    """``config`` itself, or ``cls(**fields)``; a clear error if both are given."""
+    if config is not None and fields:
+        raise TypeError(f"pass either config or {cls.__name__} fields ({', '.join(fields)}), not both")
+    if config is not None and not isinstance(config, cls):
+        raise TypeError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config if config is not None else cls(**fields)
+
+
 @dataclasses.dataclass
 class AdamMultistartConfig:
     """Settings of :func:`adam_multistart`.
@@ -166,7 +175,7 @@ class AdamMultistartConfig:
 
 
 def adam_multistart(
-    system: System, budget_s: float, seed: int = 0, config: Optional[AdamMultistartConfig] = None
+    system: System, budget_s: float, seed: int = 0, config: Optional[AdamMultistartConfig] = None, **kwargs: Any
 ) -> Result:
     """Adam from many starts over a sweep of learning rates (paper, A.3).
 
@@ -179,12 +188,14 @@ def adam_multistart(
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the starts.
         config: Settings (defaults if ``None``).
+        **kwargs: Fields of :class:`AdamMultistartConfig` (only without
+            ``config``).
 
     Returns:
         A :class:`Result` (method ``"adam"``); ``extra`` has the learning rate
         and steps of the winner and the steps run per learning rate.
     """
-    cfg = config or AdamMultistartConfig()
+    cfg = _make_config(AdamMultistartConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
     gen = torch.Generator().manual_seed(int(seed))
@@ -337,8 +348,8 @@ def scipy_basinhopping(
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the start and the steps.
         config: Settings (defaults if ``None``).
-        **kwargs: Fields of :class:`ScipyBasinHoppingConfig` to override (only
-            without ``config``).
+        **kwargs: Fields of :class:`ScipyBasinHoppingConfig` (only without
+            ``config``).
 
     Returns:
         A :class:`Result` (method ``config.method_name``, by default
@@ -346,9 +357,7 @@ def scipy_basinhopping(
     """
     from scipy.optimize import basinhopping
 
-    if config is not None and kwargs:
-        raise TypeError("pass either config or ScipyBasinHoppingConfig fields, not both")
-    cfg = config or ScipyBasinHoppingConfig(**kwargs)
+    cfg = _make_config(ScipyBasinHoppingConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
     dtype = space.lower.dtype
@@ -421,7 +430,7 @@ class CMAESConfig:
     ipop_factor: float = 2.0
 
 
-def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAESConfig] = None) -> Result:
+def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAESConfig] = None, **kwargs: Any) -> Result:
     """CMA-ES in the box (``cma`` package, bound transform) with IPOP restarts.
 
     Each generation is evaluated as one batch. The budget is checked every
@@ -432,13 +441,14 @@ def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAE
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the starts and of cma's sampler.
         config: Settings (defaults if ``None``).
+        **kwargs: Fields of :class:`CMAESConfig` (only without ``config``).
 
     Returns:
         A :class:`Result` (method ``"cma"``).
     """
     import cma
 
-    cfg = config or CMAESConfig()
+    cfg = _make_config(CMAESConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
     dtype = space.lower.dtype
