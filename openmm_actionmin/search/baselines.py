@@ -136,7 +136,6 @@ def _energy_and_grad(system: System, z: torch.Tensor, tracker: _Tracker) -> Tupl
     return e, grad.detach().to(z.device)
 
 
-# ------------------------------------------------------------------ Adam
 def _make_config(cls: type, config: Any, fields: Dict[str, Any]) -> Any:
     """``config`` itself, or ``cls(**fields)``; a clear error if both are given."""
     if config is not None and fields:
@@ -146,6 +145,7 @@ def _make_config(cls: type, config: Any, fields: Dict[str, Any]) -> Any:
     return config if config is not None else cls(**fields)
 
 
+# ------------------------------------------------------------------ Adam
 @dataclasses.dataclass
 class AdamMultistartConfig:
     """Settings of :func:`adam_multistart`.
@@ -269,10 +269,10 @@ class ScipyBasinHoppingConfig:
             mean box half-width (scipy adapts it towards a 50 % acceptance).
         local_maxiter: L-BFGS-B iterations per quench.
         boundary: What a step that leaves the box does: ``"clip"`` puts the
-            coordinate on the wall, ``"reflect"`` mirrors it back inside (a
-            coordinate on the wall then leaves it on the next step with
-            probability one half, instead of staying pinned while its
-            gradient points outwards).
+            coordinate on the wall (a coordinate on the wall stays there for
+            every step that points outwards, half of them), ``"reflect"``
+            mirrors it back inside (every step moves it off the wall; the
+            bounded quench can still put it back).
         reheat_after: If set, a run whose best energy has not improved for
             this many quenches (scipy's ``niter_success``) starts again from
             its best point with the initial step size. scipy shrinks the
