@@ -365,7 +365,10 @@ def scipy_basinhopping(
     upper = space.upper.cpu().numpy().astype(np.float64)
     rng = np.random.default_rng(int(seed))
     gen = torch.Generator().manual_seed(int(seed))
-    scale = float(np.mean(0.5 * (upper - lower)))
+    first_step = cfg.step_fraction * float(np.mean(0.5 * (upper - lower)))
+    # scipy adapts the step by rescaling take_step.stepsize; its own ``stepsize`` argument is
+    # unused when take_step is given, so every (re)start resets the attribute instead.
+    step = _BoxStep(first_step, lower, upper, rng, cfg.boundary)
     quenches = [0]
 
     def fun(x: np.ndarray):
@@ -381,21 +384,19 @@ def scipy_basinhopping(
         return tracker.out_of_time()
 
     restarts = 0
-    step = _BoxStep(cfg.step_fraction * scale, lower, upper, rng, cfg.boundary)
     try:
         while not tracker.out_of_time():
             if cfg.reheat_after is not None and tracker.best_z is not None:
                 x0 = tracker.best_z.reshape(-1).cpu().numpy().astype(np.float64)
             else:
                 x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
-            step.stepsize = cfg.step_fraction * scale
+            step.stepsize = first_step
             basinhopping(
                 fun,
                 x0,
                 niter=10**9,
                 niter_success=cfg.reheat_after,
                 T=cfg.temperature,
-                stepsize=cfg.step_fraction * scale,
                 minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
                                   "options": {"maxiter": cfg.local_maxiter}},
                 take_step=step,
