@@ -412,6 +412,11 @@ class ActionConfig:
         return cls(action_weight=0.0, grad_match_weight=0.0, **kwargs)
 
 
+def _on(t: Optional[torch.Tensor], device: torch.device) -> Optional[torch.Tensor]:
+    """``t`` moved to ``device`` (``None`` stays ``None``)."""
+    return None if t is None else t.to(device)
+
+
 def write_history(history: Sequence[Dict[str, Any]], path: os.PathLike) -> Path:
     """Write a history atomically as JSON (``.json``) or CSV (``.csv``).
 
@@ -711,7 +716,7 @@ class ActionTrainer:
         finite = energy[energy < self.oracle.nonfinite_energy].double()
         if finite.numel() < 2:
             finite = energy.double()
-        q25, q50, q75 = (float(v) for v in torch.quantile(finite, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)))
+        q25, q50, q75 = (float(v) for v in torch.quantile(finite, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=finite.device)))
         iqr = max(q75 - q25, 1e-12)
         return FiniteEnergy(threshold=q50 + 5.0 * iqr, scale=iqr)
 
@@ -973,7 +978,9 @@ class ActionTrainer:
         return path
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        # load on the CPU: the generator states must stay CPU ByteTensors; the model and
+        # optimizer states are copied onto the parameters' device by load_state_dict
+        state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to start afresh")
         if state["seed"] != self.config.seed or state["dim"] != self.dim or state["method"] != self.config.method_name:
@@ -990,12 +997,12 @@ class ActionTrainer:
         self.energy_mean = state["energy_mean"]
         self.energy_std = state["energy_std"]
         self.history = state["history"]
-        self.best = state["best"]
+        self.best = state["best"]  # candidates are kept on the CPU
         self.lowest = state["lowest"]
-        self.last_minimizer = state["last_minimizer"]
+        self.last_minimizer = _on(state["last_minimizer"], self.device)  # model space, on the model's device
         self.last_candidate = state["last_candidate"]
         region = state.get("region") or {}
-        self.region_center = region.get("center")
+        self.region_center = _on(region.get("center"), self.device)
         self.region_radius = float(region.get("radius", 1.0))
         self.region_stall = int(region.get("stall", 0))
         self.round = state["round"]
