@@ -138,6 +138,9 @@ class SyntheticBenchConfig:
             random_only): candidate energy, distance and losses per round.
         max_rounds: Round limit of the PLNet trainers (the budget still
             applies); ``None`` for the budget only.
+        device: Torch device of the oracle (``"cpu"`` or ``"cuda"``); the
+            PLNet trainers and Adam run there, scipy's basin hopping and
+            CMA-ES step on the CPU and evaluate there.
     """
 
     functions: Sequence[str] = ("alpine1", "schaffer_f7")
@@ -151,8 +154,15 @@ class SyntheticBenchConfig:
     history_dir: Optional[str] = None
     plot_dir: Optional[str] = None
     max_rounds: Optional[int] = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        try:
+            kind = torch.device(self.device).type
+        except RuntimeError as exc:
+            raise ValueError(f"unknown device {self.device!r}: {exc}") from exc
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device here; use --device cpu")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
@@ -173,7 +183,7 @@ def half_width(function: str, box: str = "paper") -> float:
 
 
 def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box: str = "paper",
-                shift_fraction: float = 0.8) -> System:
+                shift_fraction: float = 0.8, device: str = "cpu") -> System:
     """The benchmark system of one (function, dim, seed).
 
     The shift depends only on (function, dim, seed), so every method sees the
@@ -186,6 +196,8 @@ def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box
         shifted: Draw a shift (else the minimum stays at the origin).
         box: Box choice, see :func:`half_width`.
         shift_fraction: The minimum lands uniformly inside this fraction of the box.
+        device: Torch device of the oracle (the shift is drawn on the CPU, so
+            it is the same on every device).
 
     Returns:
         A :class:`System` with the known minimum as reference.
@@ -200,7 +212,7 @@ def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box
         else:  # the paper's box: the same rule, scaled to its half-width
             u = torch.rand(int(dim), generator=gen, dtype=torch.float64)
             shift = shift_fraction * h * (2.0 * u - 1.0) - spec.minimum_coordinate
-    oracle = SyntheticOracle(spec.name, dim, shift=shift)
+    oracle = SyntheticOracle(spec.name, dim, shift=shift, device=device)
     return System(
         name=f"{spec.name}-{dim}d",
         oracle=oracle,
@@ -266,7 +278,7 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
             for seed in config.seeds:
                 for method in config.methods:
                     system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
-                                         shift_fraction=config.shift_fraction)
+                                         shift_fraction=config.shift_fraction, device=config.device)
                     start = time.perf_counter()
                     result = METHODS[method](system, config.budget_s, seed, max_rounds=config.max_rounds)
                     row = evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
@@ -390,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-dir", default=None, help="write a per-round plot of each action/random_only run here")
     p.add_argument("--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1)")
+    p.add_argument("--device", default="cpu", help="torch device of the oracle and the PLNet trainers: cpu (default) or cuda")
     return p
 
 
@@ -408,6 +421,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             history_dir=args.history_dir,
             plot_dir=args.plot_dir,
             max_rounds=args.max_rounds,
+            device=args.device,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
