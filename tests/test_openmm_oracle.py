@@ -289,3 +289,14 @@ def test_oracle_bench_smoke_writes_exact_json(tmp_path, capsys):
     assert data["lj38_torch_over_ase"] > 0 and data["pool_over_single"] > 0
     printed = capsys.readouterr().out
     assert "pool / single speed-up" in printed and "results identical: True" in printed
+
+
+def test_pool_warning_only_for_gpu_pools_larger_than_the_device_count():
+    from openmm_actionmin.oracles.openmm import pool_warning
+
+    assert pool_warning("CPU", 8, 1) is None
+    assert pool_warning("CUDA", 1, 1) is None
+    assert pool_warning("CUDA", 4, 4) is None
+    message = pool_warning("CUDA", 2, 1)
+    assert "n_contexts=1" in message and "2 CUDA Contexts share 1 GPU" in message
+    assert "n_contexts=2" in pool_warning("OpenCL", 3, 2)

@@ -17,6 +17,11 @@ Design notes:
   ``os.cpu_count()`` (default threads ``max(1, cpu_count // K)``, set through
   the platform's ``Threads`` property). On CUDA/OpenCL each Context gets a
   ``DeviceIndex`` round-robin over the visible devices unless one is given.
+  Use one Context per GPU: on one H200, Trp-cage OBC2 ran 5,583 evaluations/s
+  with one CUDA Context (6.4x the 16-thread CPU platform) and 2,446 and 2,257/s
+  with pools of 2 and 4 Contexts, because Contexts on one device are time-sliced
+  (``bench/results/gpu_session14.md``). A GPU pool with more Contexts than
+  visible devices therefore warns.
 * **Processes**: never fork a process after creating a Context (the child
   hangs or crashes). Use ``multiprocessing.get_context("spawn")`` and build the
   oracle inside each worker. An oracle used in a forked child raises
@@ -52,6 +57,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -87,6 +93,26 @@ def _visible_gpu_count() -> int:
         return max(1, int(torch.cuda.device_count()))
     except Exception:  # pragma: no cover - torch without CUDA support
         return 1
+
+
+def pool_warning(platform: str, n_contexts: int, n_devices: int) -> Optional[str]:
+    """The warning for a GPU pool with more Contexts than devices, else ``None``.
+
+    Args:
+        platform: OpenMM platform name.
+        n_contexts: Contexts in the pool.
+        n_devices: Visible GPUs.
+
+    Returns:
+        A message saying what to do, or ``None`` when the pool is sensible.
+    """
+    if platform not in ("CUDA", "OpenCL") or n_contexts <= n_devices:
+        return None
+    return (
+        f"{n_contexts} {platform} Contexts share {n_devices} GPU(s): Contexts on one device are time-sliced, and on "
+        f"one H200 a pool of 2 was 2.3x slower than one Context (bench/results/gpu_session14.md). "
+        f"Use n_contexts={n_devices} (one per GPU)"
+    )
 
 
 def build_native_obc2(
@@ -287,6 +313,11 @@ class OpenMMOracle(EnergyOracle):
             break
         else:
             raise OracleError("no OpenMM platform could create a Context: " + "; ".join(errors))
+        devices = _visible_gpu_count() if self.platform_name in ("CUDA", "OpenCL") else 1
+        given = platform_properties is not None and "DeviceIndex" in platform_properties
+        message = None if given else pool_warning(self.platform_name, self.n_contexts, devices)
+        if message is not None:
+            warnings.warn(message, stacklevel=2)
         self._executor = ThreadPoolExecutor(max_workers=self.n_contexts) if self.n_contexts > 1 else None
 
     # ----------------------------------------------------------- context pool
@@ -620,5 +651,6 @@ __all__ = [
     "SOLVENTS",
     "OpenMMOracle",
     "available_platforms",
+    "pool_warning",
     "build_native_obc2",
 ]
