@@ -5,17 +5,8 @@ import math
 import pytest
 import torch
 
-from openmm_actionmin.models.plnet import (
-    PLNet,
-    PLNetConfig,
-    PLNetInverseError,
-    _semi_orthogonal,
-    box_penalty,
-    cayley,
-    inverse_cayley,
-    isotropic_tall_init,
-    qr_orthonormal,
-)
+from openmm_actionmin.models.orthogonal import _semi_orthogonal, cayley, inverse_cayley, isotropic_tall_init, qr_orthonormal
+from openmm_actionmin.models.plnet import PLNet, PLNetConfig, PLNetInverseError, box_penalty
 
 F64 = torch.float64
 
@@ -315,7 +306,7 @@ def test_box_penalty():
 
 
 def test_householder_wy_form_matches_explicit_product():
-    from openmm_actionmin.models.plnet import HouseholderOrthogonal
+    from openmm_actionmin.models.orthogonal import HouseholderOrthogonal
 
     layer = HouseholderOrthogonal(9, 4, generator=torch.Generator().manual_seed(0), dtype=F64, device="cpu")
     w = layer.weights()

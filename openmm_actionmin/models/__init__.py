@@ -1,4 +1,8 @@
-"""Neural models: the PLNet surrogate (BiLipNet composed with a quadratic potential)."""
+"""Neural models: the PLNet surrogate (BiLipNet composed with a quadratic potential).
+
+Modules: ``orthogonal`` (Cayley and Householder layers), ``monotone`` (monotone Lipschitz
+layers), ``bilipnet`` (the invertible network g), ``plnet`` (the PLNet f and its config).
+"""
 
 from .plnet import (
     BiLipNet,
