@@ -221,7 +221,7 @@ def _peptide_method(name: str) -> Callable[..., Result]:
 def _function_method(name: str) -> Callable[..., Result]:
     def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
         from .search import baselines
-        from .search.action import BOWL_MODEL, SYNTHETIC_ACTION
+        from .search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 
         if name == "action":
             from .search.action import ActionConfig, ActionTrainer

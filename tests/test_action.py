@@ -373,7 +373,7 @@ def test_translation_rate_follows_the_trust_region_and_resumes(tmp_path):
 def test_function_bowl_builds_qr_layers_and_the_plain_default_cayley_layers():
     """BOWL_MODEL's ``model_semi_orthogonal="qr"`` reaches every monotone layer; clusters keep Cayley."""
     from openmm_actionmin.models.plnet import MonotoneLayer
-    from openmm_actionmin.search.action import BOWL_MODEL
+    from openmm_actionmin.search.action_config import BOWL_MODEL
 
     def layer_kinds(**model) -> list:
         trainer = ActionTrainer(shifted_system("alpine1"), small_config(max_rounds=0, warm_start_steps=0, **model))

@@ -174,7 +174,7 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     """minimize() and the benchmark use SYNTHETIC_ACTION; random-only keeps the paper's uniform samples."""
     import openmm_actionmin as am
     from openmm_actionmin.benchmarks.synthetic import ACTION_VARIANTS
-    from openmm_actionmin.search.action import BOWL_MODEL, SYNTHETIC_ACTION
+    from openmm_actionmin.search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 
     tiny = dict(budget_s=None, max_rounds=2, progress=False, warm_start_samples=64, warm_start_steps=5)
     action = am.minimize("alpine1:5", method="action", **tiny)

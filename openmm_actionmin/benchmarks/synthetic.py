@@ -42,7 +42,7 @@ import torch
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
 from ..result import Result, atomic_write_text
-from ..search.action import BOWL_MODEL, SYNTHETIC_ACTION
+from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 from ..search.local import torch_threads
 from ..systems.base import System
 from .threads import blas_threads
