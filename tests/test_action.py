@@ -11,6 +11,7 @@ from openmm_actionmin.oracles.synthetic import SyntheticOracle, random_shift
 from openmm_actionmin.search.action import ActionConfig, ActionTrainer, write_history
 from openmm_actionmin.search.descent import DescentConfig, descend
 from openmm_actionmin.systems.base import System
+from trainer_helpers import small_config
 
 DIM = 5
 
@@ -24,25 +25,6 @@ def shifted_system(name: str = "griewank", dim: int = DIM, seed: int = 0) -> Sys
         reference_energy=oracle.minimum_value,
         reference_positions=oracle.minimum_location,
     )
-
-
-def small_config(**kwargs) -> ActionConfig:
-    base = dict(
-        seed=3,
-        budget_s=None,
-        max_rounds=6,
-        model_hidden=16,
-        warm_start_samples=256,
-        warm_start_steps=150,
-        warm_start_batch=128,
-        n_starts=8,
-        max_path_points=128,
-        fresh_batch=64,
-        lr=1e-2,
-        descent=DescentConfig(max_steps=100, eps=1e-2),
-    )
-    base.update(kwargs)
-    return ActionConfig(**base)
 
 
 def comparable(history):

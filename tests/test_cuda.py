@@ -14,31 +14,12 @@ import torch
 from openmm_actionmin.benchmarks.synthetic import METHODS, evaluate_run, make_system
 from openmm_actionmin.models.plnet import PLNet, PLNetConfig
 from openmm_actionmin.oracles import lennard_jones, validate_oracle
-from openmm_actionmin.search.action import ActionConfig, ActionTrainer
-from openmm_actionmin.search.descent import DescentConfig
+from openmm_actionmin.search.action import ActionTrainer
+from trainer_helpers import small_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 CUDA = torch.device("cuda")
-
-
-def small_config(**kwargs) -> ActionConfig:
-    base = dict(
-        seed=3,
-        budget_s=None,
-        max_rounds=4,
-        model_hidden=16,
-        warm_start_samples=256,
-        warm_start_steps=100,
-        warm_start_batch=128,
-        n_starts=8,
-        max_path_points=128,
-        fresh_batch=64,
-        lr=1e-2,
-        descent=DescentConfig(max_steps=100, eps=1e-2),
-    )
-    base.update(kwargs)
-    return ActionConfig(**base)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -62,7 +43,7 @@ def test_trainer_on_cuda_runs_on_the_device_and_tracks_the_cpu_run():
     results = {}
     for device in ("cpu", "cuda"):
         system = make_system("alpine1", 20, seed=1, device=device)
-        trainer = ActionTrainer(system, small_config())
+        trainer = ActionTrainer(system, small_config(max_rounds=4, warm_start_steps=100))
         results[device] = trainer.run()
         if device == "cuda":
             assert all(p.device.type == "cuda" for p in trainer.model.parameters())
@@ -78,7 +59,7 @@ def test_trainer_on_cuda_runs_on_the_device_and_tracks_the_cpu_run():
 
 def test_trainer_checkpoint_resume_on_cuda(tmp_path):
     system = make_system("schaffer_f7", 10, seed=0, device="cuda")
-    cfg = dict(max_rounds=5, checkpoint_every=2)
+    cfg = dict(max_rounds=5, checkpoint_every=2, warm_start_steps=100)
     full = ActionTrainer(system, small_config(**cfg)).run()
     ckpt = tmp_path / "cuda.pt"
 
