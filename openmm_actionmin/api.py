@@ -67,24 +67,55 @@ def target_kind(system: System) -> str:
     return "cluster"
 
 
-def as_system(target: Any, *, dim: Optional[int] = None) -> System:
+def _check_device(device: Optional[str]) -> Optional[torch.device]:
+    """The torch device asked for (``None``: none asked), refused clearly when it does not exist here."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here; use device='cpu'")
+    return dev
+
+
+def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] = None) -> System:
     """Turn a target into a :class:`System`.
 
     Args:
         target: See the module docstring.
         dim: Dimension for a synthetic function given by bare name.
+        device: Torch device of the oracle built for a cluster name or a
+            function ``"name:dim"`` (``None``: the CPU). A target that brings
+            its own oracle keeps that oracle's device (asking for another is an
+            error), and a PDB runs through OpenMM, which picks its own platform
+            (CUDA first where it exists).
 
     Returns:
         The System.
 
     Raises:
         FileNotFoundError: a path that does not exist.
-        ValueError: a target that is not understood, with what is accepted.
+        ValueError: a target that is not understood, with what is accepted;
+            a device that does not exist here or does not fit the target.
     """
+    dev = _check_device(device)
+    if isinstance(target, (str, os.PathLike)):
+        return _system_from_string(os.fspath(target), dim, dev)
+    system = _system_from_object(target)
+    own = system.oracle.device
+    if dev is not None and not (dev.type == own.type and (dev.index is None or own.index is None or dev.index == own.index)):
+        raise ValueError(
+            f"device={device!r} asked for, but this target's oracle ({type(system.oracle).__name__}) lives on "
+            f"{system.oracle.device}; build the oracle on {device} (its device= argument) or leave device out"
+        )
+    return system
+
+
+def _system_from_object(target: Any) -> System:
     if isinstance(target, System):
         return target
-    if isinstance(target, (str, os.PathLike)):
-        return _system_from_string(os.fspath(target), dim)
     if isinstance(target, tuple) and len(target) == 3:
         return _system_from_openmm(*target)
     if type(target).__name__ == "Atoms" and hasattr(target, "get_positions"):
@@ -103,13 +134,18 @@ def as_system(target: Any, *, dim: Optional[int] = None) -> System:
     )
 
 
-def _system_from_string(text: str, dim: Optional[int]) -> System:
+def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.device] = None) -> System:
     path = Path(text)
     if path.suffix.lower() == ".pdb" or path.exists():
         if not path.exists():
             raise FileNotFoundError(f"PDB file not found: {path}")
         if path.suffix.lower() != ".pdb":
             raise ValueError(f"{path}: only PDB files are read; convert it to .pdb first")
+        if device is not None and device.type != "cpu":
+            raise ValueError(
+                f"{path}: device={str(device)!r} applies to torch oracles (clusters, functions); a PDB runs through "
+                "OpenMM, which uses its CUDA platform by itself where one exists. Leave device out"
+            )
         from .systems import from_pdb
 
         return from_pdb(path)
@@ -119,12 +155,12 @@ def _system_from_string(text: str, dim: Optional[int]) -> System:
 
         name = match.group("name") if match else text
         d = int(match.group("dim")) if match else int(dim)
-        oracle = make_function(name, d)
+        oracle = make_function(name, d, device=device or "cpu")
         return System(name=f"{name}:{d}", oracle=oracle, space=oracle.space(), reference_positions=oracle.minimum_location,
                       reference_energy=oracle.minimum_value, metadata={"functions": sorted(SYNTHETIC_FUNCTIONS)})
     from .systems import named_system
 
-    return named_system(text)
+    return named_system(text) if device is None else named_system(text, device=device)
 
 
 def _system_from_openmm(topology, openmm_system, positions) -> System:
@@ -256,6 +292,7 @@ def minimize(
     progress: bool = True,
     checkpoint: Optional[str] = None,
     dim: Optional[int] = None,
+    device: Optional[str] = None,
     **options: Any,
 ) -> Result:
     """Search for the global minimum of a target.
@@ -278,6 +315,8 @@ def minimize(
         checkpoint: Checkpoint file for methods that resume (basin hopping,
             the action trainer on any target); an existing file is resumed.
         dim: Dimension for a synthetic function given by bare name.
+        device: Torch device for a cluster name or a function ``"name:dim"``
+            (``"cuda"`` on a GPU machine); see :func:`as_system`.
         **options: Extra settings of the method's config.
 
     Returns:
@@ -285,9 +324,10 @@ def minimize(
 
     Raises:
         ValueError: an unknown method for this kind of target, listing the
-            known ones.
+            known ones; a device that does not exist here or does not fit
+            the target.
     """
-    system = as_system(target, dim=dim)
+    system = as_system(target, dim=dim, device=device)
     kind = target_kind(system)
     name = method or DEFAULT_METHOD[kind]
     runners = METHODS[kind]

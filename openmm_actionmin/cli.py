@@ -63,7 +63,8 @@ def _cmd_minimize(args: argparse.Namespace) -> int:
     target = args.input
     if target.lower().endswith(".pdb") and not os.path.exists(target):
         raise UserError(f"PDB file not found: {target}")
-    result = minimize(target, args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet, checkpoint=args.checkpoint)
+    result = minimize(target, args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet, checkpoint=args.checkpoint,
+                      device=args.device)
     _report(result, args.out)
     return 0
 
@@ -73,7 +74,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
     if args.n < 2:
         raise UserError(f"a cluster needs at least 2 atoms, got {args.n}")
-    result = minimize(f"LJ{args.n}", args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet)
+    result = minimize(f"LJ{args.n}", args.method, seed=args.seed, budget_s=args.budget_s, progress=not args.quiet, device=args.device)
     _report(result, args.out)
     return 0
 
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     mini.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget in seconds (default 60)")
     mini.add_argument("--checkpoint", default=None, help="checkpoint file; an existing one is resumed (methods that support it)")
     mini.add_argument("--quiet", action="store_true", help="no progress bar")
+    mini.add_argument("--device", default=None, help="torch device for a cluster or a function (cpu, cuda); PDBs pick their OpenMM platform")
     mini.set_defaults(func=_cmd_minimize)
 
     cluster = sub.add_parser("cluster", help="global minimum of a Lennard-Jones cluster LJ_N",
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     cluster.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget in seconds (default 60)")
     cluster.add_argument("--quiet", action="store_true", help="no progress bar")
+    cluster.add_argument("--device", default=None, help="torch device of the LJ oracle (cpu, cuda)")
     cluster.set_defaults(func=_cmd_cluster)
 
     comp = sub.add_parser("compare", help="compare peptide methods on a PDB side by side",

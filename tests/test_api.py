@@ -123,3 +123,23 @@ def test_cluster_default_uses_lattice_starts_and_blind_search_stays_available():
     assert res.extra["config"]["lattice_starts"] == 0
     res = am.minimize(atoms, budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1, lattice_nn=1.12)
     assert res.extra["config"]["lattice_starts"] == 3
+
+
+def test_device_builds_named_targets_there_and_refuses_what_does_not_fit():
+    lj = am.as_system("LJ13", device="cpu")
+    fn = am.as_system("alpine1:10", device="cpu")
+    assert lj.oracle.device.type == fn.oracle.device.type == fn.space.lower.device.type == "cpu"
+    result = am.minimize("alpine1:10", "adam", budget_s=1.0, device="cpu", progress=False)
+    assert np.isfinite(result.energy)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            am.minimize("LJ13", device="cuda", budget_s=1.0)
+    with pytest.raises(ValueError, match="unknown device 'tpu9'"):
+        am.as_system("LJ13", device="tpu9")
+    # a PDB runs through OpenMM, which picks its own platform
+    with pytest.raises(ValueError, match="5awl_cln025.pdb: device='meta' applies to torch oracles"):
+        am.as_system(data_path("systems", "pdb", "5awl_cln025.pdb"), device="meta")
+    # a target that brings its own oracle keeps its device
+    with pytest.raises(ValueError, match=r"lives on cpu; build the oracle on meta"):
+        am.as_system(am.oracles.SyntheticOracle("alpine1", 5), device="meta")
+    assert am.as_system(am.oracles.SyntheticOracle("alpine1", 5), device="cpu").oracle.device.type == "cpu"

@@ -150,3 +150,12 @@ def test_openmm_cuda_mixed_precision_is_the_default_choice():
     torch.testing.assert_close(oracle.energy(x, transform=None), ref.energy(x, transform=None), rtol=1e-5, atol=1e-2)
     oracle.close()
     ref.close()
+
+
+def test_minimize_builds_clusters_and_functions_on_cuda():
+    import openmm_actionmin as am
+
+    lj = am.minimize("LJ13", budget_s=10.0, seed=0, device="cuda", progress=False)
+    assert lj.energy == pytest.approx(-44.326801, abs=1e-4)  # the LJ13 icosahedron
+    fn = am.minimize("alpine1:30", "action", budget_s=5.0, seed=0, device="cuda", progress=False, max_rounds=3)
+    assert math.isfinite(fn.energy) and fn.force_calls > 0
