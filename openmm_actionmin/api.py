@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
+from .devices import check_device
 from .result import Result
 from .spaces import Box, Displacement
 from .systems.base import System
@@ -67,19 +68,6 @@ def target_kind(system: System) -> str:
     return "cluster"
 
 
-def _check_device(device: Optional[str]) -> Optional[torch.device]:
-    """The torch device asked for (``None``: none asked), refused clearly when it does not exist here."""
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device here; use device='cpu'")
-    return dev
-
-
 def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] = None) -> System:
     """Turn a target into a :class:`System`.
 
@@ -100,7 +88,7 @@ def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] =
         ValueError: a target that is not understood, with what is accepted;
             a device that does not exist here or does not fit the target.
     """
-    dev = _check_device(device)
+    dev = check_device(device)
     if isinstance(target, (str, os.PathLike)):
         return _system_from_string(os.fspath(target), dim, dev)
     system = _system_from_object(target)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..devices import check_device
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
 from ..result import Result, atomic_write_text
@@ -157,12 +158,7 @@ class SyntheticBenchConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        try:
-            kind = torch.device(self.device).type
-        except RuntimeError as exc:
-            raise ValueError(f"unknown device {self.device!r}: {exc}") from exc
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} asked for, but torch sees no CUDA device here; use --device cpu")
+        check_device(self.device)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
