@@ -35,7 +35,7 @@ import torch
 
 from ..result import atomic_write_text
 from ..search.local import torch_threads
-from .oracles import _lj_configs, _near
+from .oracles import lj_configs, near_start
 from .synthetic import METHODS, evaluate_run, make_system
 
 
@@ -101,7 +101,7 @@ def bench_oracles(lj_batch: int = 4096, trpcage_batch: int = 256, pools: Sequenc
     from ..oracles.pair import lennard_jones
 
     out: Dict[str, Any] = {}
-    x = _lj_configs(38, lj_batch, 0)
+    x = lj_configs(38, lj_batch, 0)
     cpu = lennard_jones(38)
     with torch_threads(os.cpu_count()):
         cpu_rate = _best_rate(lambda: cpu.energy_and_forces(x), lj_batch, repeats)
@@ -123,7 +123,7 @@ def bench_oracles(lj_batch: int = 4096, trpcage_batch: int = 256, pools: Sequenc
         return out
     path = data_path("systems", "pdb", "1l2y_trpcage_model1.pdb")
     ref = OpenMMOracle.from_pdb(path, solvent="obc2", platform="CPU", n_contexts=1, threads_per_context=os.cpu_count())
-    xt = _near(ref, trpcage_batch, 1)
+    xt = near_start(ref, trpcage_batch, 1)
     cpu_rate = _best_rate(lambda: ref.energy_and_forces(xt), trpcage_batch, repeats)
     out["trpcage_cpu_evals_per_s"] = cpu_rate
     log(f"oracle  Trp-cage OBC2 batch {trpcage_batch}: OpenMM CPU ({os.cpu_count()} threads) {cpu_rate:.0f}/s")

@@ -74,7 +74,7 @@ def _best_time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def _lj_configs(n_atoms: int, batch: int, seed: int) -> torch.Tensor:
+def lj_configs(n_atoms: int, batch: int, seed: int) -> torch.Tensor:
     """Random LJ configurations ``[batch, n_atoms, 3]``: a jittered cubic lattice, sigma units."""
     g = torch.Generator().manual_seed(seed)
     side = int(np.ceil(n_atoms ** (1.0 / 3.0)))
@@ -90,7 +90,7 @@ def bench_lj(cfg: OracleBenchConfig) -> Dict[str, float]:
 
     from ..oracles.pair import lennard_jones
 
-    x = _lj_configs(cfg.lj_atoms, cfg.lj_batch, cfg.seed)
+    x = lj_configs(cfg.lj_atoms, cfg.lj_batch, cfg.seed)
     oracle = lennard_jones(cfg.lj_atoms)
     t_torch = _best_time(lambda: oracle.energy_and_forces(x), cfg.repeats)
     torch_rate = cfg.lj_batch / t_torch
@@ -127,7 +127,8 @@ def _trpcage_oracle(solvent: str, n_contexts: int = 1):
     return OpenMMOracle.from_pdb(path, solvent=solvent, platform="CPU", n_contexts=n_contexts, threads_per_context=1)
 
 
-def _near(oracle, batch: int, seed: int) -> torch.Tensor:
+def near_start(oracle, batch: int, seed: int) -> torch.Tensor:
+    """Configurations ``[batch, N, 3]`` (nm): the oracle's prepared start plus Gaussian noise of 0.01 nm."""
     g = torch.Generator().manual_seed(seed)
     return oracle.positions[None] + 0.01 * torch.randn((batch,) + tuple(oracle.positions.shape), generator=g, dtype=torch.float64)
 
@@ -137,7 +138,7 @@ def bench_trpcage(cfg: OracleBenchConfig) -> Dict[str, float]:
     out = {}
     for key, solvent in (("vacuum", "none"), ("xml_gb", "obc2-xml"), ("native_gb", "obc2")):
         oracle = _trpcage_oracle(solvent)
-        x = _near(oracle, cfg.trpcage_batch, cfg.seed)
+        x = near_start(oracle, cfg.trpcage_batch, cfg.seed)
         seconds = _best_time(lambda: oracle.energy_and_forces(x), cfg.repeats)
         out[key] = 1e3 * seconds / cfg.trpcage_batch
         oracle.close()
@@ -148,7 +149,7 @@ def bench_pool(cfg: OracleBenchConfig) -> Dict[str, float]:
     """One Context vs a pool of 2 (1 thread each) on a batch of Trp-cage configurations."""
     single = _trpcage_oracle(cfg.pool_solvent, n_contexts=1)
     pool = _trpcage_oracle(cfg.pool_solvent, n_contexts=2)
-    x = _near(single, cfg.pool_batch, cfg.seed + 1)
+    x = near_start(single, cfg.pool_batch, cfg.seed + 1)
     t_single = _best_time(lambda: single.energy_and_forces(x), cfg.repeats)
     t_pool = _best_time(lambda: pool.energy_and_forces(x), cfg.repeats)
     same = bool(torch.equal(single.energy(x), pool.energy(x)))
