@@ -188,3 +188,20 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     assert ACTION_VARIANTS["action"] == SYNTHETIC_ACTION
     assert ACTION_VARIANTS["random_only_trust"]["action_weight"] == 0.0
     assert ACTION_VARIANTS["action_free"]["region_penalty"] == 0.0
+
+
+def test_warm_up_pays_torchs_one_time_optimizer_import_before_any_timed_run():
+    """After warm_up(), building an optimizer imports nothing more (so no method's budget pays for it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from openmm_actionmin.benchmarks.warmup import warm_up\n"
+        "warm_up()\n"
+        "before = set(sys.modules)\n"
+        "torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
