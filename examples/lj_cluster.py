@@ -1,6 +1,6 @@
 """Find the global minimum of a Lennard-Jones cluster and check it against the Cambridge Cluster Database.
 
-    python examples/lj_cluster.py [N] [--budget-s 60] [--out lj.xyz]
+    python examples/lj_cluster.py [N] [--budget-s 60] [--out lj.xyz] [--device cuda]
 """
 
 import argparse
@@ -15,9 +15,10 @@ def main(argv=None):
     parser.add_argument("--budget-s", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="lj.xyz")
+    parser.add_argument("--device", default="cpu", help="torch device of the LJ oracle: cpu or cuda")
     args = parser.parse_args(argv)
 
-    system = am.systems.lj_cluster(args.n)
+    system = am.systems.lj_cluster(args.n, device=args.device)
     result = am.minimize(system, seed=args.seed, budget_s=args.budget_s)
     found = abs(result.energy - system.reference_energy) < 1e-4
     print(f"LJ{args.n}: best {result.energy:.6f} epsilon, reference {system.reference_energy:.6f}: "
