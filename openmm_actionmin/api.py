@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import torch
 
-from .devices import check_device
+from .devices import check_device, same_device
 from .result import Result
 from .spaces import Box, Displacement
 from .systems.base import System
@@ -92,8 +92,7 @@ def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] =
     if isinstance(target, (str, os.PathLike)):
         return _system_from_string(os.fspath(target), dim, dev)
     system = _system_from_object(target)
-    own = system.oracle.device
-    if dev is not None and not (dev.type == own.type and (dev.index is None or own.index is None or dev.index == own.index)):
+    if dev is not None and not same_device(dev, system.oracle.device):
         raise ValueError(
             f"device={device!r} asked for, but this target's oracle ({type(system.oracle).__name__}) lives on "
             f"{system.oracle.device}; build the oracle on {device} (its device= argument) or leave device out"

@@ -30,3 +30,8 @@ def check_device(device: Optional[Union[str, torch.device]]) -> Optional[torch.d
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA device here; use device='cpu'")
     return dev
+
+
+def same_device(asked: torch.device, actual: torch.device) -> bool:
+    """Whether ``actual`` is the device ``asked`` names (``"cuda"`` without an index matches any GPU)."""
+    return asked.type == actual.type and (asked.index is None or actual.index is None or asked.index == actual.index)

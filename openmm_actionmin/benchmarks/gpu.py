@@ -28,33 +28,30 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
 from ..result import atomic_write_text
 from ..search.local import torch_threads
-from .oracles import lj_configs, near_start
+from .oracles import _best_time, lj_configs, near_start
 from .synthetic import METHODS, evaluate_run, make_system
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def _synced(fn: Callable[[], object]) -> Callable[[], None]:
+    """``fn`` followed by a wait for the GPU, so that a timer sees the whole of its work."""
+
+    def run() -> None:
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    return run
 
 
 def _best_rate(fn: Callable[[], object], n: int, repeats: int) -> float:
     """Best of ``repeats`` evaluations per second of ``fn`` (which evaluates ``n`` configurations)."""
-    fn()
-    _sync()
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        _sync()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+    return n / _best_time(_synced(fn), repeats)
 
 
 def _settings(devices: Sequence[str]) -> List[Dict[str, Any]]:

@@ -313,9 +313,8 @@ class OpenMMOracle(EnergyOracle):
             break
         else:
             raise OracleError("no OpenMM platform could create a Context: " + "; ".join(errors))
-        devices = _visible_gpu_count() if self.platform_name in ("CUDA", "OpenCL") else 1
         given = platform_properties is not None and "DeviceIndex" in platform_properties
-        message = None if given else pool_warning(self.platform_name, self.n_contexts, devices)
+        message = None if given else pool_warning(self.platform_name, self.n_contexts, _visible_gpu_count())
         if message is not None:
             warnings.warn(message, stacklevel=2)
         self._executor = ThreadPoolExecutor(max_workers=self.n_contexts) if self.n_contexts > 1 else None
