@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """Cluster benchmark (thin wrapper): see openmm_actionmin.benchmarks.clusters.
 
-Example:
-    python bench/clusters.py --systems LJ13,LJ38 --methods basin_hopping,scipy_basinhopping \
-        --seeds 3 --budget-s 60 --json bench/results/clusters_calibration.json
+Example (the run behind bench/results/clusters/lj_lattice_10seeds_40s.json):
+    python bench/clusters.py --systems LJ13,LJ38,LJ55,LJ75,BLJ100 \
+        --methods basin_hopping_lattice,basin_hopping,scipy_basinhopping \
+        --seeds 10 --budget-s 40 --json out/lj_lattice_10seeds_40s.json
+
+The benchmark's JSON holds every run's details; bench/README.md says how a table in
+bench/results/ is kept.
 """
 
 import sys

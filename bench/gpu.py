@@ -1,6 +1,9 @@
 """GPU against CPU in one process (thin wrapper); see :mod:`openmm_actionmin.benchmarks.gpu`.
 
 Usage (on a machine with a CUDA device): python bench/gpu.py [--json FILE] [--budget-s 60] ...
+
+bench/gpu_check.sh runs it after tests/test_cuda.py; the tables it gives are in
+bench/results/gpu/ (h200.json, h200_trainer_rounds.json, h200_equal_budget.json).
 """
 
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA checks, run on a lent GPU machine (the device tool) from the repository root:
+# The CUDA checks, run on a machine with a CUDA GPU from the repository root:
 #   tests/test_cuda.py, then bench/gpu.py (trainer rounds, oracle throughput, equal-budget runs).
 # Logs and JSON go to $OUT (default ./gpu_out). Missing Python packages travel as wheels in
 # .whl/ (openmm, OpenMM-CUDA-13, pdbfixer, cma for the GPU image's Python 3.12; about 17 MB), made with
@@ -7,8 +7,8 @@
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $P -d .whl \
 #       openmm==8.6.1 OpenMM-CUDA-13==8.6.1
 #   pip download --no-deps -d .whl cma==4.5.0 pdbfixer==1.12.0 && pip wheel --no-deps -w .whl .whl/pdbfixer-*.tar.gz
-# The tracked tree is over the device tool's 64 MiB because of bench/results/ (about 75 MB): move that
-# folder aside for the call and back after it. See bench/results/gpu_session14.md.
+# Usage: OUT=gpu_out BUDGET_S=45 bash bench/gpu_check.sh
+# The H200 tables in bench/results/gpu/ (h200*.json) come from gpu.json and gpu_budget.json.
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 BUDGET_S=${BUDGET_S:-45}

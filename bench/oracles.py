@@ -5,6 +5,8 @@ native OBC2) and the Context-pool speed-up; see
 :mod:`openmm_actionmin.benchmarks.oracles`.
 
 Usage: python bench/oracles.py [--json FILE] [--repeats 3] [--pool-batch 64] ...
+
+Its numbers are the table in bench/results/oracles/throughput.json.
 """
 
 import sys

@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Protein benchmark (thin wrapper): see openmm_actionmin.benchmarks.proteins.
 
-Example:
-    python bench/proteins.py --systems cln025 --methods openmm_minimize,openmm_anneal \
-        --seeds 2 --budget-s 60 --json bench/results/proteins_cln025.json
+Example (the run behind bench/results/peptides/cln025_trpcage_5seeds_60s.json):
+    python bench/proteins.py --systems cln025,trpcage \
+        --methods openmm_minimize,openmm_anneal,action,basin_hopping,hybrid \
+        --seeds 5 --budget-s 60 --json out/cln025_trpcage_5seeds_60s.json
 """
 
 import sys

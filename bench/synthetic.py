@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Synthetic benchmark (thin wrapper): see openmm_actionmin.benchmarks.synthetic.
 
-Example:
-    python bench/synthetic.py --functions alpine1,schaffer_f7 --dims 100 --seeds 3 \
-        --budget-s 120 --methods action,random_only,adam --json bench/results/synthetic_d100.json
+Example (one function's shifted runs in bench/results/synthetic/d100_120s.json; add
+--no-shift for the unshifted ones, --dims 1000 --budget-s 450 for d1000_450s.json):
+    python bench/synthetic.py --functions alpine1 --dims 100 --seeds 3 --budget-s 120 \
+        --methods action,random_only,adam,basinhopping,cma --json out/d100_alpine1.json
 """
 
 import sys
