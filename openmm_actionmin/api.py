@@ -11,19 +11,9 @@ A *target* is turned into a :class:`~openmm_actionmin.systems.base.System`
 * a synthetic function: a :class:`~openmm_actionmin.oracles.synthetic.SyntheticOracle`
   or a name with a dimension, ``"alpine1:100"``.
 
-Methods by kind of target (``DEFAULT_METHOD`` gives the default, chosen by the
-benchmarks in ``bench/results/``):
-
-* clusters and ASE atoms: ``basin_hopping_lattice`` (ours, batched, with
-  three walkers started from lattice-searched icosahedral, decahedral and fcc
-  structures; the blind search when the system declares no nearest-neighbour
-  distance, see below), ``basin_hopping`` (ours, blind), ``action``,
-  ``hybrid``, ``scipy_basinhopping``;
-* peptides (OpenMM): ``basin_hopping`` (ours: torsion-space pivot moves,
-  OpenMM quench, Metropolis), ``hybrid`` (action candidates seed it),
-  ``anneal``, ``openmm`` (OpenMM's minimiser), ``action``, ``random_only``;
-* functions: ``action``, ``random_only``, ``adam``, ``cma``,
-  ``scipy_basinhopping``.
+Methods come from the one registry (:mod:`openmm_actionmin.registry`):
+``openmm_actionmin.registry.describe()`` lists them with the kinds of target
+each accepts; :data:`DEFAULT_METHOD` gives the default per kind.
 """
 
 from __future__ import annotations
@@ -39,36 +29,19 @@ import numpy as np
 import torch
 
 from .devices import check_device, same_device
+from .registry import DEFAULTS, RunConfig, check_budget, check_seed, get_method, target_kind
 from .result import Result
 from .spaces import Box, Displacement
 from .systems.base import System
 
-#: Default method per kind of target, as decided by the benchmarks, not by taste:
-#: clusters: our batched basin hopping with lattice starts (LJ13/38/55/75 10/10 seeds, median
-#: time to the GM 0.2-0.9 s, bench/results/clusters_lattice.md; the blind search: LJ38 5/10
-#: in 40 s against scipy's 1/10, LJ75 0/10); peptides: torsion-space basin hopping (lowest
-#: energy from extended chains in 5/5 seeds of both CLN025 and Trp-cage,
-#: bench/results/proteins_5seeds_60s.md); functions: the action trainer with the trust-region
-#: round bowl (D = 1000, 450 s, 3 seeds: medians 46.0 / 81.4 on shifted Alpine 1 / Schaffer F7
-#: against random-only 390.7 / 307.5, Adam ~2200, basin hopping 604.2 / 1969.7 and CMA-ES
-#: 1821.3 / 1624.4, bench/results/synthetic_d1000_session9.md); at D = 100 it is the closest
-#: method after the one that solves each function (8.4 / 14.6; basin hopping solves Alpine 1 and
-#: CMA-ES Schaffer F7, same file).
-DEFAULT_METHOD = {"cluster": "basin_hopping_lattice", "peptide": "basin_hopping", "function": "action"}
+#: Default method per kind of target (the registry's; why each is what it is: docs/decisions.md).
+DEFAULT_METHOD = DEFAULTS
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
 
-def target_kind(system: System) -> str:
-    """``"peptide"`` (OpenMM-backed), ``"cluster"`` (other atomic) or ``"function"``."""
-    if not system.is_atomic:
-        return "function"
-    if type(system.oracle).__name__ == "OpenMMOracle":
-        return "peptide"
-    return "cluster"
-
-
-def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] = None) -> System:
+def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] = None,
+              pdb_options: Optional[Dict[str, Any]] = None) -> System:
     """Turn a target into a :class:`System`.
 
     Args:
@@ -79,6 +52,9 @@ def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] =
             its own oracle keeps that oracle's device (asking for another is an
             error), and a PDB runs through OpenMM, which picks its own platform
             (CUDA first where it exists).
+        pdb_options: Keyword arguments of
+            :func:`~openmm_actionmin.systems.peptides.from_pdb` for a PDB path
+            (``forcefield``, ``solvent``, ``keep_water``, ``platform``, ...).
 
     Returns:
         The System.
@@ -90,7 +66,7 @@ def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] =
     """
     dev = check_device(device)
     if isinstance(target, (str, os.PathLike)):
-        return _system_from_string(os.fspath(target), dim, dev)
+        return _system_from_string(os.fspath(target), dim, dev, pdb_options or {})
     system = _system_from_object(target)
     if dev is not None and not same_device(dev, system.oracle.device):
         raise ValueError(
@@ -121,7 +97,8 @@ def _system_from_object(target: Any) -> System:
     )
 
 
-def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.device] = None) -> System:
+def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.device] = None,
+                        pdb_options: Optional[Dict[str, Any]] = None) -> System:
     path = Path(text)
     if path.suffix.lower() == ".pdb" or path.exists():
         if not path.exists():
@@ -135,7 +112,7 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
             )
         from .systems import from_pdb
 
-        return from_pdb(path)
+        return from_pdb(path, **(pdb_options or {}))
     match = _FUNCTION_SPEC.match(text)
     if match or dim is not None:
         from .oracles.synthetic import SYNTHETIC_FUNCTIONS, make_function
@@ -147,6 +124,9 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
                       reference_energy=oracle.minimum_value, metadata={"functions": sorted(SYNTHETIC_FUNCTIONS)})
     from .systems import named_system
 
+    size = re.match(r"^\s*(?:LJ|BLJ|ION)(\d+)\s*$", text, re.IGNORECASE)
+    if size:
+        check_memory(int(size.group(1)), text)
     return named_system(text) if device is None else named_system(text, device=device)
 
 
@@ -179,95 +159,55 @@ def _system_from_atoms(atoms) -> System:
                   symbols=list(atoms.get_chemical_symbols()))
 
 
-# ------------------------------------------------------------------ methods
-def _lattice_options(system: System, options: Dict[str, Any]) -> Dict[str, Any]:
-    """Options of ``basin_hopping_lattice``: lattice starts at the system's nearest-neighbour distance.
 
-    The distance comes from ``options["lattice_nn"]`` or
-    ``system.metadata["nn_distance"]`` (set by the cluster builders); without
-    either (e.g. an ``ase.Atoms`` target), lattice starts are off and the
-    search is the blind one.
+
+#: Walkers whose pair tables the batched cluster oracles hold at once.
+_MEMORY_BATCH = 16
+
+
+def check_memory(n_atoms: int, name: str, batch: int = _MEMORY_BATCH) -> None:
+    """Refuse a cluster whose batched pair tables cannot fit in this machine's memory.
+
+    The batched pair oracles hold about eight ``[batch, N, N]`` float64 tables
+    at once (distances, their powers, forces); ``batch`` is the number of
+    basin-hopping walkers.
+
+    Raises:
+        ValueError: the estimate exceeds 80 % of the physical memory (the
+            message gives both numbers).
     """
-    from .search.basin_hopping import BasinHoppingConfig
-    from .search.lattices import lattice_walkers
-
-    out = dict(options)
-    nn = out.get("lattice_nn", system.metadata.get("nn_distance"))
-    if nn is None:
-        out["lattice_starts"] = 0
-    else:
-        out["lattice_nn"] = float(nn)
-        out.setdefault("lattice_starts", lattice_walkers(int(out.get("n_walkers", BasinHoppingConfig.n_walkers))))
-    return out
-
-
-def _cluster_method(name: str) -> Callable[..., Result]:
-    def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
-        if name in ("basin_hopping", "basin_hopping_lattice"):
-            from .search.basin_hopping import BasinHoppingConfig, basin_hopping
-
-            if name == "basin_hopping_lattice":
-                options = _lattice_options(system, options)
-            cfg = BasinHoppingConfig(seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint,
-                                     resume=checkpoint is not None, **options)
-            starts = system.start_positions[None] if system.start_positions is not None else None
-            return dataclasses.replace(basin_hopping(system, cfg, starts=starts), method=name)
-        if name == "hybrid":
-            from .search.hybrid import HybridConfig, hybrid_search
-
-            return hybrid_search(system, HybridConfig(seed=seed, budget_s=budget_s, progress=progress, **options))
-        if name == "action":
-            from .search.hybrid import action_candidates
-
-            t0 = time.perf_counter()
-            calls0 = system.oracle.counters.force_calls
-            x, energy, res = action_candidates(system, budget_s, seed, progress=progress)
-            best = int(torch.argmin(energy))
-            return dataclasses.replace(res, positions=x[best].cpu().numpy(), energy=float(energy[best]),
-                                       force_calls=system.oracle.counters.force_calls - calls0, wall_s=time.perf_counter() - t0)
-        from .search.baselines import scipy_basinhopping
-
-        return scipy_basinhopping(system, budget_s, seed, **options)
-
-    return run
+    need = batch * float(n_atoms) ** 2 * 8 * 8
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > 0.8 * have:
+        raise ValueError(
+            f"{name}: {batch} walkers of {n_atoms} atoms need about {need / 2**30:,.0f} GiB for pair tables, "
+            f"but this machine has {have / 2**30:,.0f} GiB; choose a smaller cluster"
+        )
 
 
-def _peptide_method(name: str) -> Callable[..., Result]:
-    def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
-        from .proteins import run_method
+def _peptide_extras(system: System, result: Result, t_start: float, start: Dict[str, Any]) -> Dict[str, Any]:
+    """Start and end energies, RMS forces, per-group energies and CA RMSD to the input of a peptide result."""
+    from .proteins import CARMSD
+    from .search.openmm_baselines import group_energies, rms_force
 
-        return run_method(system, name, seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint, **options)
-
-    return run
-
-
-def _function_method(name: str) -> Callable[..., Result]:
-    def run(system: System, seed: int, budget_s: float, progress: bool, checkpoint: Optional[str], **options) -> Result:
-        from .search import baselines
-        from .search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
-
-        if name == "action":
-            from .search.action import ActionConfig, ActionTrainer
-
-            cfg = ActionConfig(seed=seed, budget_s=budget_s, progress=progress, checkpoint_path=checkpoint, **{**SYNTHETIC_ACTION, **options})
-            return ActionTrainer(system, cfg).run(resume=checkpoint is not None)
-        if name == "random_only":
-            return baselines.random_only(system, budget_s, seed, **{**BOWL_MODEL, **options})
-        if name == "adam":
-            return baselines.adam_multistart(system, budget_s, seed, **options)
-        if name == "cma":
-            return baselines.cma_es(system, budget_s, seed, **options)
-        return baselines.scipy_basinhopping(system, budget_s, seed, **options)
-
-    return run
-
-
-#: kind -> method name -> runner(system, seed, budget_s, progress, checkpoint, **options)
-METHODS: Dict[str, Dict[str, Callable[..., Result]]] = {
-    "cluster": {m: _cluster_method(m) for m in ("basin_hopping_lattice", "basin_hopping", "hybrid", "action", "scipy_basinhopping")},
-    "peptide": {m: _peptide_method(m) for m in ("basin_hopping", "hybrid", "anneal", "openmm", "action", "random_only")},
-    "function": {m: _function_method(m) for m in ("action", "random_only", "adam", "cma", "scipy_basinhopping")},
-}
+    pos = np.asarray(result.positions, dtype=np.float64)
+    energy, forces = system.oracle.energy_and_forces(torch.as_tensor(pos)[None], transform=None)
+    extra = dict(start)
+    extra.update(
+        {
+            "final_energy": float(energy[0]),
+            "final_rms_force": rms_force(forces[0].numpy()),
+            "group_energies": group_energies(system, pos),
+        }
+    )
+    try:
+        extra["ca_rmsd_to_input_A"] = CARMSD(system.topology, system.start_positions)(pos)
+    except ValueError:  # no CA atoms: not a protein
+        pass
+    return extra
 
 
 def minimize(
@@ -275,11 +215,16 @@ def minimize(
     method: Optional[str] = None,
     *,
     seed: int = 0,
-    budget_s: Optional[float] = 60.0,
+    budget_s: float = 60.0,
     progress: bool = True,
     checkpoint: Optional[str] = None,
+    checkpoint_interval_s: float = 60.0,
+    out: Optional[str] = None,
     dim: Optional[int] = None,
     device: Optional[str] = None,
+    forcefield: Any = "amber14-all.xml",
+    solvent: str = "obc2",
+    reference: Any = None,
     **options: Any,
 ) -> Result:
     """Search for the global minimum of a target.
@@ -287,45 +232,140 @@ def minimize(
     Example::
 
         import openmm_actionmin as am
-        result = am.minimize("LJ38", budget_s=60, seed=0)
-        result.save("lj38.xyz")
+        result = am.minimize("LJ38", budget_s=60, seed=0, out="lj38.xyz")
+
+    Everything is checked before the search starts (method, seed, budget,
+    options, output path, checkpoint ownership). The budget covers the whole
+    call: preparing a PDB, the search and its final polish.
 
     Args:
         target: See the module docstring.
-        method: A method for that kind of target (``None``: the default the
-            benchmarks chose, :data:`DEFAULT_METHOD`).
-        seed: Seed; the same seed gives the same run when no wall-clock limit
-            cuts it short.
-        budget_s: Wall-clock budget in seconds (``None``: no limit, for
-            methods that take another limit such as ``max_steps``).
-        progress: Show a tqdm progress bar where the method has one.
+        method: A registered method for that kind of target (``None``: the
+            default, :data:`DEFAULT_METHOD`); see
+            :func:`openmm_actionmin.registry.describe`.
+        seed: Seed (0 to 2**32 - 1); the same seed gives the same run when
+            no wall-clock limit cuts it short.
+        budget_s: Wall-clock budget in seconds (positive, finite).
+        progress: Show a progress bar.
         checkpoint: Checkpoint file for methods that resume (basin hopping,
-            the action trainer on any target); an existing file is resumed.
+            the action trainer); an existing file of the same run is resumed,
+            one of another run is refused, and a file in use by another
+            process is refused.
+        checkpoint_interval_s: Seconds between checkpoint writes.
+        out: Write the result here (.pdb, .xyz or .json), checked before the
+            search; if writing fails, the result goes to a fallback file in
+            the working directory and :class:`~openmm_actionmin.output.ResultWriteError`
+            names both.
         dim: Dimension for a synthetic function given by bare name.
         device: Torch device for a cluster name or a function ``"name:dim"``
             (``"cuda"`` on a GPU machine); see :func:`as_system`.
-        **options: Extra settings of the method's config.
+        forcefield: Force-field XML name(s) for a PDB path.
+        solvent: Implicit solvent for a PDB path: ``"obc2"``, ``"obc2-xml"``,
+            ``"gbn2"`` or ``"none"``.
+        reference: For peptides, a structure to report the CA RMSD to (a PDB
+            path of the same sequence, or positions ``[N, 3]`` nm); history
+            rows and ``extra["ca_rmsd_A"]`` then carry it.
+        **options: Settings of the method for that kind of target (the
+            fields of its settings dataclass, ``registry.METHODS[name].settings``).
 
     Returns:
-        A :class:`~openmm_actionmin.result.Result`.
+        A :class:`~openmm_actionmin.result.Result`; for peptides ``extra``
+        holds ``start_energy``, ``final_rms_force``, ``group_energies`` and
+        ``ca_rmsd_to_input_A``.
 
     Raises:
-        ValueError: an unknown method for this kind of target, listing the
-            known ones; a device that does not exist here or does not fit
-            the target.
+        ValueError: an unknown method or option, a bad seed or budget, an
+            output path of the wrong kind, a checkpoint of another run.
+        OSError: an output folder that cannot be written.
     """
-    system = as_system(target, dim=dim, device=device)
+    from . import checkpoints
+    from .output import check_output_path, save_result
+
+    t_start = time.perf_counter()
+    seed = check_seed(seed)
+    budget = check_budget(budget_s)
+    check_budget(checkpoint_interval_s, "checkpoint_interval_s")
+    if out is not None:
+        check_output_path(out)
+    is_pdb = isinstance(target, (str, os.PathLike)) and Path(os.fspath(target)).suffix.lower() == ".pdb"
+    pdb_options = {"forcefield": forcefield, "solvent": solvent} if is_pdb else None
+    system = as_system(target, dim=dim, device=device, pdb_options=pdb_options)
     kind = target_kind(system)
-    name = method or DEFAULT_METHOD[kind]
-    runners = METHODS[kind]
-    if name not in runners:
-        raise ValueError(f"unknown method {name!r} for a {kind} target; choose one of {', '.join(runners)}")
-    budget = None if budget_s is None else float(budget_s)
-    result = runners[name](system, int(seed), budget, bool(progress), checkpoint, **options)
+    spec = get_method(method or DEFAULTS[kind], kind)
+    if out is not None:
+        check_output_path(out, atomic=system.is_atomic)
+    start: Dict[str, Any] = {}
+    if kind == "peptide":
+        from .search.openmm_baselines import rms_force
+
+        e0, f0 = system.oracle.energy_and_forces(system.start_positions[None], transform=None)
+        start = {"start_energy": float(e0[0]), "start_rms_force": rms_force(f0[0].numpy())}
+    rmsd = None
+    if reference is not None:
+        if kind != "peptide":
+            raise ValueError("reference= (a CA RMSD reference) applies to peptides and proteins only")
+        from .proteins import CARMSD
+
+        rmsd = CARMSD(system.topology, reference)
+        options = {**options, "rmsd": rmsd}
+    prep_s = time.perf_counter() - t_start
+    config = RunConfig(seed=seed, budget_s=max(budget - prep_s, min(0.5, budget)), progress=bool(progress), checkpoint=checkpoint,
+                       checkpoint_interval_s=float(checkpoint_interval_s), options=dict(options))
+    lock = None
+    if checkpoint is not None:
+        if not spec.checkpoints:
+            raise ValueError(f"method {spec.name!r} does not write checkpoints; leave checkpoint out or choose one of "
+                             f"{', '.join(m for m in _checkpointing(kind))}")
+        checkpoint = os.fspath(checkpoint)
+        check_checkpoint_path(checkpoint)
+        lock = checkpoints.CheckpointLock(checkpoint)
+        lock.acquire()
+    try:
+        result = spec.run(system, config)
+    finally:
+        if lock is not None:
+            lock.release()
+    result.method = spec.name
+    result.seed = seed
     if not result.system:
         result.system = system.name
     if result.symbols is None and system.symbols is not None:
         result.symbols = list(system.symbols)
     if result.topology is None and system.topology is not None:
         result.topology = system.topology
+    extra = dict(result.extra)
+    if kind == "peptide":
+        extra.update(_peptide_extras(system, result, t_start, start))
+        if is_pdb:
+            extra.update({"pdb": os.fspath(target), "forcefield": forcefield, "solvent": solvent})
+    if rmsd is not None:
+        extra.update(ca_rmsd_A=rmsd(np.asarray(result.positions, dtype=np.float64)), reference=rmsd.source)
+    extra["preparation_s"] = prep_s
+    extra["budget_s"] = budget
+    result.extra = extra
+    result.wall_s = time.perf_counter() - t_start
+    if out is not None:
+        save_result(result, out)
     return result
+
+
+def _checkpointing(kind: str):
+    from .registry import METHODS, METHODS_FOR
+
+    return [m for m in METHODS_FOR[kind] if METHODS[m].checkpoints]
+
+
+def check_checkpoint_path(path: str, option: str = "checkpoint") -> None:
+    """Refuse a checkpoint path whose folder is missing or not writable, before the search.
+
+    Raises:
+        FileNotFoundError, PermissionError, IsADirectoryError: with a message naming ``option``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{option} {p} is a folder; give a file name such as {p / 'run.ckpt'}")
+    folder = p.parent if str(p.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{option} {p}: folder {folder} does not exist; create it first or choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {p}: folder {folder} is not writable; choose another path")

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from .geometry import kabsch_rmsd
 from .progress import budget_bar, show_elapsed
 from .result import Result
 from .systems.base import System
@@ -83,7 +84,6 @@ class CARMSD:
     def __init__(self, topology: Any, reference: Union[str, os.PathLike, np.ndarray, torch.Tensor]) -> None:
         import mdtraj as md
 
-        self.md_topology = md.Topology.from_openmm(topology)
         ca = [a for a in topology.atoms() if a.name == "CA"]
         if not ca:
             raise ValueError("CA RMSD: the structure has no CA atoms (is it a protein?)")
@@ -116,16 +116,10 @@ class CARMSD:
             self.source = "positions"
 
     def __call__(self, positions: Any) -> float:
-        """CA RMSD in Angstrom of ``positions [N, 3]`` nm after optimal superposition."""
-        import mdtraj as md
-
+        """CA RMSD in Angstrom of ``positions [N, 3]`` nm after optimal superposition (:func:`~.geometry.kabsch_rmsd`)."""
         pos = positions.detach().cpu().numpy() if isinstance(positions, torch.Tensor) else np.asarray(positions)
         sub = np.asarray(pos, dtype=np.float64).reshape(-1, 3)[self.ca]
-        ca_top = self.md_topology.subset(self.ca)
-        # md.rmsd recentres its arguments in place: give it fresh trajectories.
-        traj = md.Trajectory(sub[None].copy(), ca_top)
-        ref = md.Trajectory(self.ref_xyz[None].copy(), ca_top)
-        return 10.0 * float(md.rmsd(traj, ref, 0)[0])
+        return 10.0 * kabsch_rmsd(sub, self.ref_xyz)
 
     def observer(self) -> Callable[[np.ndarray], Dict[str, float]]:
         """A history observer adding ``ca_rmsd_A`` to rows."""
@@ -133,6 +127,52 @@ class CARMSD:
 
 
 # ------------------------------------------------------------------ methods
+@dataclasses.dataclass
+class PeptideSettings:
+    """Options of every peptide method (the ``options`` of a registry run on a peptide).
+
+    Attributes:
+        platform: OpenMM platform for quenches and polishing (default: the first that works).
+        threads: CPU threads per OpenMM Context.
+        tolerance_kj_mol_nm: Minimiser tolerance (RMS force, kJ/mol/nm).
+        max_delta_deg: Torsion offsets the action methods search around the
+            input, degrees (a molecule whose bond graph is not one chain falls
+            back to Cartesian displacements of 0.05 nm).
+        action_config: An ``ActionConfig`` for the action methods.
+        polish_fraction: Share of the budget kept for polishing the action
+            methods' candidates with the minimiser.
+        hopping_config: A ``TorsionHoppingConfig`` for ``basin_hopping`` and ``hybrid``.
+        hybrid_fraction: Share of the budget the hybrid gives the action trainer.
+        rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
+    """
+
+    platform: Optional[str] = None
+    threads: Optional[int] = None
+    tolerance_kj_mol_nm: float = 1.0
+    max_delta_deg: float = 45.0
+    action_config: Any = None
+    polish_fraction: float = 0.2
+    hopping_config: Any = None
+    hybrid_fraction: float = 0.3
+    rmsd: Any = None
+
+
+def torsion_system(system: System, max_delta_deg: float = 45.0) -> System:
+    """The system searched in torsion offsets up to ``max_delta_deg`` around its start.
+
+    A molecule whose bond graph is not one connected chain falls back to
+    Cartesian displacements of 0.05 nm.
+    """
+    from .spaces import Displacement
+    from .torsions import TorsionSpace
+
+    try:
+        space = TorsionSpace(system.topology, system.start_positions, max_delta=math.radians(max_delta_deg))
+    except ValueError:
+        space = Displacement(system.start_positions, 0.05)
+    return dataclasses.replace(system, space=space)
+
+
 def run_method(
     system: System,
     method: str,
@@ -142,37 +182,45 @@ def run_method(
     platform: Optional[str] = None,
     threads: Optional[int] = None,
     tolerance_kj_mol_nm: float = 1.0,
+    max_delta_deg: float = 45.0,
     action_config: Any = None,
     polish_fraction: float = 0.2,
     rmsd: Optional[CARMSD] = None,
     progress: bool = False,
     checkpoint_path: Optional[str] = None,
+    checkpoint_interval_s: float = 30.0,
     hopping_config: Any = None,
     hybrid_fraction: float = 0.3,
 ) -> Result:
-    """Run one method on an OpenMM-backed System and return its Result.
+    """Run one peptide method on an OpenMM-backed System and return its Result.
+
+    The registry's peptide runs come here; the fields after ``budget_s`` are
+    those of :class:`PeptideSettings`. The action methods (``action``,
+    ``random_only``, ``hybrid``) search torsion offsets around the start
+    (:func:`torsion_system`).
 
     Args:
         system: A System with an OpenMM oracle and start positions.
         method: One of :data:`METHODS`.
         seed: Seed of the method.
-        budget_s: Wall-clock budget, seconds (the local minimiser stops
-            earlier when it converges).
+        budget_s: Wall-clock budget, seconds (kept by every stage, polish included).
         platform: OpenMM platform for the baselines and polishing.
         threads: CPU threads for the baselines and polishing.
         tolerance_kj_mol_nm: Minimiser tolerance (RMS force).
+        max_delta_deg: Torsion offsets of the action methods, degrees.
         action_config: An ``ActionConfig`` for the action methods (its
             ``seed`` and ``budget_s`` are overridden).
         polish_fraction: Share of ``budget_s`` kept for polishing the action
-            methods' candidates with the minimiser (at least 3 s, even when
-            training overran its share).
+            methods' candidates with the minimiser.
         rmsd: Optional :class:`CARMSD`; adds ``ca_rmsd_A`` to history rows.
         progress: Show a tqdm bar of the wall-clock budget (the action
             methods show the trainer's own bar).
         checkpoint_path: Checkpoint file of the action methods' trainer and of
             torsion hopping (the hybrid's hopping phase uses
-            ``checkpoint_path + ".hopping"``); an existing one is resumed. The
-            OpenMM baselines are single short runs and do not checkpoint.
+            ``checkpoint_path + ".hopping"``); an existing one of the same run
+            is resumed. The OpenMM baselines are single short runs and do not
+            checkpoint.
+        checkpoint_interval_s: Seconds between torsion-hopping checkpoints.
         hopping_config: A ``TorsionHoppingConfig`` for ``basin_hopping`` and
             ``hybrid`` (its ``seed``, ``budget_s``, tolerance, platform,
             threads, progress and checkpoint fields are overridden).
@@ -184,11 +232,13 @@ def run_method(
 
     Raises:
         ValueError: unknown method.
-        ImportError: the action trainer is not available in this install.
     """
     from .search.openmm_baselines import AnnealConfig, openmm_anneal, openmm_minimize, polish
 
     name = canonical_method(method)
+    t_start = time.perf_counter()
+    if name in TORSION_SPACE_METHODS and type(system.space).__name__ != "TorsionSpace":
+        system = torsion_system(system, max_delta_deg)
     observer = rmsd.observer() if rmsd is not None else None
     if name in ("openmm_minimize", "openmm_anneal"):
         bar = budget_bar(budget_s, name) if progress else None
@@ -205,7 +255,8 @@ def run_method(
     if name == "basin_hopping":
         hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
                                   tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
-                                  checkpoint_path=checkpoint_path, method_name=name)
+                                  checkpoint_path=checkpoint_path, checkpoint_interval_s=checkpoint_interval_s,
+                                  method_name=name)
         from .search.torsion_hopping import torsion_hopping
 
         return torsion_hopping(system, hop_cfg, observer=observer)
@@ -213,7 +264,7 @@ def run_method(
         return _hybrid(system, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
                        tolerance_kj_mol_nm=tolerance_kj_mol_nm, action_config=action_config, rmsd=rmsd,
                        progress=progress, checkpoint_path=checkpoint_path, hopping_config=hopping_config,
-                       fraction=hybrid_fraction)
+                       fraction=hybrid_fraction, checkpoint_interval_s=checkpoint_interval_s)
     from .search.action import ActionConfig, ActionTrainer
 
     train_s = budget_s * (1.0 - polish_fraction)
@@ -234,10 +285,9 @@ def run_method(
     raw = trainer.run(on_round=on_round)
     lowest = raw.extra.get("lowest_seen_positions")
     also = [lowest] if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf else []
-    # Polishing gets what is left of the budget, but never less than polish_fraction of it
-    # (min 3 s): an unconverged polish would report a structure that is not a minimum. The
-    # run can therefore exceed budget_s when training overruns; wall_s reports the truth.
-    left = max(budget_s - raw.wall_s, polish_fraction * budget_s, 3.0)
+    # Polishing gets what is left of the budget (training stops at its share), so the run
+    # keeps budget_s; a floor of half a second lets a short run still take a few steps.
+    left = max(budget_s - (time.perf_counter() - t_start), 0.5)
     return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
                   threads=threads, also=also, observer=observer)
 
@@ -270,6 +320,7 @@ def _hybrid(
     checkpoint_path: Optional[str],
     hopping_config: Any,
     fraction: float,
+    checkpoint_interval_s: float = 30.0,
 ) -> Result:
     """The action trainer for ``fraction`` of the budget, then torsion hopping from its candidates.
 
@@ -299,10 +350,10 @@ def _hybrid(
         starts.append(np.asarray(lowest, dtype=np.float64))
     starts.append(None)  # torsion hopping reads None as the target's own start positions
     spent = time.perf_counter() - t0
-    hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=max(budget_s - spent, 5.0), platform=platform,
+    hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=max(budget_s - spent, 0.5), platform=platform,
                               threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
                               checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
-                              method_name="hybrid")
+                              checkpoint_interval_s=checkpoint_interval_s, method_name="hybrid")
     observer = rmsd.observer() if rmsd is not None else None
     hop = torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
     rows = [{**row, "phase": f"action:{row.get('phase', 'train')}"} for row in raw.history]
@@ -349,110 +400,40 @@ def minimize_pdb(
     path: Union[str, os.PathLike],
     forcefield: Union[str, Sequence[str]] = "amber14-all.xml",
     solvent: str = "obc2",
-    method: str = "action",
+    method: Optional[str] = None,
     seed: int = 0,
     budget_s: float = 60.0,
     reference: ReferenceSpec = None,
     *,
-    platform: Optional[str] = None,
-    threads: Optional[int] = None,
-    tolerance_kj_mol_nm: float = 1.0,
-    max_delta_deg: float = 45.0,
-    action_config: Any = None,
     output: Optional[Union[str, os.PathLike]] = None,
+    progress: bool = False,
+    **options: Any,
 ) -> Result:
     """Find a low-energy structure of a PDB under an AMBER force field.
 
+    The same run as ``openmm_actionmin.minimize(path, method, ...)``: one
+    method name means one algorithm through either door.
+
     Args:
-        path: Input PDB (waters and heterogens removed, missing atoms and
-            hydrogens added by pdbfixer).
+        path: Input PDB (prepared by pdbfixer).
         forcefield: Force-field XML name(s).
         solvent: ``"obc2"`` (native GBSAOBCForce, fast), ``"obc2-xml"``,
             ``"gbn2"`` or ``"none"``.
-        method: One of :data:`METHODS`.
+        method: A registered peptide method (``None``: the default).
         seed: Seed of the method.
-        budget_s: Wall-clock budget, seconds.
+        budget_s: Wall-clock budget, seconds (preparation included).
         reference: Structure to report the CA RMSD to: a PDB path (same
-            sequence), positions ``[N, 3]`` nm of the prepared topology, or
-            None.
-        platform: OpenMM platform (default: the first that works).
-        threads: CPU threads per OpenMM Context (default: OpenMM's).
-        tolerance_kj_mol_nm: Minimiser tolerance, RMS force in kJ/mol/nm.
-        max_delta_deg: Torsion offsets the action methods search around the
-            input, degrees (a molecule whose bond graph is not one connected
-            chain falls back to Cartesian displacements of 0.05 nm).
-        action_config: Optional ``ActionConfig`` for the action methods.
+            sequence), positions ``[N, 3]`` nm of the prepared topology, or None.
         output: If given, the result is also saved there (``.pdb``, ``.xyz``
-            or ``.json``).
+            or ``.json``), checked before the search.
+        progress: Show a progress bar.
+        **options: Fields of :class:`PeptideSettings` (``platform``,
+            ``threads``, ``tolerance_kj_mol_nm``, ``max_delta_deg``, ...).
 
     Returns:
-        A :class:`Result`: ``positions`` ``[N, 3]`` nm, ``energy`` kJ/mol,
-        ``history`` (rows with ``wall_s``, ``energy``/``best_energy``,
-        ``force_calls`` and ``ca_rmsd_A`` when a reference is given), and
-        ``extra`` with ``group_energies`` (kJ/mol per force group),
-        ``final_rms_force`` (kJ/mol/nm), ``start_energy``,
-        ``ca_rmsd_to_input_A`` and, with a reference, ``ca_rmsd_A``.
-
-    Raises:
-        ValueError: unknown method, or a reference that does not match.
-        PDBPreparationError: the PDB cannot be prepared.
+        A :class:`Result` (see :func:`openmm_actionmin.minimize`).
     """
-    from .search.openmm_baselines import group_energies, rms_force
-    from .spaces import Displacement
-    from .systems.peptides import from_pdb
-    from .torsions import TorsionSpace
+    from .api import minimize
 
-    name = canonical_method(method)
-    if not (budget_s > 0):
-        raise ValueError(f"budget_s must be positive seconds, got {budget_s}")
-    t0 = time.perf_counter()
-    oracle_kwargs: Dict[str, Any] = {}
-    if platform is not None:
-        oracle_kwargs["platform"] = platform
-    if threads is not None:
-        oracle_kwargs["threads_per_context"] = int(threads)
-    system = from_pdb(path, forcefield=forcefield, solvent=solvent, **oracle_kwargs)
-    if name in TORSION_SPACE_METHODS:
-        try:
-            space = TorsionSpace(system.topology, system.start_positions, max_delta=math.radians(max_delta_deg))
-        except ValueError:
-            space = Displacement(system.start_positions, 0.05)
-        system = dataclasses.replace(system, space=space)
-    rmsd = CARMSD(system.topology, reference) if reference is not None else None
-    to_input = CARMSD(system.topology, system.start_positions)
-    start_e, start_f = system.oracle.energy_and_forces(system.start_positions[None], transform=None)
-    prep_s = time.perf_counter() - t0
-    result = run_method(system, name, seed=seed, budget_s=max(budget_s - prep_s, 1.0), platform=platform,
-                        threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, action_config=action_config, rmsd=rmsd)
-    pos = np.asarray(result.positions, dtype=np.float64)
-    energy, forces = system.oracle.energy_and_forces(torch.as_tensor(pos)[None], transform=None)
-    extra = dict(result.extra)
-    extra.update(
-        {
-            "pdb": str(path),
-            "forcefield": forcefield,
-            "solvent": solvent,
-            "start_energy": float(start_e[0]),
-            "start_rms_force": rms_force(start_f[0].numpy()),
-            "final_rms_force": rms_force(forces[0].numpy()),
-            "group_energies": group_energies(system, pos),
-            "ca_rmsd_to_input_A": to_input(pos),
-            "preparation_s": prep_s,
-        }
-    )
-    if rmsd is not None:
-        extra["ca_rmsd_A"] = rmsd(pos)
-        extra["reference"] = rmsd.source
-    out = dataclasses.replace(
-        result,
-        energy=float(energy[0]),
-        system=system.name,
-        symbols=system.symbols,
-        topology=system.topology,
-        wall_s=time.perf_counter() - t0,
-        extra=extra,
-    )
-    if output is not None:
-        out.save(output)
-    system.oracle.close()
-    return out
+    return minimize(path, method, seed=seed, budget_s=budget_s, progress=progress, out=output, forcefield=forcefield,
+                    solvent=solvent, reference=reference, **options)

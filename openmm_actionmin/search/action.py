@@ -55,14 +55,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .. import checkpoints
+from ..fileio import atomic_write_text
 from ..oracles.base import FiniteEnergy
 from ..progress import progress_bar
-from ..result import Result, atomic_torch_save, atomic_write_text
+from ..result import Result
 from ..systems.base import System
 from .action_config import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig
 from .descent import DescentConfig, descend
 
-__all__ = ["ActionConfig", "ActionTrainer", "BOWL_MODEL", "SYNTHETIC_ACTION", "action_search", "write_history"]
+__all__ = ["ActionConfig", "ActionTrainer", "BOWL_MODEL", "SYNTHETIC_ACTION", "write_history"]
 
 #: Checkpoint format version (bump when the stored state changes).
 CHECKPOINT_VERSION = 1
@@ -630,13 +632,16 @@ class ActionTrainer:
             The path written.
         """
         path = Path(path or self.config.checkpoint_path)
-        atomic_torch_save(self._state(), path)
+        checkpoints.save(path, self._state(), self._identity())
         return path
+
+    def _identity(self) -> "checkpoints.RunIdentity":
+        return checkpoints.run_identity(self.system, self.config.method_name, self.config.seed)
 
     def _load_checkpoint(self, path: Path) -> None:
         # load on the CPU: the generator states must stay CPU ByteTensors; the model and
         # optimizer states are copied onto the parameters' device by load_state_dict
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = checkpoints.load(path, self._identity())
         if state.get("version") != CHECKPOINT_VERSION:
             raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to start afresh")
         if state["seed"] != self.config.seed or state["dim"] != self.dim or state["method"] != self.config.method_name:
@@ -766,18 +771,3 @@ class ActionTrainer:
             topology=self.system.topology,
             extra=extra,
         )
-
-
-def action_search(system: System, budget_s: float, seed: int = 0, **kwargs) -> Result:
-    """Run :class:`ActionTrainer` with a budget (convenience wrapper).
-
-    Args:
-        system: The landscape.
-        budget_s: Wall-clock budget in seconds.
-        seed: Seed.
-        **kwargs: Other :class:`ActionConfig` fields.
-
-    Returns:
-        The trainer's :class:`Result`.
-    """
-    return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, **kwargs)).run()

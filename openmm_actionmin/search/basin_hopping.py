@@ -34,14 +34,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
 import numpy as np
 import torch
 
+from .. import checkpoints
 from ..progress import progress_bar
-from ..result import Result, atomic_torch_save
+from ..result import Result
 from ..systems.base import System
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
 from .local import make_minimizer, torch_threads
@@ -149,6 +151,7 @@ class BasinHoppingConfig:
     checkpoint_interval_s: float = 60.0
     resume: bool = False
     num_threads: Optional[int] = 1
+    method_name: str = "basin_hopping"
 
     def __post_init__(self) -> None:
         if self.n_walkers < 1:
@@ -227,6 +230,8 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     container = Container(radius) if radius > 0 else None
     target = cfg.target_energy if cfg.target_energy is not None else system.reference_energy
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
+    identity = checkpoints.run_identity(system, cfg.method_name, cfg.seed) if ckpt is not None else None
+    deadline = None if cfg.budget_s is None else time.perf_counter() + cfg.budget_s
 
     # ---------------------------------------------------------------- state
     x_cur = torch.zeros((b, n, 3), dtype=torch.float64, device=dev)
@@ -242,10 +247,12 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     history = []
     resumed = False
 
-    if ckpt is not None and cfg.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state.get("system") != system.name or state.get("n_walkers") != b:
-            raise ValueError(f"checkpoint {ckpt} is for {state.get('system')} with {state.get('n_walkers')} walkers, not {system.name} with {b}; delete it or change checkpoint_path")
+    state = checkpoints.load(ckpt, identity) if ckpt is not None and cfg.resume else None
+    if state is not None and state.get("n_walkers") != b:
+        raise checkpoints.CheckpointMismatch(
+            f"checkpoint {ckpt} has {state.get('n_walkers')} walkers, this run {b}; use n_walkers={state.get('n_walkers')}, "
+            "delete the file or choose another checkpoint path")
+    if state is not None:
         x_cur, e_cur = state["x_cur"].to(dev), state["e_cur"].to(dev)
         step_size, hops_per_walker = state["step_size"].to(dev), state["hops_per_walker"].to(dev)
         stats, best_e, best_x = state["stats"], state["best_e"], state["best_x"]
@@ -268,8 +275,10 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
             given = s.shape[0]
         if cfg.lattice_starts > 0 and given < b:
             t_lat = time.perf_counter()
+            # the lattice search may use at most half of the budget
+            lat_deadline = None if deadline is None else t_lat + 0.5 * cfg.budget_s
             lat = make_lattice_starts(n, min(cfg.lattice_starts, b - given), gen, motifs=cfg.lattice_motifs,
-                                      restarts=cfg.lattice_restarts, nn=cfg.lattice_nn)
+                                      restarts=cfg.lattice_restarts, nn=cfg.lattice_nn, deadline=lat_deadline)
             x_start[given : given + lat.shape[0]] = lat.to(device=dev)
             elapsed_before += time.perf_counter() - t_lat  # the lattice search counts against the budget
         if container is not None:
@@ -298,10 +307,10 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     def checkpoint() -> None:
         if ckpt is None:
             return
-        atomic_torch_save(
-            path=ckpt,
-            obj={
-                "system": system.name,
+        checkpoints.save(
+            ckpt,
+            identity=identity,
+            state={
                 "n_walkers": b,
                 "x_cur": x_cur.cpu(),
                 "e_cur": e_cur.cpu(),
@@ -420,13 +429,20 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     checkpoint()
 
     if best_x is None:
-        raise RuntimeError(
-            f"basin hopping on {system.name} finished no valid quench within the budget "
-            f"({stats['quench_failures']} failed, {stats['evaporated']} evaporated); raise budget_s or quench_max_steps"
-        )
+        # no quench finished inside the budget: report the lowest walker reached so far
+        # (polished below within what is left), flagged as such
+        e_now = torch.where(torch.isfinite(quench.energy), quench.energy, torch.full_like(quench.energy, math.inf))
+        k = int(torch.argmin(e_now))
+        best_x = quench.x[k].reshape(n, 3).detach().cpu().numpy().copy()
+        best_e = float(e_now[k])
+        warnings.warn(
+            f"basin hopping on {system.name} finished no quench within {cfg.budget_s} s "
+            f"({stats['quench_failures']} failed, {stats['evaporated']} evaporated); the result is the lowest walker "
+            "reached, not a minimum: raise budget_s", RuntimeWarning, stacklevel=3)
+        stats["unfinished"] = True
     # polish the best minimum (counted in force_calls, not in the search time)
     polish = make_minimizer(oracle, torch.as_tensor(best_x)[None], cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step)
-    pol = polish.run()
+    pol = polish.run(deadline=None if cfg.budget_s is None else max(t0 + cfg.budget_s, time.perf_counter() + 0.2))
     if float(pol.energy[0]) <= best_e:
         best_e = float(pol.energy[0])
         best_x = pol.x[0].cpu().numpy()
@@ -446,7 +462,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
         positions=np.asarray(best_x, dtype=np.float64),
         energy=best_e,
         units=oracle.units,
-        method="basin_hopping",
+        method=cfg.method_name,
         seed=cfg.seed,
         force_calls=int(oracle.counters.force_calls - calls0),
         wall_s=wall,

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-#: Nearest-neighbour distance of the LJ pair minimum, in sigma.
-LJ_NN = 2.0 ** (1.0 / 6.0)
+from ..oracles.pair import LJ_NN
 
 #: Motif names understood by :func:`lattice_starts`.
 MOTIFS = ("icosahedral", "decahedral", "fcc")
@@ -205,6 +205,7 @@ def lattice_search(
     kick_size: int = 3,
     patience: int = 10,
     tables: Optional[tuple] = None,
+    deadline: Optional[float] = None,
 ) -> tuple:
     """Choose ``n`` of ``sites`` with low lattice energy (iterated local search).
 
@@ -229,6 +230,8 @@ def lattice_search(
         kick_size: Atoms moved by a kick.
         patience: Kicks without a new lowest energy before the search stops.
         tables: ``lattice_tables(sites, nn)``, if already built.
+        deadline: ``time.perf_counter()`` value at which the search stops
+            with the lowest set found so far.
 
     Returns:
         ``(positions [n, 3], lattice_energy)``; positions are centred.
@@ -249,6 +252,8 @@ def lattice_search(
     best_e, best_occ = energy, occ.copy()
     stale, kicks = 0, 0
     for _ in range(iterations):
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
         occ_idx = np.flatnonzero(occ)
         vac_idx = np.flatnonzero(~occ & (neighbours[:, occ].any(1)))
         if vac_idx.size == 0:
@@ -319,6 +324,7 @@ def lattice_starts(
     motifs: Sequence[str] = MOTIFS,
     restarts: int = 8,
     nn: float = LJ_NN,
+    deadline: Optional[float] = None,
 ) -> torch.Tensor:
     """The ``k`` best distinct lattice-searched structures of ``n`` atoms.
 
@@ -335,6 +341,9 @@ def lattice_starts(
         motifs: Motif names (see :data:`MOTIFS`).
         restarts: Searches per motif.
         nn: Nearest-neighbour distance (``2^(1/6)`` sigma for LJ).
+        deadline: ``time.perf_counter()`` value after which no new search
+            starts and a running one returns what it has (so the result may
+            hold fewer structures, possibly none).
 
     Returns:
         Structures ``[k', n, 3]`` (float64, centred), ``k' <= k``.
@@ -347,12 +356,16 @@ def lattice_starts(
             raise ValueError(f"unknown motif {motif!r}; choose from {', '.join(MOTIFS)}")
     ranked = []
     for motif in motifs:
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
         sites = motif_sites(motif, n, nn)
         tables = lattice_tables(sites, nn)
         found = {}
         for _ in range(restarts):
+            if found and deadline is not None and time.perf_counter() >= deadline:
+                break
             centre, aspect = random_start_shape(motif, generator, nn)
-            x, e = lattice_search(sites, n, generator, centre=centre, aspect=aspect, nn=nn, tables=tables)
+            x, e = lattice_search(sites, n, generator, centre=centre, aspect=aspect, nn=nn, tables=tables, deadline=deadline)
             found.setdefault(round(e, 6), x)
         ranked.append([found[e] for e in sorted(found)])
     out = []

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from typing import Iterator, Optional, Union
 
 import torch
@@ -257,9 +258,17 @@ class BatchMinimizer:
         self.done[rows] = self.converged[rows] | (self.steps[rows] >= self.max_steps)
         return self.batch if isinstance(rows, slice) else int(rows.numel())
 
-    def run(self) -> "LocalResult":
-        """Step until every walker has converged or used ``max_steps``."""
+    def run(self, deadline: Optional[float] = None) -> "LocalResult":
+        """Step until every walker has converged or used ``max_steps``.
+
+        Args:
+            deadline: ``time.perf_counter()`` value at which stepping stops
+                and the current state is returned (walkers not converged
+                keep ``converged`` False).
+        """
         while bool((~self.done).any()):
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
             self.step()
         return self.result()
 

@@ -48,8 +48,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .. import checkpoints
 from ..progress import budget_bar, progress_bar, show_elapsed
-from ..result import Result, atomic_torch_save
+from ..result import Result
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis
 
@@ -630,6 +631,10 @@ def torsion_hopping(
     quench = _Quencher(tgt.system, cfg.platform or tgt.platform_name, cfg.threads)
     store = MinimaStore(cfg.keep_minima)
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
+    identity = None
+    if ckpt is not None:
+        identity = checkpoints.run_identity(target, cfg.method_name, cfg.seed) if hasattr(target, "space") else \
+            checkpoints.RunIdentity(cfg.method_name, int(cfg.seed), str(tgt.name), n, "")
 
     t_start = time.perf_counter()
     history: List[Dict[str, Any]] = []
@@ -642,11 +647,8 @@ def torsion_hopping(
             observed.clear()
             observed.update(observer(x))
 
-    if ckpt is not None and cfg.resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state.get("n_atoms") != n or state.get("system") != tgt.name:
-            raise ValueError(f"checkpoint {ckpt} is for {state.get('system')!r} with {state.get('n_atoms')} atoms, "
-                             f"not {tgt.name!r} with {n}; delete it or change checkpoint_path")
+    state = checkpoints.load(ckpt, identity) if ckpt is not None and cfg.resume else None
+    if state is not None:
         x_cur, e_cur = state["x_cur"], state["e_cur"]
         best_x, best_e = state["best_x"], state["best_e"]
         start_e = state["start_energy"]
@@ -681,8 +683,8 @@ def torsion_hopping(
     def checkpoint() -> None:
         if ckpt is None:
             return
-        atomic_torch_save(path=ckpt, obj={
-            "system": tgt.name, "n_atoms": n, "x_cur": x_cur, "e_cur": e_cur, "best_x": best_x, "best_e": best_e,
+        checkpoints.save(ckpt, identity=identity, state={
+            "x_cur": x_cur, "e_cur": e_cur, "best_x": best_x, "best_e": best_e,
             "start_energy": start_e, "stats": stats, "history": history, "store": store.state_dict(),
             "rng": rng.bit_generator.state, "tgen": tgen.get_state(), "elapsed_s": time.perf_counter() - t0,
             "force_calls": calls(), "observed": dict(observed), "config": dataclasses.asdict(cfg),
