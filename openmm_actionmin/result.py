@@ -3,47 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from .fileio import to_jsonable, write_json
 from .oracles.base import Units
-
-
-def atomic_write_text(path: os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically (temporary file, then rename), for checkpoints."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @dataclasses.dataclass
@@ -81,8 +48,13 @@ class Result:
     extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
-        """A JSON-serialisable summary (positions included, topology not)."""
-        return {
+        """A strict-JSON-serialisable summary (positions included, topology not).
+
+        numpy / torch values become Python numbers and lists, and non-finite
+        numbers (NaN, +-inf) become ``None`` (JSON ``null``) everywhere,
+        including ``energy``, ``history`` and ``extra``.
+        """
+        return to_jsonable({
             "system": self.system,
             "method": self.method,
             "seed": self.seed,
@@ -90,14 +62,16 @@ class Result:
             "units": dataclasses.asdict(self.units),
             "force_calls": int(self.force_calls),
             "wall_s": float(self.wall_s),
-            "positions": np.asarray(self.positions, dtype=float).tolist(),
+            "positions": np.asarray(self.positions, dtype=float),
             "symbols": self.symbols,
             "history": self.history,
-            "extra": _jsonable(self.extra),
-        }
+            "extra": self.extra,
+        })
 
     def save(self, path: os.PathLike) -> Path:
-        """Write the result; the format follows the extension (.pdb, .xyz, .json).
+        """Write the result atomically; the format follows the extension (.pdb, .xyz, .json).
+
+        JSON is strict (non-finite numbers are written as ``null``, see :meth:`to_dict`).
 
         Args:
             path: Output file path.
@@ -111,7 +85,7 @@ class Result:
         path = Path(path)
         ext = path.suffix.lower()
         if ext == ".json":
-            atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+            write_json(path, self.to_dict())
             return path
         if ext in (".pdb", ".xyz"):
             from . import structures
@@ -151,16 +125,3 @@ class Result:
 
         return plot_history(self.history, path, keys=keys, title=f"{self.method} on {self.system}")
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if hasattr(value, "tolist") and hasattr(value, "dtype"):
-        return value.tolist()
-    return value

@@ -35,7 +35,7 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 
 from .oracles.base import Units
-from .result import atomic_write_text
+from .fileio import atomic_write_text
 
 #: Length units -> nanometres per unit at the export boundary (see module doc).
 _NM_PER_UNIT = {

@@ -82,7 +82,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..result import atomic_write_text
+from ..fileio import atomic_write_text
 from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
 from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads

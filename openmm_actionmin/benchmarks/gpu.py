@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from ..result import atomic_write_text
+from ..fileio import atomic_write_text
 from ..search.local import torch_threads
 from .oracles import _best_time, lj_configs, near_start
 from .synthetic import METHODS, evaluate_run, make_system

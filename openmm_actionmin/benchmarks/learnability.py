@@ -26,8 +26,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from ..fileio import atomic_write_text
 from ..oracles.synthetic import SYNTHETIC_FUNCTIONS, SyntheticOracle
-from ..result import atomic_write_text
 
 
 @dataclasses.dataclass

@@ -206,7 +206,7 @@ def run_oracle_bench(args: Union[OracleBenchConfig, argparse.Namespace]) -> dict
         "pool_over_single": float(pool["ratio"]),
     }
     if cfg.json:
-        from ..result import atomic_write_text
+        from ..fileio import atomic_write_text
 
         atomic_write_text(cfg.json, json.dumps(summary, indent=2) + "\n")
         print(f"wrote {cfg.json}")

@@ -34,7 +34,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..plots import save_figure
 from ..data import data_path
-from ..result import Result, atomic_write_text
+from ..fileio import atomic_write_text
+from ..result import Result
 
 #: Methods of the benchmark (``action`` and ``hybrid`` need the action trainer).
 BENCH_METHODS = ("openmm_minimize", "openmm_anneal", "action", "basin_hopping", "hybrid")

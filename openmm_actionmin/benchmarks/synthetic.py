@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 from ..devices import check_device
+from ..fileio import atomic_write_text
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
-from ..result import Result, atomic_write_text
+from ..result import Result
 from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 from ..search.local import torch_threads
 from ..systems.base import System
