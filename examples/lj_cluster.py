@@ -6,7 +6,7 @@
 import argparse
 
 import openmm_actionmin as am
-from openmm_actionmin.structures import fingerprint
+from openmm_actionmin.geometry import fingerprint
 
 
 def main(argv=None):

@@ -1,4 +1,7 @@
-"""Structure identity (fingerprints, RMSD) and export (XYZ, PDB, mdtraj, ASE).
+"""Structure export (XYZ, PDB, mdtraj, ASE) and RMSD of mdtraj trajectories.
+
+Structure identity (Kabsch RMSD, fingerprints) lives in
+:mod:`openmm_actionmin.geometry`.
 
 Length conventions at the export boundary:
 
@@ -17,12 +20,6 @@ single-component LJ atoms are written as argon ``Ar``; binary LJ type A as
 ``Ar`` and type B as ``Ne``; ionic clusters as ``Na`` (positive) and ``Cl``
 (negative). The elements are labels for viewers only: the energies are those
 of the reduced model, not of real argon or neon.
-
-Fingerprints: the sorted list of all pair distances (per type pair for
-multi-component clusters) is invariant under rotation, translation,
-reflection and permutation of like atoms. It is not a complete invariant
-(rare homometric structures share it), so :class:`~.search.steps.MinimaDatabase`
-also compares energies.
 """
 
 from __future__ import annotations
@@ -34,8 +31,9 @@ from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
-from .oracles.base import Units
 from .fileio import atomic_write_text
+from .geometry import kabsch_rmsd_batch
+from .oracles.base import Units
 
 #: Length units -> nanometres per unit at the export boundary (see module doc).
 _NM_PER_UNIT = {
@@ -283,128 +281,11 @@ def write_pdb(
     return path
 
 
-# ------------------------------------------------------------ fingerprints
-def _pair_distances(x: np.ndarray) -> np.ndarray:
-    diff = x[:, None, :] - x[None, :, :]
-    return np.sqrt((diff * diff).sum(-1))
-
-
-def fingerprint(x: Any, types: Optional[Sequence[int]] = None, decimals: Optional[int] = 4) -> np.ndarray:
-    """Rotation-, translation-, reflection- and permutation-invariant fingerprint.
-
-    The sorted pair distances, grouped by unordered type pair ``(a, b)``
-    with ``a <= b`` in increasing order (so like atoms may be permuted, unlike
-    atoms may not be swapped).
-
-    Args:
-        x: Positions ``[N, 3]``.
-        types: Type index per atom ``[N]`` (``None``: one type).
-        decimals: Round to this many decimals (``None``: no rounding). Rounding
-            makes fingerprints hashable-equal for identical minima but can split
-            values near a rounding boundary; use :func:`same_structure` for a
-            tolerance comparison.
-
-    Returns:
-        ``[N (N - 1) / 2]`` float64 array.
-    """
-    x = _positions(x)
-    n = x.shape[0]
-    d = _pair_distances(x)
-    i, j = np.triu_indices(n, 1)
-    if types is None:
-        out = np.sort(d[i, j])
-    else:
-        t = np.asarray(types, dtype=np.int64)
-        if t.shape != (n,):
-            raise ValueError(f"types must have shape [{n}], got {t.shape}")
-        lo = np.minimum(t[i], t[j])
-        hi = np.maximum(t[i], t[j])
-        key = lo * (int(t.max()) + 1) + hi
-        dij = d[i, j]
-        out = np.concatenate([np.sort(dij[key == k]) for k in np.unique(key)])
-    return np.round(out, decimals) if decimals is not None else out
-
-
-def fingerprint_batch(x: Any, types: Optional[Sequence[int]] = None):
-    """Unrounded fingerprints of a batch in torch (same ordering as :func:`fingerprint`).
-
-    Args:
-        x: Positions ``[B, N, 3]`` (torch tensor or array).
-        types: Type index per atom ``[N]`` (``None``: one type).
-
-    Returns:
-        ``torch.Tensor [B, N (N - 1) / 2]``.
-    """
-    import torch
-
-    x = torch.as_tensor(x)
-    n = x.shape[1]
-    i, j = torch.triu_indices(n, n, offset=1, device=x.device)
-    d = torch.linalg.vector_norm(x[:, i] - x[:, j], dim=-1)
-    if types is None:
-        return torch.sort(d, dim=1).values
-    t = torch.as_tensor(list(types), dtype=torch.long, device=x.device)
-    lo = torch.minimum(t[i], t[j])
-    hi = torch.maximum(t[i], t[j])
-    key = lo * (int(t.max()) + 1) + hi
-    parts = [torch.sort(d[:, key == k], dim=1).values for k in torch.unique(key)]
-    return torch.cat(parts, dim=1)
-
-
-def same_structure(a: Any, b: Any, tol: float = 1e-3, types: Optional[Sequence[int]] = None) -> bool:
-    """Whether two structures are the same up to rotation, translation, reflection and permutation.
-
-    Compares unrounded fingerprints: the largest difference between matching
-    sorted pair distances must be below ``tol`` (length units of ``a``).
-
-    Args:
-        a: Positions ``[N, 3]``.
-        b: Positions ``[N, 3]``.
-        tol: Tolerance on pair distances.
-        types: Type index per atom ``[N]``, shared by both.
-
-    Returns:
-        ``True`` if the fingerprints agree within ``tol``.
-    """
-    fa = fingerprint(a, types, decimals=None)
-    fb = fingerprint(b, types, decimals=None)
-    if fa.shape != fb.shape:
-        return False
-    return bool(np.max(np.abs(fa - fb), initial=0.0) < tol)
-
-
 # -------------------------------------------------------------------- RMSD
-def kabsch_rmsd(a: Any, b: Any) -> float:
-    """RMSD between two structures after optimal superposition (Kabsch).
-
-    Removes translation and proper rotation (no reflection). It is *not*
-    permutation invariant: atom ``i`` of ``a`` is matched with atom ``i`` of
-    ``b``. Use :func:`same_structure` to compare clusters of identical atoms.
-
-    Args:
-        a: Positions ``[N, 3]``.
-        b: Positions ``[N, 3]``, same units as ``a``.
-
-    Returns:
-        RMSD in the length units of the input.
-    """
-    pa = _positions(a)
-    pb = _positions(b)
-    if pa.shape != pb.shape:
-        raise ValueError(f"kabsch_rmsd needs the same number of atoms, got {pa.shape[0]} and {pb.shape[0]}")
-    pa = pa - pa.mean(0)
-    pb = pb - pb.mean(0)
-    u, s, vt = np.linalg.svd(pa.T @ pb)
-    sign = np.sign(np.linalg.det(u @ vt))
-    s[-1] *= sign if sign != 0 else 1.0
-    msd = (np.sum(pa * pa) + np.sum(pb * pb) - 2.0 * np.sum(s)) / pa.shape[0]
-    return float(np.sqrt(max(msd, 0.0)))
-
-
 def rmsd_to_reference(traj: Any, reference: Any, atom_indices: Optional[Sequence[int]] = None, frame: int = 0) -> np.ndarray:
-    """RMSD of every frame of ``traj`` to ``reference`` via ``mdtraj.rmsd`` (nm).
+    """Kabsch RMSD of every frame of an mdtraj trajectory to a reference frame (nm).
 
-    ``mdtraj.rmsd`` recentres its arguments in place; copies are passed so
+    Computed by :func:`openmm_actionmin.geometry.kabsch_rmsd_batch` (float64);
     neither input changes.
 
     Args:
@@ -416,9 +297,6 @@ def rmsd_to_reference(traj: Any, reference: Any, atom_indices: Optional[Sequence
     Returns:
         ``[n_frames]`` RMSD in nm.
     """
-    import mdtraj as md
-
     if traj.n_atoms != reference.n_atoms:
         raise ValueError(f"rmsd_to_reference: trajectory has {traj.n_atoms} atoms, reference {reference.n_atoms}")
-    idx = None if atom_indices is None else np.asarray(atom_indices, dtype=np.int64)
-    return md.rmsd(traj.slice(slice(None), copy=True), reference.slice(slice(None), copy=True), frame=frame, atom_indices=idx)
+    return kabsch_rmsd_batch(traj.xyz, reference.xyz[frame], atom_indices)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from openmm_actionmin.benchmarks import clusters as bench
+from openmm_actionmin.geometry import fingerprint
 from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
 from openmm_actionmin.search.lattices import (
     LJ_NN,
@@ -20,7 +21,6 @@ from openmm_actionmin.search.lattices import (
     motif_sites,
 )
 from openmm_actionmin.search.local import minimize_batch
-from openmm_actionmin.structures import fingerprint
 from openmm_actionmin.systems import binary_lj, lj_cluster
 
 

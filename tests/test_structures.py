@@ -5,7 +5,7 @@ import mdtraj as md
 import numpy as np
 import pytest
 
-from openmm_actionmin import structures
+from openmm_actionmin import geometry, structures
 from openmm_actionmin.oracles.base import OPENMM_UNITS, REDUCED_UNITS, Units
 from openmm_actionmin.result import Result
 
@@ -27,17 +27,17 @@ def cluster():
 def test_fingerprint_invariant_under_rotation_translation_permutation(cluster):
     rng = np.random.default_rng(1)
     moved = cluster[rng.permutation(13)] @ _random_rotation(rng).T + np.array([3.0, -2.0, 0.5])
-    assert np.array_equal(structures.fingerprint(cluster, decimals=6), structures.fingerprint(moved, decimals=6))
-    assert structures.same_structure(cluster, moved, tol=1e-8)
+    assert np.array_equal(geometry.fingerprint(cluster, decimals=6), geometry.fingerprint(moved, decimals=6))
+    assert geometry.same_structure(cluster, moved, tol=1e-8)
     # a reflection is also the same structure for the fingerprint
-    assert structures.same_structure(cluster, cluster * np.array([-1.0, 1.0, 1.0]))
+    assert geometry.same_structure(cluster, cluster * np.array([-1.0, 1.0, 1.0]))
 
 
 def test_fingerprint_distinguishes_structures(cluster):
     other = cluster.copy()
     other[0] += 0.05
-    assert not structures.same_structure(cluster, other, tol=1e-3)
-    assert not np.array_equal(structures.fingerprint(cluster), structures.fingerprint(other))
+    assert not geometry.same_structure(cluster, other, tol=1e-3)
+    assert not np.array_equal(geometry.fingerprint(cluster), geometry.fingerprint(other))
 
 
 def test_typed_fingerprint_respects_types(cluster):
@@ -46,23 +46,44 @@ def test_typed_fingerprint_respects_types(cluster):
     swapped[[0, 12]] = swapped[[12, 0]]  # swap an A with a B atom: a different binary structure
     perm = cluster.copy()
     perm[[0, 5]] = perm[[5, 0]]  # swap two A atoms: the same structure
-    assert structures.same_structure(cluster, perm, types=types)
-    assert not structures.same_structure(cluster, swapped, types=types)
+    assert geometry.same_structure(cluster, perm, types=types)
+    assert not geometry.same_structure(cluster, swapped, types=types)
     # without types the swap is invisible
-    assert structures.same_structure(cluster, swapped)
-    fb = structures.fingerprint_batch(np.stack([cluster, perm]), types=types).numpy()
+    assert geometry.same_structure(cluster, swapped)
+    fb = geometry.fingerprint_batch(np.stack([cluster, perm]), types=types).numpy()
     assert np.allclose(fb[0], fb[1])
-    assert np.allclose(fb[0], structures.fingerprint(cluster, types, decimals=None))
+    assert np.allclose(fb[0], geometry.fingerprint(cluster, types, decimals=None))
 
 
 def test_kabsch_rmsd(cluster):
     rng = np.random.default_rng(2)
     moved = cluster @ _random_rotation(rng).T + 4.0
-    assert structures.kabsch_rmsd(cluster, moved) < 1e-10
+    assert geometry.kabsch_rmsd(cluster, moved) < 1e-10
     noisy = cluster + rng.normal(scale=0.1, size=cluster.shape)
-    assert 0.05 < structures.kabsch_rmsd(cluster, noisy) < 0.2
+    assert 0.05 < geometry.kabsch_rmsd(cluster, noisy) < 0.2
     # not permutation invariant (documented)
-    assert structures.kabsch_rmsd(cluster, cluster[rng.permutation(13)]) > 0.5
+    assert geometry.kabsch_rmsd(cluster, cluster[rng.permutation(13)]) > 0.5
+
+
+def test_kabsch_rmsd_subset_batch_and_align_agree_with_mdtraj(cluster):
+    rng = np.random.default_rng(4)
+    target = cluster @ _random_rotation(rng).T - 1.0
+    frames = np.stack([cluster + rng.normal(scale=s, size=cluster.shape) for s in (0.0, 0.05, 0.2)])
+    subset = [0, 2, 3, 7, 11]
+    batch = geometry.kabsch_rmsd_batch(frames, target, subset)
+    expected = md.rmsd(md.Trajectory(frames.astype(np.float32), None), md.Trajectory(target[None].astype(np.float32), None),
+                       0, atom_indices=np.array(subset))
+    assert np.allclose(batch, expected, atol=1e-5)
+    assert batch[1] == pytest.approx(geometry.kabsch_rmsd(frames[1], target, atom_indices=subset))
+    moved = geometry.align(frames[2], target, atom_indices=subset)
+    fit = np.sqrt(np.mean(np.sum((moved[subset] - target[subset]) ** 2, axis=1)))
+    assert fit == pytest.approx(batch[2], abs=1e-12)  # align applies the same superposition to every atom
+    assert geometry.kabsch_rmsd(moved, target) == pytest.approx(geometry.kabsch_rmsd(frames[2], target), abs=1e-12)
+    rot = geometry.kabsch_rotation(cluster, target)
+    assert np.linalg.det(rot) == pytest.approx(1.0)
+    assert np.allclose(geometry.centre(cluster) @ rot, geometry.centre(target), atol=1e-10)
+    with pytest.raises(ValueError, match="same number of atoms"):
+        geometry.kabsch_rmsd(cluster, cluster[:5])
 
 
 def test_rmsd_to_reference_does_not_modify_inputs(cluster):
@@ -119,7 +140,7 @@ def test_bad_inputs_have_clear_errors(tmp_path, cluster):
     with pytest.raises(ValueError, match="got 2 symbols for 13 atoms"):
         structures.to_ase(cluster, REDUCED_UNITS, symbols=["Ar", "Ne"])
     with pytest.raises(ValueError, match=r"shape \[N, 3\]"):
-        structures.fingerprint(np.zeros((4, 2)))
+        geometry.fingerprint(np.zeros((4, 2)))
     bad = cluster.copy()
     bad[4, 1] = np.nan
     with pytest.raises(ValueError, match="atom 4"):

@@ -11,7 +11,7 @@ PeptideBuilder = pytest.importorskip("PeptideBuilder")
 from Bio.PDB import PDBIO  # noqa: E402
 from openmm.app import PDBFile  # noqa: E402
 
-from openmm_actionmin.structures import kabsch_rmsd  # noqa: E402
+from openmm_actionmin.geometry import kabsch_rmsd  # noqa: E402
 from openmm_actionmin.torsions import TorsionSpace, backbone_dihedrals, dihedral  # noqa: E402
 
 

@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..structures import fingerprint
+from ..geometry import fingerprint
 
 
 def _rand(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
@@ -242,7 +242,7 @@ class Minimum:
     Attributes:
         energy: Energy (oracle units).
         x: Positions ``[N, 3]`` (numpy).
-        fingerprint: Sorted pair distances (see :func:`~openmm_actionmin.structures.fingerprint`).
+        fingerprint: Sorted pair distances (see :func:`~openmm_actionmin.geometry.fingerprint`).
         count: How often it was found.
     """
 
