@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Sequence, Set, Tuple, Union
 import numpy as np
 import torch
 
-from .oracles.base import OracleError
+from .errors import OracleError
 
 #: Residue names treated as water.
 WATER_NAMES = frozenset({"HOH", "WAT", "H2O", "SOL", "TIP3", "TIP4", "TIP5", "SPC", "DOD"})

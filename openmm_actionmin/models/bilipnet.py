@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Protocol, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -17,10 +17,43 @@ from torch import Tensor, nn
 from .monotone import MonotoneLayer, PLNetInverseError, _row_residual, default_inverse_tol
 from .orthogonal import CayleyOrthogonal, HouseholderOrthogonal
 
-if TYPE_CHECKING:  # the config lives with the PLNet that owns the BiLipNet
-    from .plnet import PLNetConfig
+__all__ = ["BiLipNet", "BiLipNetSettings"]
 
-__all__ = ["BiLipNet"]
+
+class BiLipNetSettings(Protocol):
+    """What a :class:`BiLipNet` reads from its config (:class:`~.plnet.PLNetConfig` provides it).
+
+    Attributes:
+        dim: Input dimension D.
+        depth: Number L of monotone layers.
+        blocks: Hidden block widths of every monotone layer.
+        mu: Lower Lipschitz bound at initialisation.
+        nu: Upper Lipschitz bound at initialisation.
+        learn_bounds: Whether the bounds are trained.
+        orthogonal_kind: ``"cayley"`` or ``"householder"``.
+        householder_reflections: Reflections per Householder layer.
+        semi_orthogonal: Parametrisation of the monotone layers' ``Q``.
+        init_scale: Typical coordinate scale of the inputs.
+        dtype: Parameter dtype.
+        device: Parameter device.
+    """
+
+    dim: int
+    depth: int
+    mu: float
+    nu: float
+    learn_bounds: bool
+    householder_reflections: int
+    semi_orthogonal: str
+    init_scale: float
+    dtype: torch.dtype
+    device: Union[str, torch.device]
+
+    @property
+    def blocks(self) -> Tuple[int, ...]: ...
+
+    @property
+    def orthogonal_kind(self) -> str: ...
 
 
 class BiLipNet(nn.Module):
@@ -31,11 +64,12 @@ class BiLipNet(nn.Module):
     through ``log nu`` and ``log(tau - 1)``, ``mu = nu / tau``.
 
     Args:
-        config: The PLNetConfig (dim, depth, hidden, bounds, orthogonal kind, dtype, seed).
+        config: The settings (a :class:`~.plnet.PLNetConfig`: dim, depth, hidden, bounds,
+            orthogonal kind, dtype; see :class:`BiLipNetSettings`).
         generator: Random generator for the initial values (None: torch's global one).
     """
 
-    def __init__(self, config: PLNetConfig, *, generator: Optional[torch.Generator] = None) -> None:
+    def __init__(self, config: BiLipNetSettings, *, generator: Optional[torch.Generator] = None) -> None:
         super().__init__()
         self.config = config
         self.dim = config.dim

@@ -44,14 +44,12 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ..errors import OracleError
+
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence]
 
 #: Energy substituted for a non-finite backend output, in oracle units.
 DEFAULT_NONFINITE_ENERGY = 1.0e30
-
-
-class OracleError(ValueError):
-    """Base class of the errors an oracle raises for bad input."""
 
 
 class InvalidConfigurationError(OracleError):

@@ -25,6 +25,10 @@ import torch
 
 from .base import REDUCED_UNITS, OracleError, TorchOracle, Units
 
+#: Separation of the Lennard-Jones pair minimum, ``2^(1/6) sigma``: the
+#: nearest-neighbour distance of compact LJ packings (reduced units).
+LJ_NN = 2.0 ** (1.0 / 6.0)
+
 
 class PairPotentialOracle(TorchOracle):
     """Lennard-Jones plus optional Coulomb energy of an N-atom cluster.

@@ -37,8 +37,7 @@ from typing import Dict, Optional, Union
 import torch
 
 from ..data import data_path
-from ..oracles.pair import PairPotentialOracle, binary_lennard_jones
-from ..search.lattices import LJ_NN
+from ..oracles.pair import LJ_NN, PairPotentialOracle, binary_lennard_jones
 from ..spaces import Box
 from ..structures import cluster_symbols
 from .base import System
