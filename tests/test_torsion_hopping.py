@@ -10,8 +10,8 @@ pytest.importorskip("openmm")
 pytest.importorskip("PeptideBuilder")
 
 from openmm_actionmin.search.openmm_baselines import openmm_minimize  # noqa: E402
+from openmm_actionmin.search.steps import MinimaDatabase  # noqa: E402
 from openmm_actionmin.search.torsion_hopping import (  # noqa: E402
-    MinimaStore,
     PivotMove,
     TorsionHoppingConfig,
     find_pivots,
@@ -98,14 +98,19 @@ def test_proposal_is_clash_free_and_keeps_bonds(cln025):
     np.testing.assert_array_equal(a, b)
 
 
-def test_minima_store_keeps_lowest_distinct():
-    store = MinimaStore(max_size=2, energy_tol=0.1)
+def test_energy_only_minima_database_keeps_lowest_distinct():
+    store = MinimaDatabase(max_size=2, energy_tol=0.1, fingerprint_tol=None)
     x = np.zeros((3, 3))
-    assert store.add(-1.0, x) and store.add(-3.0, x)
-    assert not store.add(-3.05, x)  # same minimum
-    assert store.add(-2.0, x)
-    assert not store.add(math.inf, x)
-    assert store.energies() == [-3.0, -2.0]
+    assert store.add(x, -1.0) and store.add(x + 1.0, -3.0)
+    assert not store.add(x + 2.0, -3.05)  # same minimum, found lower: kept with the lower energy
+    assert store.minima[0].count == 2 and store.minima[0].fingerprint is None
+    np.testing.assert_array_equal(store.minima[0].x, x + 2.0)
+    assert store.add(x, -2.0)
+    assert not store.add(x, math.inf)
+    assert store.energies == [-3.05, -2.0]
+    restored = MinimaDatabase(max_size=2, energy_tol=0.1, fingerprint_tol=None)
+    restored.load_state_dict({"items": [(-3.0, x), (-2.0, x)]})  # an energy-only snapshot of (energy, x) pairs
+    assert restored.energies == [-3.0, -2.0]
 
 
 def test_short_run_beats_openmm_minimize(cln025):

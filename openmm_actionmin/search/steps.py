@@ -13,8 +13,8 @@ can be assembled from different parts:
 * step-size control: :class:`AdaptiveStepSize` (per walker, target acceptance);
 * confinement: :class:`Container` (recentre, pull back evaporated atoms, flag
   structures with atoms outside the container);
-* storage: :class:`MinimaDatabase` (the lowest distinct minima by energy and
-  permutation-invariant fingerprint).
+* storage: :class:`MinimaDatabase` (the lowest distinct minima by energy and,
+  optionally, permutation-invariant fingerprint).
 
 All random numbers come from a caller-owned ``torch.Generator`` (CPU), so runs
 are reproducible from a seed.
@@ -242,36 +242,51 @@ class Minimum:
     Attributes:
         energy: Energy (oracle units).
         x: Positions ``[N, 3]`` (numpy).
-        fingerprint: Sorted pair distances (see :func:`~openmm_actionmin.geometry.fingerprint`).
+        fingerprint: Sorted pair distances (see :func:`~openmm_actionmin.geometry.fingerprint`),
+            or ``None`` when the database compares energies only.
         count: How often it was found.
     """
 
     energy: float
     x: np.ndarray
-    fingerprint: np.ndarray
+    fingerprint: Optional[np.ndarray] = None
     count: int = 1
 
 
 class MinimaDatabase:
-    """The lowest distinct minima found, by energy and fingerprint.
+    """The lowest distinct minima found, by energy and (optionally) fingerprint.
 
     Two minima are the same if their energies differ by less than
-    ``energy_tol`` and their fingerprints (sorted pair distances per type
-    pair) by less than ``fingerprint_tol`` everywhere.
+    ``energy_tol`` and, unless ``fingerprint_tol`` is ``None``, their
+    fingerprints (sorted pair distances per type pair) by less than
+    ``fingerprint_tol`` everywhere. A repeat raises the stored minimum's
+    ``count`` and, if lower in energy, replaces its energy and positions.
+
+    Clusters use the defaults (energy and fingerprint); torsion hopping on
+    peptides, whose conformers differ in shape while sharing most pair
+    distances, compares energies only
+    (``MinimaDatabase(10, energy_tol=0.05, fingerprint_tol=None)``, kJ/mol).
 
     Args:
         max_size: Number of minima kept (the lowest).
         energy_tol: Energy tolerance of identity (oracle units).
-        fingerprint_tol: Pair-distance tolerance of identity (length units).
+        fingerprint_tol: Pair-distance tolerance of identity (length units);
+            ``None``: energies alone decide, and no fingerprint is computed.
         types: Atom types ``[N]`` for the fingerprint (``None``: one type).
     """
 
-    def __init__(self, max_size: int = 50, energy_tol: float = 1e-5, fingerprint_tol: float = 1e-2, types: Optional[Sequence[int]] = None) -> None:
+    def __init__(
+        self,
+        max_size: int = 50,
+        energy_tol: float = 1e-5,
+        fingerprint_tol: Optional[float] = 1e-2,
+        types: Optional[Sequence[int]] = None,
+    ) -> None:
         if max_size < 1:
             raise ValueError(f"MinimaDatabase max_size must be >= 1, got {max_size}")
         self.max_size = int(max_size)
         self.energy_tol = float(energy_tol)
-        self.fingerprint_tol = float(fingerprint_tol)
+        self.fingerprint_tol = None if fingerprint_tol is None else float(fingerprint_tol)
         self.types = None if types is None else list(types)
         self.minima: List[Minimum] = []
 
@@ -288,11 +303,14 @@ class MinimaDatabase:
         """The lowest minimum, or ``None`` when empty."""
         return self.minima[0] if self.minima else None
 
+    def _fingerprint(self, x: np.ndarray) -> Optional[np.ndarray]:
+        return None if self.fingerprint_tol is None else fingerprint(x, self.types, decimals=None)
+
     def add(self, x, energy: float) -> bool:
         """Insert one minimum unless it duplicates a stored one or is too high.
 
         Args:
-            x: Positions ``[N, 3]``.
+            x: Positions ``[N, 3]`` (numpy array or torch tensor).
             energy: Its energy.
 
         Returns:
@@ -307,15 +325,18 @@ class MinimaDatabase:
         fp = None
         for i, m in enumerate(self.minima):
             if abs(m.energy - energy) < self.energy_tol:
-                if fp is None:
-                    fp = fingerprint(xn, self.types, decimals=None)
-                if np.max(np.abs(m.fingerprint - fp), initial=0.0) < self.fingerprint_tol:
-                    m.count += 1
-                    if energy < m.energy:
-                        self.minima[i] = Minimum(energy, xn.copy(), fp, m.count)
-                    return False
+                if self.fingerprint_tol is not None:
+                    if fp is None:
+                        fp = self._fingerprint(xn)
+                    if np.max(np.abs(m.fingerprint - fp), initial=0.0) >= self.fingerprint_tol:
+                        continue
+                m.count += 1
+                if energy < m.energy:
+                    self.minima[i] = Minimum(energy, xn.copy(), fp, m.count)
+                    self.minima.sort(key=lambda m: m.energy)
+                return False
         if fp is None:
-            fp = fingerprint(xn, self.types, decimals=None)
+            fp = self._fingerprint(xn)
         self.minima.append(Minimum(energy, xn.copy(), fp))
         self.minima.sort(key=lambda m: m.energy)
         del self.minima[self.max_size:]
@@ -326,9 +347,17 @@ class MinimaDatabase:
         return sum(int(self.add(xi, float(ei))) for xi, ei in zip(x, energy))
 
     def state_dict(self) -> dict:
-        """A picklable snapshot (for checkpoints)."""
+        """A picklable snapshot (for checkpoints): ``{"minima": [dict per minimum]}``."""
         return {"minima": [dataclasses.asdict(m) for m in self.minima]}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore from :meth:`state_dict`."""
-        self.minima = [Minimum(**m) for m in state["minima"]]
+        """Restore from :meth:`state_dict`.
+
+        Also accepts the ``{"items": [(energy, x), ...]}`` snapshot of an
+        energy-only store (torsion-hopping checkpoints).
+        """
+        if "items" in state:
+            pairs = [(float(e), np.asarray(x, dtype=np.float64)) for e, x in state["items"]]
+            self.minima = [Minimum(e, x, self._fingerprint(x)) for e, x in pairs]
+        else:
+            self.minima = [Minimum(**m) for m in state["minima"]]

@@ -19,8 +19,8 @@ The search walks between local minima of the OpenMM energy (nm, kJ/mol):
 3. **Acceptance**: Metropolis at ``temperature`` kJ/mol
    (:class:`~.steps.Metropolis`); after ``reset_after`` hops without a new
    best the walk returns to the best minimum.
-4. **Storage** (:class:`MinimaStore`): the lowest distinct minima (energy,
-   positions).
+4. **Storage** (:class:`~.steps.MinimaDatabase`, energies only): the lowest
+   distinct minima (energy, positions).
 
 Force calls are counted as in :mod:`.openmm_baselines`: one per L-BFGS
 iteration plus one per state read-out. Rotatable bonds come from the OpenMM
@@ -52,7 +52,7 @@ from .. import checkpoints
 from ..progress import budget_bar, progress_bar, show_elapsed
 from ..result import Result
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
-from .steps import Metropolis
+from .steps import Metropolis, MinimaDatabase
 
 #: Ramachandran basin centres (phi, psi) in degrees and their default weights.
 RAMACHANDRAN_BASINS: Dict[str, Tuple[float, float]] = {
@@ -404,45 +404,8 @@ class PivotMove:
 
 
 # ------------------------------------------------------------------- storage
-class MinimaStore:
-    """The lowest distinct minima seen (energy kJ/mol, positions [N, 3] nm).
-
-    Args:
-        max_size: Minima kept.
-        energy_tol: Minima closer in energy than this (kJ/mol) count as one.
-    """
-
-    def __init__(self, max_size: int = 10, energy_tol: float = 0.05) -> None:
-        self.max_size = int(max_size)
-        self.energy_tol = float(energy_tol)
-        self.items: List[Tuple[float, np.ndarray]] = []
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def add(self, energy: float, x: np.ndarray) -> bool:
-        """Insert a minimum; True when it was kept."""
-        if not math.isfinite(energy):
-            return False
-        for e, _ in self.items:
-            if abs(e - energy) < self.energy_tol:
-                return False
-        if len(self.items) >= self.max_size and energy >= self.items[-1][0]:
-            return False
-        self.items.append((float(energy), np.array(x, dtype=np.float64, copy=True)))
-        self.items.sort(key=lambda t: t[0])
-        del self.items[self.max_size:]
-        return True
-
-    def energies(self) -> List[float]:
-        """Energies of the kept minima, ascending (kJ/mol)."""
-        return [e for e, _ in self.items]
-
-    def state_dict(self) -> Dict[str, Any]:
-        return {"items": [(e, x.copy()) for e, x in self.items]}
-
-    def load_state_dict(self, state: Dict[str, Any]) -> None:
-        self.items = [(float(e), np.asarray(x, dtype=np.float64)) for e, x in state["items"]]
+#: Stored minima closer in energy than this (kJ/mol) count as one.
+MINIMA_ENERGY_TOL_KJ_MOL = 0.05
 
 
 # -------------------------------------------------------------------- config
@@ -629,7 +592,7 @@ def torsion_hopping(
     rng = np.random.default_rng(int(cfg.seed))
     tgen = torch.Generator().manual_seed(int(cfg.seed) + 1_000_003)
     quench = _Quencher(tgt.system, cfg.platform or tgt.platform_name, cfg.threads)
-    store = MinimaStore(cfg.keep_minima)
+    store = MinimaDatabase(cfg.keep_minima, energy_tol=MINIMA_ENERGY_TOL_KJ_MOL, fingerprint_tol=None)
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     identity = None
     if ckpt is not None:
@@ -667,7 +630,7 @@ def torsion_hopping(
             quench.force_calls += 1
             start_e = min(start_e, e0)
             e, x, _ = quench(s, cfg.quench_tolerance_kj_mol_nm, 0)
-            store.add(e, x)
+            store.add(x, e)
             if e < best_e or not math.isfinite(best_e):
                 best_e, best_x = e, x
         x_cur, e_cur = best_x, best_e
@@ -715,7 +678,7 @@ def torsion_hopping(
             if ok:
                 x_cur, e_cur = x_new, e_new
                 stats["accepted"] += 1
-            store.add(e_new, x_new)
+            store.add(x_new, e_new)
             if e_new < best_e - 1e-6:
                 best_e, best_x = e_new, x_new
                 stats["since_best"] = 0
@@ -741,7 +704,7 @@ def torsion_hopping(
         checkpoint()
 
         # ---------------------------------------------------------- polish
-        candidates = [x for _, x in store.items[: cfg.polish_candidates]] or [best_x]
+        candidates = [m.x for m in store.minima[: cfg.polish_candidates]] or [best_x]
         final_e, final_x, final_f = math.inf, best_x, None
         for k, cand in enumerate(candidates):
             # The lowest stored minimum is always polished (for at least min_polish_s, even past the
@@ -787,7 +750,7 @@ def torsion_hopping(
             "resets": stats["resets"],
             "temperature_kj_mol": getattr(acceptance, "temperature", temperature),
             "best_search_energy": best_e,
-            "minima_energies": store.energies(),
+            "minima_energies": store.energies,
             "clash_retries": stats["clash_retries"],
             "quench_failures": quench.failures,
             "mean_quench_iterations": float(np.mean(quench.iterations)) if quench.iterations else 0.0,
