@@ -4,7 +4,7 @@
 Example (one function's shifted runs in bench/results/synthetic/d100_120s.json; add
 --no-shift for the unshifted ones, --dims 1000 --budget-s 450 for d1000_450s.json):
     python bench/synthetic.py --functions alpine1 --dims 100 --seeds 3 --budget-s 120 \
-        --methods action,random_only,adam,basinhopping,cma --json out/d100_alpine1.json
+        --methods action,random_only,adam,scipy_basinhopping,cma --json out/d100_alpine1.json
 """
 
 import sys

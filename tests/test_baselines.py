@@ -12,7 +12,6 @@ from openmm_actionmin.search.baselines import (
     adam_multistart,
     cma_es,
     random_only,
-    reflect_into_box,
     scipy_basinhopping,
 )
 from openmm_actionmin.spaces import Box
@@ -108,35 +107,12 @@ def test_basinhopping_and_cma_find_the_convex_minimum_within_budget():
     assert es.extra["generations"] > 10
 
 
-def test_reflect_into_box_mirrors_overshoots_at_the_walls():
-    lower, upper = np.array([-1.0, 0.0, -10.0]), np.array([1.0, 4.0, 10.0])
-    x = np.array([[1.25, -0.5, 3.0],     # past the top wall by 0.25; past the bottom by 0.5; inside
-                  [-1.0, 4.0, 29.0],     # on the walls; 19 past the top of a width-20 box
-                  [5.5, 9.0, -35.0]])    # overshoots of more than one width fold back again
-    y = reflect_into_box(x, lower, upper)
-    np.testing.assert_allclose(y, [[0.75, 0.5, 3.0], [-1.0, 4.0, -9.0], [0.5, 1.0, 5.0]], atol=1e-12)
-    rng = np.random.default_rng(0)
-    many = reflect_into_box(rng.uniform(-50, 50, size=(1000, 3)), lower, upper)
-    assert (many >= lower).all() and (many <= upper).all()
-
-
-def test_basinhopping_variants_reflect_and_reheat():
+def test_config_or_fields_not_both_and_configs_are_not_interchangeable():
     system = quadratic_system()
-    bh = scipy_basinhopping(system, 2.0, seed=0, boundary="reflect", method_name="basinhopping_reflect")
-    check_common(system, bh, 2.0)
-    assert bh.method == "basinhopping_reflect"
-    assert bh.extra["config"]["boundary"] == "reflect"
-    assert distance(system, bh) < 1e-3
-    reheated = scipy_basinhopping(system, 2.0, seed=0, reheat_after=20)
-    check_common(system, reheated, 2.0)
-    assert reheated.extra["restarts"] >= 1  # the convex minimum is found at once, then nothing improves
-    assert distance(system, reheated) < 1e-3
-    with pytest.raises(ValueError, match="reheat_after must be"):
-        ScipyBasinHoppingConfig(reheat_after=0)
-    with pytest.raises(ValueError, match="boundary must be one of"):
-        ScipyBasinHoppingConfig(boundary="wrap")
+    bh = scipy_basinhopping(system, 0.5, seed=0, local_maxiter=20)
+    assert bh.method == "scipy_basinhopping" and bh.extra["config"]["local_maxiter"] == 20
     with pytest.raises(TypeError, match="either config or ScipyBasinHoppingConfig fields"):
-        scipy_basinhopping(system, 1.0, config=ScipyBasinHoppingConfig(), boundary="reflect")
+        scipy_basinhopping(system, 1.0, config=ScipyBasinHoppingConfig(), temperature=2.0)
     with pytest.raises(TypeError, match="config must be a CMAESConfig, got ScipyBasinHoppingConfig"):
         cma_es(system, 1.0, config=ScipyBasinHoppingConfig())
 
@@ -160,16 +136,16 @@ def test_synthetic_benchmark_cli_writes_rows_and_medians(tmp_path, capsys):
 
     out = tmp_path / "rows.json"
     code = main(["--functions", "alpine1", "--dims", "4", "--seeds", "2", "--budget-s", "0.3",
-                 "--methods", "adam,cma", "--json", str(out)])
+                 "--methods", "adam,cma,scipy_basinhopping", "--json", str(out)])
     assert code == 0
     payload = json.loads(out.read_text())
     rows = payload["rows"]
-    assert len(rows) == 4 and {r["method"] for r in rows} == {"adam", "cma"}
+    assert len(rows) == 6 and {r["method"] for r in rows} == {"adam", "cma", "scipy_basinhopping"}
     for key in ("function", "dim", "method", "seed", "shifted", "distance", "energy", "avg_error_per_dim", "wall_s",
                 "force_calls", "lowest_seen_distance"):
         assert key in rows[0]
     assert rows[0]["avg_error_per_dim"] == pytest.approx(rows[0]["distance"] / 2.0)
-    assert len(payload["medians"]) == 2
+    assert len(payload["medians"]) == 3
     printed = capsys.readouterr().out
     assert "Medians over seeds" in printed and "| alpine1 | 4 | True | adam | 2 |" in printed
     assert main(["--methods", "action,nope"]) == 2

@@ -77,7 +77,7 @@ def test_trainer_checkpoint_resume_on_cuda(tmp_path):
     assert (resumed.positions == full.positions).all()
 
 
-@pytest.mark.parametrize("method", ["action", "random_only", "adam", "cma", "basinhopping"])
+@pytest.mark.parametrize("method", ["action", "random_only", "adam", "cma", "scipy_basinhopping"])
 def test_every_benchmark_method_runs_with_a_cuda_oracle(method):
     system = make_system("alpine1", 30, seed=0, device="cuda")
     result = METHODS[method](system, 4.0, 0, max_rounds=3)

@@ -173,7 +173,6 @@ def test_batched_float32_and_autograd_bridge():
 def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samples_the_box():
     """minimize() and the benchmark use SYNTHETIC_ACTION; random-only keeps the paper's uniform samples."""
     import openmm_actionmin as am
-    from openmm_actionmin.benchmarks.synthetic import ACTION_VARIANTS
     from openmm_actionmin.search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 
     tiny = dict(budget_s=None, max_rounds=2, progress=False, warm_start_samples=64, warm_start_steps=5)
@@ -185,9 +184,15 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     ro = am.minimize("alpine1:5", method="random_only", **tiny)
     assert ro.extra["config"]["region"] == "box" and ro.extra["config"]["action_weight"] == 0.0
     assert all(ro.extra["config"][k] == v for k, v in BOWL_MODEL.items())
-    assert ACTION_VARIANTS["action"] == SYNTHETIC_ACTION
-    assert ACTION_VARIANTS["random_only_trust"]["action_weight"] == 0.0
-    assert ACTION_VARIANTS["action_free"]["region_penalty"] == 0.0
+
+
+def test_benchmark_runs_the_five_product_methods_by_default():
+    from openmm_actionmin.benchmarks.synthetic import METHODS, SyntheticBenchConfig, build_parser
+
+    product = ["action", "random_only", "adam", "cma", "scipy_basinhopping"]
+    assert list(METHODS) == product
+    assert list(SyntheticBenchConfig().methods) == product
+    assert build_parser().parse_args([]).methods.split(",") == product
 
 
 def test_warm_up_pays_torchs_one_time_optimizer_import_before_any_timed_run():

@@ -5,7 +5,7 @@ figure is printed as a ratio against the CPU run of the same work in the same
 process:
 
 1. **Trainer rounds**: seconds per round of the ``action`` benchmark method
-   (:data:`~.synthetic.ACTION_VARIANTS` ``["action"]``) on a shifted synthetic
+   (:data:`~..search.action_config.SYNTHETIC_ACTION`) on a shifted synthetic
    function, for each dimension, on the CPU with 1 thread (the setting of every
    CPU benchmark of this project), on the CPU with all cores, and on CUDA. The
    rounds after the warm start are timed; the warm start is reported apart.

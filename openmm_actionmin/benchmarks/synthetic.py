@@ -3,9 +3,8 @@
 Every method gets the same wall-clock budget in one process, on the same
 shifted function (per seed, the global minimum is drawn uniformly inside 80 %
 of the box, the same shift for every method); ``--no-shift`` gives the paper's
-exact setting (minimum at the origin, the centre of the box; note the trap that
-an untrained network with zero biases sits there already, see
-``docs/METHOD.md``).
+exact setting (minimum at the origin, the centre of the box, where an untrained
+network with zero biases already has its minimiser; see ``docs/method.md``).
 
 Columns follow the paper: the distance of the returned point to the global
 minimum, the distance of the lowest-energy point seen, and the average error
@@ -14,13 +13,15 @@ per dimension (distance / sqrt(D)); plus energy, wall time and force calls.
 ``--threads`` (default 1) limits torch *and* NumPy's / SciPy's OpenBLAS pool
 (:func:`~.threads.blas_threads`): CMA-ES and scipy's basin hopping run on
 OpenBLAS, and two benchmark processes with the default pool on a 2-core machine
-slowed CMA-ES 23x (``bench/results/synthetic_all_methods.md``).
+slowed CMA-ES 23x.
 
 Command line (``python -m openmm_actionmin.benchmarks.synthetic`` or
 ``bench/synthetic.py``)::
 
     --functions alpine1,schaffer_f7 --dims 100 --seeds 3 --budget-s 120 \\
-        --methods action,random_only,adam --json bench/results/synthetic_d100.json
+        --methods action,random_only,adam,cma,scipy_basinhopping --json synthetic_d100.json
+
+Research variants of these methods live outside the package, in ``bench/experiments/``.
 """
 
 from __future__ import annotations
@@ -50,76 +51,42 @@ from ..systems.base import System
 from .threads import blas_threads
 from .warmup import warm_up
 
-#: Variants of the action trainer: name -> :class:`ActionConfig` overrides.
-#:
-#: * ``action``: the round-bowl PLNet with a trust region
-#:   (:data:`~..search.action.SYNTHETIC_ACTION`); the ``random_only`` baseline trains the
-#:   same bowl (:data:`~..search.action.BOWL_MODEL`) on uniform samples of the whole box
-#:   (the paper's ablation);
-#: * ``action_free``: ``action`` without the region penalty (sessions 9-10's ``action``);
-#: * ``action_bowl``: the bowl without trust region; ``random_only_trust``: regression on
-#:   samples of the trust region, no paths (what the paths add to the zoom);
-#: * ``action_flexible`` (the ActionConfig defaults, session 3's ``action``) and, on that
-#:   model, ``action_plain`` / ``action_fresh`` / ``action_gm`` / ``action_both`` (the
-#:   paper's fixes on and off), ``action_trust`` (trust region, 20 Adam steps at lr 3e-3
-#:   per round) and ``action_cdata`` (offset ``c`` started at the lowest normalised
-#:   warm-start energy, ``bench/results/synthetic_d100_offset.md``);
-#: * ``action_bowl_cdata``: the bowl with that offset start.
-ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
-    "action": dict(SYNTHETIC_ACTION),
-    "action_free": {**SYNTHETIC_ACTION, "region_penalty": 0.0},  # minimiser free to leave the trust region
-    "action_bowl": dict(BOWL_MODEL),  # the round bowl with box-wide sampling
-    "random_only_trust": {**SYNTHETIC_ACTION, "action_weight": 0.0, "grad_match_weight": 0.0},  # ablation: zoomed regression, no paths
-    "action_flexible": {},  # the ActionConfig default model (the former "action" of this benchmark)
-    "action_plain": {"action_weight": 1.0, "grad_match_weight": 0.0, "fresh_weight": 0.0},  # the paper's Algorithm 1
-    "action_fresh": {"action_weight": 1.0, "grad_match_weight": 0.0, "fresh_weight": 1.0},  # + fix 2 (fresh samples)
-    "action_gm": {"action_weight": 1.0, "grad_match_weight": 0.1, "fresh_weight": 0.0},  # + fix 1 (gradient matching)
-    "action_both": {"action_weight": 1.0, "grad_match_weight": 0.1, "fresh_weight": 1.0},  # both fixes
-    "action_trust": {"region": "trust", "steps_per_round": 20, "lr": 3e-3},
-    "action_cdata": {"offset_init": "data"},
-    "action_bowl_cdata": {**BOWL_MODEL, "offset_init": "data"},
-}
+def _action(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
+    """The action trainer with the function settings (:data:`~..search.action_config.SYNTHETIC_ACTION`)."""
+    from ..search.action import ActionConfig, ActionTrainer
+
+    config = ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds, method_name="action", **SYNTHETIC_ACTION)
+    return ActionTrainer(system, config).run()
 
 
-#: Variants of the basin-hopping baseline: name -> :class:`~..search.baselines.ScipyBasinHoppingConfig`
-#: overrides (``bench/results/synthetic_d1000_bh_variants_session13.md``).
-BASIN_HOPPING_VARIANTS: Dict[str, Dict[str, Any]] = {
-    "basinhopping_reflect": {"boundary": "reflect"},  # steps mirrored at the walls, not clipped
-    "basinhopping_reheat": {"reheat_after": 300},  # back to the best point with the first step size after 300 idle quenches
-}
+def _random_only(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
+    """The paper's ablation on the same round-bowl model (:data:`~..search.action_config.BOWL_MODEL`)."""
+    from ..search import baselines
 
-
-def _action(name: str) -> Callable[..., Result]:
-    def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
-        from ..search.action import ActionConfig, ActionTrainer
-
-        kwargs: Dict[str, Any] = {"method_name": name, **ACTION_VARIANTS[name]}
-        return ActionTrainer(system, ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds, **kwargs)).run()
-
-    return run
+    return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds, **BOWL_MODEL)
 
 
 def _baseline(name: str) -> Callable[..., Result]:
     def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
         from ..search import baselines
 
-        if name == "random_only":
-            return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds, **BOWL_MODEL)
-        if name in BASIN_HOPPING_VARIANTS:
-            return baselines.scipy_basinhopping(system, budget_s, seed, method_name=name, **BASIN_HOPPING_VARIANTS[name])
         return baselines.BASELINES[name](system, budget_s, seed)
 
     return run
 
 
+#: The benchmark's methods: name -> runner(system, budget_s, seed, max_rounds=None). ``max_rounds``
+#: limits the PLNet trainers (``action``, ``random_only``) only.
 METHODS: Dict[str, Callable[..., Result]] = {
-    **{name: _action(name) for name in ACTION_VARIANTS},
-    "random_only": _baseline("random_only"),
+    "action": _action,
+    "random_only": _random_only,
     "adam": _baseline("adam"),
     "cma": _baseline("cma"),
-    "basinhopping": _baseline("basinhopping"),
-    **{name: _baseline(name) for name in BASIN_HOPPING_VARIANTS},
+    "scipy_basinhopping": _baseline("scipy_basinhopping"),
 }
+
+#: The methods that train a PLNet (they get a per-round plot with ``plot_dir``).
+PLNET_METHODS = ("action", "random_only")
 
 
 @dataclasses.dataclass
@@ -150,7 +117,7 @@ class SyntheticBenchConfig:
     dims: Sequence[int] = (100,)
     seeds: Sequence[int] = (0, 1, 2)
     budget_s: float = 120.0
-    methods: Sequence[str] = ("action", "random_only", "adam")
+    methods: Sequence[str] = tuple(METHODS)
     shifted: bool = True
     shift_fraction: float = 0.8
     box: str = "paper"
@@ -289,7 +256,7 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                     if config.history_dir:
                         name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.json"
                         result.save(Path(config.history_dir) / name)
-                    if config.plot_dir and (method in ACTION_VARIANTS or method == "random_only"):
+                    if config.plot_dir and method in PLNET_METHODS:
                         name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.png"
                         plot_rounds(result.history, Path(config.plot_dir) / name,
                                     title=f"{method} on {row['function']} D={dim} seed {seed}")
@@ -392,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1)")
     p.add_argument("--seed-offset", type=int, default=0, help="first seed")
     p.add_argument("--budget-s", type=float, default=120.0, help="wall-clock budget per run, seconds")
-    p.add_argument("--methods", default="action,random_only,adam", help=f"comma-separated, of: {', '.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of: {', '.join(METHODS)} (default: all)")
     p.add_argument("--no-shift", action="store_true", help="the paper's exact setting: minimum at the box centre")
     p.add_argument("--box", choices=("paper", "default"), default="paper",
                    help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")

@@ -255,10 +255,6 @@ def random_only(system: System, budget_s: float, seed: int = 0, **kwargs: Any) -
 
 
 # ---------------------------------------------------------- basin hopping
-#: How :class:`_BoxStep` keeps a step inside the box.
-BOX_BOUNDARIES = ("clip", "reflect")
-
-
 @dataclasses.dataclass
 class ScipyBasinHoppingConfig:
     """Settings of :func:`scipy_basinhopping`.
@@ -268,69 +264,25 @@ class ScipyBasinHoppingConfig:
         step_fraction: Initial random-displacement size as a fraction of the
             mean box half-width (scipy adapts it towards a 50 % acceptance).
         local_maxiter: L-BFGS-B iterations per quench.
-        boundary: What a step that leaves the box does: ``"clip"`` puts the
-            coordinate on the wall (a coordinate on the wall stays there for
-            every step that points outwards, half of them), ``"reflect"``
-            mirrors it back inside (every step moves it off the wall; the
-            bounded quench can still put it back).
-        reheat_after: If set, a run whose best energy has not improved for
-            this many quenches (scipy's ``niter_success``) starts again from
-            its best point with the initial step size. scipy shrinks the
-            step by 0.9 every 50 quenches while fewer than half are
-            accepted, and at D = 1000 a run stops improving once the step
-            has shrunk (``bench/results/synthetic_d1000_bh_variants_session13.md``).
-            ``None``: one run from one uniform start (a new uniform start
-            only if scipy stops by itself).
-        method_name: The ``method`` of the result.
     """
 
     temperature: float = 1.0
     step_fraction: float = 0.1
     local_maxiter: int = 200
-    boundary: str = "clip"
-    reheat_after: Optional[int] = None
-    method_name: str = "basinhopping"
-
-    def __post_init__(self) -> None:
-        if self.boundary not in BOX_BOUNDARIES:
-            raise ValueError(f"boundary must be one of {BOX_BOUNDARIES}, got {self.boundary!r}")
-        if self.reheat_after is not None and self.reheat_after < 1:
-            raise ValueError(f"reheat_after must be a positive number of quenches or None, got {self.reheat_after}")
-
-
-def reflect_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Mirror every coordinate back into ``[lower, upper]`` at the walls.
-
-    Folds any overshoot, however large: the coordinate travels the excess
-    back from the wall it crossed (and from the other wall, if it overshoots
-    the whole width again).
-
-    Args:
-        x: Points ``[..., d]``.
-        lower: Lower bounds ``[d]``.
-        upper: Upper bounds ``[d]`` (each above its lower bound).
-
-    Returns:
-        Points ``[..., d]`` inside the box.
-    """
-    width = upper - lower
-    y = np.mod(x - lower, 2.0 * width)
-    return lower + np.where(y > width, 2.0 * width - y, y)
 
 
 class _BoxStep:
-    """Uniform random displacement kept in the box by clipping or reflection (scipy adapts ``stepsize``)."""
+    """Uniform random displacement clipped to the box (scipy adapts ``stepsize``).
 
-    def __init__(self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
-                 boundary: str = "clip") -> None:
+    A coordinate that a step takes past a wall is put on the wall.
+    """
+
+    def __init__(self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator) -> None:
         self.stepsize = stepsize
         self.lower, self.upper, self.rng = lower, upper, rng
-        self.boundary = boundary
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = x + self.rng.uniform(-self.stepsize, self.stepsize, size=x.shape)
-        if self.boundary == "reflect":
-            return reflect_into_box(x, self.lower, self.upper)
         return np.clip(x, self.lower, self.upper)
 
 
@@ -352,8 +304,7 @@ def scipy_basinhopping(
             ``config``).
 
     Returns:
-        A :class:`Result` (method ``config.method_name``, by default
-        ``"basinhopping"``).
+        A :class:`Result` (method ``"scipy_basinhopping"``).
     """
     from scipy.optimize import basinhopping
 
@@ -368,7 +319,7 @@ def scipy_basinhopping(
     first_step = cfg.step_fraction * float(np.mean(0.5 * (upper - lower)))
     # scipy adapts the step by rescaling take_step.stepsize; its own ``stepsize`` argument is
     # unused when take_step is given, so every (re)start resets the attribute instead.
-    step = _BoxStep(first_step, lower, upper, rng, cfg.boundary)
+    step = _BoxStep(first_step, lower, upper, rng)
     quenches = [0]
 
     def fun(x: np.ndarray):
@@ -386,16 +337,12 @@ def scipy_basinhopping(
     restarts = 0
     try:
         while not tracker.out_of_time():
-            if cfg.reheat_after is not None and tracker.best_z is not None:
-                x0 = tracker.best_z.reshape(-1).cpu().numpy().astype(np.float64)
-            else:
-                x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
+            x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
             step.stepsize = first_step
             basinhopping(
                 fun,
                 x0,
                 niter=10**9,
-                niter_success=cfg.reheat_after,
                 T=cfg.temperature,
                 minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
                                   "options": {"maxiter": cfg.local_maxiter}},
@@ -409,7 +356,7 @@ def scipy_basinhopping(
     if tracker.best_z is None:
         _energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, quenches=quenches[0], stepsize=step.stepsize)
-    return tracker.result(cfg.method_name, seed, tracker.best_z, tracker.best_energy,
+    return tracker.result("scipy_basinhopping", seed, tracker.best_z, tracker.best_energy,
                           {"quenches": quenches[0], "restarts": restarts, "final_stepsize": step.stepsize,
                            "config": dataclasses.asdict(cfg)})
 
@@ -486,6 +433,6 @@ def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAE
 BASELINES = {
     "adam": adam_multistart,
     "random_only": random_only,
-    "basinhopping": scipy_basinhopping,
+    "scipy_basinhopping": scipy_basinhopping,
     "cma": cma_es,
 }

@@ -3,7 +3,7 @@
 Prints milliseconds per call for Cayley and Householder orthogonal layers at D = 100 and 1000,
 and the cost of ``minimizer()``. Timings depend on machine load; compare ratios, not absolutes.
 
-Usage: python bench/plnet_cost.py [--dims 100 1000] [--batch 256] [--hidden 256] [--repeats 5]
+Usage: python bench/experiments/plnet_cost.py [--dims 100 1000] [--batch 256] [--hidden 256] [--repeats 5]
 """
 
 import argparse

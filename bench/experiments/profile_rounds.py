@@ -1,6 +1,6 @@
 """Where the action trainer's time goes: torch.profiler over a few rounds, CPU or CUDA.
 
-Usage: python bench/profile_rounds.py [--function alpine1] [--dim 1000] [--rounds 8] [--device cuda]
+Usage: python bench/experiments/profile_rounds.py [--function alpine1] [--dim 1000] [--rounds 8] [--device cuda]
 
 Prints the ops with the most self CPU time (on CUDA that is mostly launch and
 synchronisation cost) and, on CUDA, the ops with the most device time, and the
@@ -15,11 +15,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 try:
-    from openmm_actionmin.benchmarks.synthetic import ACTION_VARIANTS, make_system
+    from openmm_actionmin.benchmarks.synthetic import make_system
 except ModuleNotFoundError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from openmm_actionmin.benchmarks.synthetic import ACTION_VARIANTS, make_system
-from openmm_actionmin.search.action import ActionConfig, ActionTrainer
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from openmm_actionmin.benchmarks.synthetic import make_system
+from openmm_actionmin.search.action_config import SYNTHETIC_ACTION, ActionConfig
+from openmm_actionmin.search.action import ActionTrainer
 
 
 def main(argv=None) -> int:
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = p.parse_args(argv)
     system = make_system(args.function, args.dim, 0, device=args.device)
-    config = ActionConfig(seed=0, budget_s=3600.0, max_rounds=args.rounds, method_name="action", **ACTION_VARIANTS["action"])
+    config = ActionConfig(seed=0, budget_s=3600.0, max_rounds=args.rounds, method_name="action", **SYNTHETIC_ACTION)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
     with profile(activities=activities) as prof:
         result = ActionTrainer(system, config).run()

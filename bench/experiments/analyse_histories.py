@@ -7,15 +7,14 @@ function, dimension and seed) and prints, per run:
 
 * the distance of the kept point and the median error per coordinate;
 * the share of its squared distance in the largest 5 % of coordinates and in the first 32
-  (the narrow monotone layer's Cayley map favoured those; see
-  ``bench/results/synthetic_d1000_session8.md``);
+  (the narrow monotone layer's Cayley map favoured those; see ``docs/decisions.md``);
 * the best round against the number of rounds, and the late excursions: rounds in the second
   half whose candidate lay more than 2 x best + 100 from the minimum;
 * the closest candidate of any round (selection is by smoothed energy, not distance).
 
 Example::
 
-    python bench/analyse_histories.py bench/results/d1000_session9
+    python bench/experiments/analyse_histories.py HISTORY_DIR
 """
 
 import argparse

@@ -15,7 +15,7 @@ some coordinates (a polish cannot)?
 
 Example::
 
-    python bench/polish_candidates.py bench/results/d1000_session9 --methods action,random_only
+    python bench/experiments/polish_candidates.py HISTORY_DIR --methods action,random_only
 """
 
 import argparse

@@ -1,21 +1,20 @@
 #!/usr/bin/env python
 """Offline: would shorter steps towards the model's minimiser have come closer to the minimum?
 
-Reads the candidates a probe recorded (``bench/probe_growth_head.py --record-candidates C.pt
+Reads the candidates a probe recorded (``bench/experiments/probe_growth_head.py --record-candidates C.pt
 --save H.json``) and, for every round where the trust region was at its floor, compares the
 distance to the known minimum of the best point so far, e, with that of the best point moved
-by a fraction a of the way to the round's candidate, e + a * step. Session 8 used it to test
-shorter steps at the region's floor; the online probe is in
-``bench/results/synthetic_d1000_session8.md`` (helped Alpine 1, hurt Schaffer F7; not adopted).
+by a fraction a of the way to the round's candidate, e + a * step: a test of shorter steps at
+the region's floor (online, they helped Alpine 1 and hurt Schaffer F7 at D = 1000; not adopted).
 It also prints where the best point's error sits: the share of its squared distance in the
 largest 5 % of coordinates and in the first 32 (how the uneven initialisation of the narrow
-monotone layer, fixed in session 8, showed up).
+monotone layer shows up).
 
 Example::
 
-    python bench/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \\
+    python bench/experiments/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \\
         --save h.json --record-candidates c.pt
-    python bench/analyse_steps.py c.pt h.json
+    python bench/experiments/analyse_steps.py c.pt h.json
 """
 
 import argparse
@@ -23,7 +22,7 @@ import json
 import statistics
 
 import torch
-from analyse_histories import error_shares  # bench/ is on the path when this runs as a script
+from analyse_histories import error_shares  # bench/experiments/ is on the path when this runs as a script
 
 FRACTIONS = (1.0, 0.5, 0.25)
 

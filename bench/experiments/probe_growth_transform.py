@@ -16,8 +16,8 @@ with quadratic growth is legitimate. Two measurements:
 
 Examples (one thread)::
 
-    python bench/probe_growth_transform.py --quadfit
-    python bench/probe_growth_transform.py --function alpine1 --seed 0 --power 2 --offset-init data
+    python bench/experiments/probe_growth_transform.py --quadfit
+    python bench/experiments/probe_growth_transform.py --function alpine1 --seed 0 --power 2 --offset-init data
 """
 
 import argparse
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402

@@ -14,7 +14,7 @@ improving long before its budget ends).
 
 Example::
 
-    python bench/classify_coordinates.py bench/results/bh_reflect_session13/hist_alpine1_d1000_shifted
+    python bench/experiments/classify_coordinates.py HISTORY_DIR
 """
 
 import argparse

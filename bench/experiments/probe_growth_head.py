@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Probe: one action (or random-only) run with ActionConfig overrides, printing the per-round history.
 
-This is how the round-bowl model (``openmm_actionmin.search.action.BOWL_MODEL``) was found.
+The probe behind the round-bowl model (``openmm_actionmin.search.action_config.BOWL_MODEL``).
 Why a learned growth head: f = 1/2 ||g||^2 + c grows quadratically away from its minimiser,
 while the envelope of Alpine 1 grows linearly and that of Schaffer F7 like |x|^(1/2). Least
 squares then puts the bowl's bottom between the true minimum and the middle of the sampled
@@ -13,13 +13,13 @@ them, and at lr 1e-3 the minimiser moves ~1e-3 box half-widths per step.
 
 Examples (shifted functions, seed 0, one thread)::
 
-    python bench/probe_growth_head.py --function alpine1 --bowl                   # BOWL_MODEL
-    python bench/probe_growth_head.py --function alpine1 --bowl --set action_weight=0   # random-only
-    python bench/probe_growth_head.py --function alpine1 --set model_growth=learned --set placement_lr=0.05
-    python bench/probe_growth_head.py --function schaffer_f7 --bowl --decay       # placement lr decays to 2 %
-    python bench/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05   # session 3's offset probe
-    python bench/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \
-        --set fresh_batch=1024 --save run.json --record-candidates cands.pt   # session 6's probes
+    python bench/experiments/probe_growth_head.py --function alpine1 --bowl                   # BOWL_MODEL
+    python bench/experiments/probe_growth_head.py --function alpine1 --bowl --set action_weight=0   # random-only
+    python bench/experiments/probe_growth_head.py --function alpine1 --set model_growth=learned --set placement_lr=0.05
+    python bench/experiments/probe_growth_head.py --function schaffer_f7 --bowl --decay       # placement lr decays to 2 %
+    python bench/experiments/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05   # offset learning rate
+    python bench/experiments/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \
+        --set fresh_batch=1024 --save run.json --record-candidates cands.pt   # record candidates
 """
 
 import argparse
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from openmm_actionmin.benchmarks.synthetic import make_system  # noqa: E402
 from openmm_actionmin.search.action import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig, ActionTrainer  # noqa: E402
@@ -51,7 +51,7 @@ class RatePastFloorTrainer(ActionTrainer):
 
     The rate follows ``placement_lr * r ** translation_region_power`` where ``r`` shrinks with the
     region but has a floor of 1e-4 instead of ``region_min``; sampling keeps the region's floor
-    (session 10's probe, ``bench/results/polish_session10.md``).
+    (not adopted).
     """
 
     RATE_FLOOR = 1e-4

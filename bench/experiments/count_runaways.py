@@ -2,14 +2,14 @@
 """Offline: how often each saved run's candidate ran away once the trust region had shrunk.
 
 For each history file (``--history-dir`` output of ``actionmin bench synthetic``, or a
-``bench/probe_growth_head.py --save`` file; plain or gzipped) counts, over the rounds after
+``bench/experiments/probe_growth_head.py --save`` file; plain or gzipped) counts, over the rounds after
 the trust region's radius first fell below 0.5: the rounds whose candidate lay outside the box,
 the rounds whose candidate lay more than 2 x best + 100 from the minimum, and the farthest
 candidate. Prints one markdown row per file.
 
 Example::
 
-    python bench/count_runaways.py bench/results/region_penalty_session11/*.json.gz
+    python bench/experiments/count_runaways.py HISTORY_DIR/*.json.gz
 """
 
 import argparse
