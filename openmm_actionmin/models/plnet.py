@@ -1,7 +1,7 @@
 """BiLipNet and PLNet: an invertible bi-Lipschitz network and the PL surrogate built on it.
 
 Written from the equations of Wang, Dvijotham and Manchester, "Monotone, Bi-Lipschitz, and
-Polyak-Lojasiewicz Networks" (ICML 2024); see ``shared/docs/METHOD.md``.
+Polyak-Lojasiewicz Networks" (ICML 2024); see ``docs/method.md``.
 
 The model::
 

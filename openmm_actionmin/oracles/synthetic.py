@@ -13,7 +13,8 @@ headers "F05 Drop-Wave" ... "F30 Modified Xin-She Yang's 5", seen in a public
 mirror of that code). Two deliberate differences from that collection:
 
 * **Alpine 1** and **Schaffer F7** use exactly the forms of the action paper
-  (``METHOD.md``). Alpine 1 is identical in both. Schaffer F7 differs: the
+  ("Discovering global minimum of high dimensional energy landscapes"; see
+  ``docs/method.md``). Alpine 1 is identical in both. Schaffer F7 differs: the
   collection computes ``((1/(D-1)) sum_i (sqrt(r_i) + sqrt(r_i) sin^2(50 r_i^0.2)))^2``
   with ``r_i = sqrt(x_i^2 + x_{i+1}^2)``; the action paper (and this module)
   uses ``(1/D) sum_{i=1}^{D-1} s_i^0.25 (1 + sin^2(50 s_i^0.1))`` with
@@ -392,7 +393,7 @@ SYNTHETIC_FUNCTIONS: Dict[str, FunctionSpec] = {
             schaffer_f7,
             0.0,
             100.0,
-            "the action paper's form (METHOD.md), which differs from F18 of "
+            "the action paper's form, which differs from F18 of "
             f"{_PLEVRIS} (no outer square, 1/D instead of 1/(D-1)); same minimum and range",
             min_dim=2,
             paper_h=100.0,

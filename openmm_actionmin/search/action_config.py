@@ -1,9 +1,10 @@
 """Settings of the action trainer: :class:`ActionConfig` and the named presets.
 
 ``BOWL_MODEL`` (the round-bowl PLNet for synthetic functions) and ``SYNTHETIC_ACTION`` (the
-bowl with a trust region, the benchmark's ``action``) are override dictionaries for
-``ActionConfig(**preset, ...)``; each comment says which measurement chose it. The trainer that
-reads these settings is :class:`~.action.ActionTrainer`.
+bowl with a trust region: the action method on functions) are override dictionaries for
+``ActionConfig(**preset, ...)``. The trainer that reads these settings is
+:class:`~.action.ActionTrainer`. The measurements behind the defaults and presets are in
+``docs/decisions.md`` ("Action trainer defaults").
 """
 
 from __future__ import annotations
@@ -17,27 +18,12 @@ from .descent import DescentConfig
 __all__ = ["ActionConfig", "BOWL_MODEL", "SYNTHETIC_ACTION"]
 
 
-#: The "round bowl" PLNet used for the synthetic benchmark functions: one monotone
-#: layer of 32 units with fixed bounds 0.9 <= Lip <= 1.1 (g stays near an isometry,
-#: so f is nearly a round bowl), the learned-growth head, and the placement
-#: parameters (offset, head, first bias) at lr 0.02. Chosen by measurement on shifted
-#: Alpine 1 and Schaffer F7 at D = 100 (``bench/results/synthetic_d100_trust_bowl.md``,
-#: ``synthetic_d100_bowl_box_partial_*.json``): the flexible default model (2 x 256
-#: units, learned bounds, quadratic head) fits the samples as well but leaves its
-#: minimiser where the fit does not pin it (380-410 from the minimum); the bowl lands at ~90. Apply with
-#: ``ActionConfig(**BOWL_MODEL, ...)``; clusters and peptides keep the defaults.
-#: The layer's semi-orthogonal Q [32, D] is the sign-fixed QR factor (``"qr"``), not the
-#: Cayley map: at D = 1000 the Cayley layer, even isotropically initialised, drifted during
-#: training to weigh coordinates 0-31 (19-47 % of the remaining squared error sat there);
-#: with QR that share is 1-8 % and the D = 1000 medians went from 54.1 / 100.6 to 46.0 / 81.4
-#: (``bench/results/synthetic_d1000_session9.md``; at D = 100, where the Cayley layer was not
-#: biased, the change was mixed: 9.1 / 11.1 to 8.4 / 14.6).
-#: Two settings came from D = 1000 (``bench/results/synthetic_d1000_1200s.md``): the head's
-#: exponent has a floor of 0.5 (without one it fell to ~1e-3 once the trust region was small,
-#: and the candidate diverged), and candidates are compared by their energy smoothed over 32
-#: perturbations of 0.02 half-widths (the raw energy of these rugged functions often ranks a
-#: farther point lower). The selection rule is shared by every bowl method, ``random_only``
-#: included, so that the baseline picks its candidates the same way.
+#: The "round bowl" PLNet for synthetic functions: one monotone layer of 32 units with fixed
+#: Lipschitz bounds 0.9-1.1 (``g`` near an isometry, so ``f`` is nearly a round bowl), a
+#: semi-orthogonal factor from QR, the learned-growth head with an exponent floor of 0.5, a fast
+#: rate (0.02) for the parameters that place the bowl, and candidates compared by their energy
+#: smoothed over perturbations of 0.02 half-widths. Clusters and peptides keep the
+#: :class:`ActionConfig` defaults. See ``docs/decisions.md``.
 BOWL_MODEL: Dict[str, Any] = {
     "model_depth": 1,
     "model_hidden": 32,
@@ -52,24 +38,10 @@ BOWL_MODEL: Dict[str, Any] = {
 }
 
 
-#: The action trainer's settings for synthetic functions (the synthetic benchmark's
-#: ``action`` and ``minimize()`` on functions): the round-bowl model, with each round's
-#: starts and fresh samples drawn from a trust region around the best candidate
-#: (``region="trust"``). On shifted Alpine 1 and Schaffer F7 at D = 100 (seed 0, 120 s)
-#: the trust region took the bowl from 90.0 / 95.5 to 19.7 / 11.5; with the flexible
-#: model it had not helped (``bench/results/synthetic_d100_trust.md``). The rate that
-#: translates the minimiser shrinks with the region (``translation_region_power = 0.5``):
-#: at D = 1000 (seed 0, 450 s) it took Alpine 1 / Schaffer F7 from 67.5 / 151.3 to
-#: 46.3 / 136.0 and the fixed-rate jitter of the candidate had caused most of the one-round
-#: excursions (``bench/results/synthetic_d1000_seeds.md``). The box penalty also holds the
-#: minimiser in the trust region (``region_penalty = 1``, session 11): at D = 1000 (450 s,
-#: seeds 0-2) it took the unshifted medians from 44.1 / 111.5 to 66.5 / 78.2 and the shifted
-#: ones from 46.0 / 81.4 to 70.5 / 34.2 (Alpine 1 / Schaffer F7; 68.6 / 34.2 in session 12's
-#: run beside the baselines): worse on Alpine 1, but the only setting tried whose every
-#: D = 1000 median is below 100; ``k = 3`` let Schaffer F7 run away again
-#: (``bench/results/region_penalty_session11.md``,
-#: ``bench/results/synthetic_d1000_noshift_session11.md``,
-#: ``bench/results/synthetic_d1000_shifted_session12.md``).
+#: The action method on synthetic functions (``minimize()`` on a function and the synthetic
+#: benchmark's ``action``): :data:`BOWL_MODEL` with starts and fresh samples drawn from a trust
+#: region around the best candidate, a translation rate that shrinks with the region, and the
+#: minimiser held in the region by the box penalty. See ``docs/decisions.md``.
 SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5,
                                     "region_penalty": 1.0}
 
@@ -78,14 +50,9 @@ SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translatio
 class ActionConfig:
     """Settings of :class:`ActionTrainer`.
 
-    Defaults were chosen by measurement on shifted Alpine 1 and Schaffer F7 at
-    D = 100 (box half-width 100, 90 s budgets, 3 seeds; see
-    ``bench/results/action_fixes_d100.md``): fresh-sample regression (fix 2)
-    on, gradient matching (fix 1) off (no measurable gain there, the relative
-    gradient mismatch of these oscillating functions stays at ~1, and its
-    double backward costs rounds), 5 optimiser steps per round, a warm-start
-    pool of 16384 samples (4096 over-fitted: pool loss 0.27 vs 0.6 on fresh
-    samples).
+    The defaults are the general-purpose model used for clusters and peptides; synthetic
+    functions use :data:`SYNTHETIC_ACTION`. Why each default is what it is:
+    ``docs/decisions.md``.
 
     Attributes:
         seed: Seed of the model initialisation and every random draw.
@@ -108,91 +75,48 @@ class ActionConfig:
         lr: Adam learning rate.
         offset_lr: Adam learning rate of the PLNet offset ``c`` (the model's
             minimum value) in its own parameter group; ``None`` uses ``lr``.
-            Measured on shifted Alpine 1 (D = 100, 120 s, seed 0 only): 0.05
-            gave 277.9 from the zero start (408.5 with ``lr``), but with
-            ``offset_init="data"`` a faster ``c`` was worse (0.01: 248.8,
-            0.003: 257.1, against 233.9; Schaffer F7 0.003: 206.2 against
-            161.4) and the candidate swings far between rounds
-            (``bench/results/synthetic_d100_offset.md``). Off by default.
-        offset_init: Initial value of ``c``: ``"zero"`` (default, the PLNet
-            default 0) or ``"data"`` (the lowest normalised warm-start energy).
-            Energies are normalised to mean 0 over the warm-start samples, so
-            ``c = 0`` puts the model's minimum value at the *average* energy:
-            since ``f >= c`` everywhere, every sample below the average pulls
-            the minimiser towards itself, and Adam moves ``c`` by only about
-            ``lr`` per step. With the default (flexible) model on shifted
-            Alpine 1 and Schaffer F7 (D = 100, 120 s, 3 seeds), ``"data"``
-            brought the median distance from 362.2 to 262.9 and from 330.7 to
-            197.4, closer in every seed
-            (``bench/results/synthetic_d100_offset.md``). Not the default:
-            clusters and peptides, the remaining users of the default model,
-            were not measured with it.
+        offset_init: Initial value of ``c``: ``"zero"`` (the PLNet default) or
+            ``"data"`` (the lowest normalised warm-start energy).
         grad_clip: Gradient-norm clip (the paper could not train without it).
         action_weight: Weight of the path energy MSE (the action term).
         grad_match_weight: Weight of the relative gradient mismatch along paths.
         fresh_weight: Weight of the MSE on fresh uniform samples.
         fresh_batch: Fresh uniform samples per round.
         box_penalty_weight: Weight of the penalty on a minimiser outside the box.
-        region_penalty: ``0`` (default): off. ``k > 0`` (needs
-            ``region="trust"``): apply the box penalty to a minimiser outside
-            the trust region widened ``k`` times (the cube of half-width
-            ``k * radius * half_width`` around the region's centre, inside the
-            box): the penalty point is the minimiser clipped to that cube, so
-            the model cannot fling its minimiser far from the region its data
-            covers. ``True`` reads as ``1``. Added because at D = 1000 the
-            candidate ran away to 2000 from the minimum (out of the box) as the
-            region began to shrink
-            (``bench/results/synthetic_d1000_noshift_session10.md``);
-            :data:`SYNTHETIC_ACTION` sets ``1`` (its comment gives the numbers).
+        region_penalty: ``k > 0`` (needs ``region="trust"``): the box penalty
+            also applies to a minimiser outside the trust region widened ``k``
+            times (the penalty point is the minimiser clipped to that cube);
+            ``0``: off. ``True`` reads as ``1``.
         transform: Finite-energy transform applied to raw energies; ``None``
             uses the oracle's own transform if it has one, else an automatic
             one (``auto_transform``), else none.
         auto_transform: Build a transform from the warm-start energies:
             threshold = median + 5 * IQR, scale = max(IQR, 1e-12).
-        region: Where starts and fresh samples are drawn. ``"box"`` (the
-            paper): uniformly in the whole search box every round.
-            ``"trust"``: uniformly in a trust region, the box intersected
-            with a cube of half-width ``radius * half_width`` centred on the
-            best candidate so far; the radius starts at 1 and is multiplied
-            by ``region_shrink`` after ``region_patience`` rounds in a row
-            without a better candidate (never below ``region_min``). The warm
-            start always covers the whole box. Box-wide regression pulls the
-            model's minimiser towards the box centre (a least-squares fit of
-            an off-centre funnel is biased inwards); the trust region was
-            meant to remove that bias step by step. With the flexible
-            default model it does not help (D = 100: 411.6 / 380.3 against
-            381.9 / 356.8 with box sampling; its minimiser does not follow a
-            small region, ``bench/results/synthetic_d100_trust.md``); with the
-            round bowl it does (19.7 / 10.0 against ~90-100,
-            ``bench/results/synthetic_d100_trust_bowl.md``), so
-            :data:`SYNTHETIC_ACTION` turns it on. Off by default.
+        region: Where starts and fresh samples are drawn: ``"box"`` (the
+            paper: uniformly in the whole box) or ``"trust"`` (uniformly in the
+            box intersected with a cube of half-width ``radius * half_width``
+            around the best candidate; the radius starts at 1 and shrinks by
+            ``region_shrink`` after ``region_patience`` rounds without a better
+            candidate, never below ``region_min``). The warm start always
+            covers the whole box.
         region_shrink: Factor in (0, 1) applied to the trust-region radius.
         region_patience: Rounds without improvement before the region shrinks;
-            ``None`` (default): ``max(5, d // 20)`` for ``d`` search variables.
-            At D = 1000 (shifted Alpine 1 / Schaffer F7, seed 0, 300 s) a patience
-            of 5 shrank the region around a candidate that had not moved yet
-            (641.7 / 646.4 from the minimum); 50 reached 113.2 / 280.0
-            (``bench/results/synthetic_d1000_bowl_300s.md``). At D = 100 the rule
-            gives the former 5.
+            ``None``: ``max(5, d // 20)`` for ``d`` search variables.
         region_min: Smallest trust-region radius (fraction of the half-width).
-        select_smoothing: ``0`` (default): the best candidate is the one with
-            the lowest true energy. ``> 0``: candidates are compared by a
-            smoothed energy, the mean true energy at ``select_samples``
-            Gaussian perturbations of the candidate with this standard deviation
-            (a fraction of the box half-width; the same perturbations every
-            round, clipped to the box). On rugged landscapes (Alpine 1 is zero
-            wherever sin(x_i) = -0.1; Schaffer F7's ripples change its value
-            2x) a lower raw energy often marks a farther point; the smoothed
-            energy follows the envelope instead. The extra evaluations are
-            counted as force calls; the reported energy stays the raw one.
+        select_smoothing: ``0``: the best candidate is the one with the lowest
+            true energy. ``> 0``: candidates are compared by their mean true
+            energy at ``select_samples`` Gaussian perturbations of this
+            standard deviation (a fraction of the box half-width; the same
+            perturbations every round, clipped to the box). The extra
+            evaluations count as force calls; the reported energy stays raw.
         select_samples: Perturbations per candidate when ``select_smoothing > 0``.
         polish_steps: Polishing iterations on the true energy from each
-            round's candidate (0 = off); they are counted in force calls. The
-            best *polished* candidate is kept.
+            round's candidate (0 = off), counted in force calls; the best
+            *polished* candidate is kept.
         polish_method: ``"adam"`` (projected Adam inside the box, any space)
-            or ``"lbfgs"`` (our batched L-BFGS quench to ``polish_fmax``; needs a
-            space with ``from_config``, e.g. the Cartesian box of a cluster;
-            the quenched structure may leave the box).
+            or ``"lbfgs"`` (batched L-BFGS quench to ``polish_fmax``; needs a
+            space with ``from_config``, e.g. a cluster's Cartesian box; the
+            quenched structure may leave the box).
         polish_fmax: Force threshold of the ``"lbfgs"`` polish (oracle units).
         polish_lr: Polish step size as a fraction of the box half-width.
         model_depth: PLNet depth (monotone layers).
@@ -205,31 +129,20 @@ class ActionConfig:
             :class:`~openmm_actionmin.models.plnet.PLNet`).
         model_growth_min: Floor of the learned head's exponent (PLNet
             ``growth_min``; ignored by the quadratic head).
-        model_semi_orthogonal: PLNet ``semi_orthogonal`` (``"cayley"`` or ``"qr"``;
-            ``BOWL_MODEL`` sets ``"qr"``).
+        model_semi_orthogonal: PLNet ``semi_orthogonal``: ``"cayley"`` or ``"qr"``.
         model_learn_bounds: Train the BiLipNet bounds (``False``: they stay at
-            ``model_mu``, ``model_nu``; with bounds close to each other the map
-            ``g`` stays near an isometry and the model near a round bowl).
+            ``model_mu`` and ``model_nu``).
         placement_lr: Adam learning rate of the parameters that place the
-            model's bowl: its minimum value ``c``, the head's ``log_q`` and
-            ``log_s`` and the bias of the first orthogonal layer (which
-            translates the minimiser). ``None``: the common ``lr``. With the
-            common rate of 1e-3 the minimiser moves about 1e-3 box half-widths
-            per step, too slow to follow the data in a few hundred steps.
-        translation_region_power: ``p > 0`` scales the learning rate of the
-            bias of the first orthogonal layer (the parameter that translates
-            the model's minimiser) with the trust-region radius:
-            ``placement_lr * radius ** p`` (or ``lr * radius ** p`` without a
-            placement rate). ``0`` (default): no scaling. Adam moves each
-            coordinate of that bias by about its learning rate per step
-            whatever the gradient's size, so at a fixed rate the candidate
-            jitters by a fixed amount per coordinate while the region it
-            should settle in shrinks around it.
+            model's bowl (``c``, the head's ``log_q`` and ``log_s``, the bias of
+            the first orthogonal layer); ``None``: the common ``lr``.
+        translation_region_power: ``p > 0``: the learning rate of the first
+            orthogonal layer's bias (which translates the minimiser) is
+            ``placement_lr * radius ** p`` (``lr * radius ** p`` without a
+            placement rate); ``0``: no scaling.
         orthogonal: ``"cayley"``, ``"householder"`` or ``"auto"`` (PLNet's
-            rule: Householder above D = 256, since dense Cayley solves grow
-            fast with the dimension).
-        model: A full ``PLNetConfig`` overriding the ``model_*`` fields
-            (its ``dim`` must equal the search dimension; inputs are the scaled
+            rule: Householder above D = 256).
+        model: A full ``PLNetConfig`` overriding the ``model_*`` fields (its
+            ``dim`` must equal the search dimension; inputs are the scaled
             variables in ``[-1, 1]^d``). By default the model's initial
             minimiser is drawn uniformly in the box from the run's generator.
         minimizer_tol: Tolerance of the model's minimiser solve.

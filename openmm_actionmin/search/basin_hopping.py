@@ -55,15 +55,8 @@ class BasinHoppingConfig:
     """Settings of :func:`basin_hopping` (reduced units for clusters).
 
     Attributes:
-        n_walkers: Number of walkers B. Defaults (16 walkers, ``angular_prob``
-            0.5) were chosen by a sweep on LJ38 (40 s) and LJ55 (20 s), seeds
-            0-4: 16 walkers with angular moves at 0.5 found LJ38 4/5 (median
-            4.7 s) and LJ55 5/5 (median 3.0 s); the former default (32
-            walkers, no angular moves) 5/5 on LJ55 at a median of 10.5 s;
-            8 walkers with angular moves at 0.3 found LJ55 fast (2.8 s) but
-            LJ38 0/5, and 16 or 32 walkers at 0.7 found LJ38 1/5. LJ38 success
-            is noisy at 5 seeds; see ``bench/results/clusters_10seeds_40s.md``
-            for the 10-seed benchmark of the defaults.
+        n_walkers: Number of walkers B (why 16, and ``angular_prob`` 0.5:
+            ``docs/decisions.md``).
         temperature: Metropolis temperature (energy units, k_B = 1).
         step_size: Initial half-width of the random displacement.
         adaptive_step: Adapt each walker's step size toward ``target_acceptance``.
@@ -75,11 +68,8 @@ class BasinHoppingConfig:
             energy is among the highest ``reseed_fraction`` of all walkers,
             it restarts from one of the ``reseed_pool`` lowest distinct minima
             found so far (chosen at random; "go with the winners"). 0: off,
-            every walker is an independent chain. On LJ38 (60 s, 32 walkers,
-            3 seeds) reseeding every 10 hops found the global minimum 3/3
-            times (median 8.9 s), independent walkers 0/3
-            (``bench/results/clusters_lj38_variants.json``,
-            ``clusters_calibration.json``).
+            every walker is an independent chain. Why 10:
+            ``docs/decisions.md``.
         reseed_fraction: Fraction of walkers eligible for reseeding.
         reseed_pool: Number of lowest distinct minima to reseed from.
         quench_method: ``"lbfgs"`` or ``"fire"``.

@@ -2,7 +2,7 @@
 
 The action trainer needs the trajectories that gradient descent on the model
 ``f`` follows from many starts to the model's minimiser. A fixed step stops far
-short of the minimiser (see the known traps in ``docs/METHOD.md``), so every
+short of the minimiser (see ``docs/method.md``), so every
 start keeps its own step size, shrinks it until the Armijo sufficient-decrease
 condition holds and grows it again after an accepted step.
 

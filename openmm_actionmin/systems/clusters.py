@@ -16,8 +16,8 @@ Reference energies: ``reference_energy`` of ``lj_cluster(n)`` for
 ``3 <= n <= 150`` is the putative global minimum from the Cambridge Cluster
 Database (``systems/lj_global_minima.csv``). Binary and ionic clusters have no
 reference file here: their ``reference_energy`` is ``None``. (The StriderNET
-comparison of METHOD.md measures a *distance* to a catalogued structure of
-Mravlak et al. 2016, which is not shipped.)
+comparison of the action paper, its appendix A.4, measures a *distance* to a
+catalogued structure of Mravlak et al. 2016, which is not shipped.)
 
 ``metadata["nn_distance"]`` is the LJ pair minimum ``2^(1/6) sigma`` (of
 the A-A pair for binary clusters): the nearest-neighbour distance of the
@@ -45,7 +45,7 @@ from .base import System
 #: Default reduced number density of the search cube.
 DEFAULT_DENSITY = 0.5
 
-#: The paper's StriderNET binary-LJ setting (METHOD.md, A.4).
+#: The StriderNET binary-LJ setting of the action paper (its appendix A.4).
 STRIDERNET_PARAMS = {
     "n_a": 80,
     "n_b": 20,
@@ -182,7 +182,7 @@ def stridernet_binary_lj(*, density: float = DEFAULT_DENSITY, dtype: torch.dtype
     """The paper's StriderNET comparison: 100 atoms, A:B = 80:20.
 
     sigma_AA = sigma_AB = sigma_BB = 1, eps_AA = 1, eps_AB = 1.5, eps_BB = 0.62
-    (METHOD.md, A.4). No reference energy is shipped (``None``).
+    (the action paper, appendix A.4). No reference energy is shipped (``None``).
 
     Returns:
         ``System`` named ``"BLJ100"``.
