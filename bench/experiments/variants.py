@@ -39,8 +39,9 @@ except ModuleNotFoundError:  # run from a source checkout without installing
 
 from openmm_actionmin.benchmarks import synthetic  # noqa: E402
 from openmm_actionmin.benchmarks.threads import blas_threads  # noqa: E402
+from openmm_actionmin.fileio import atomic_write_text  # noqa: E402
 from openmm_actionmin.oracles.synthetic import get_spec  # noqa: E402
-from openmm_actionmin.result import Result, atomic_write_text  # noqa: E402
+from openmm_actionmin.result import Result  # noqa: E402
 from openmm_actionmin.search import baselines  # noqa: E402
 from openmm_actionmin.search.action_config import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig  # noqa: E402
 from openmm_actionmin.search.local import torch_threads  # noqa: E402
