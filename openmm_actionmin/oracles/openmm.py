@@ -20,7 +20,7 @@ Design notes:
   Use one Context per GPU: on one H200, Trp-cage OBC2 ran 5,583 evaluations/s
   with one CUDA Context (6.4x the 16-thread CPU platform) and 2,446 and 2,257/s
   with pools of 2 and 4 Contexts, because Contexts on one device are time-sliced
-  (``bench/results/gpu_session14.md``). A GPU pool with more Contexts than
+  (``bench/results/gpu/h200.json``). A GPU pool with more Contexts than
   visible devices therefore warns.
 * **Processes**: never fork a process after creating a Context (the child
   hangs or crashes). Use ``multiprocessing.get_context("spawn")`` and build the
@@ -110,7 +110,7 @@ def pool_warning(platform: str, n_contexts: int, n_devices: int) -> Optional[str
         return None
     return (
         f"{n_contexts} {platform} Contexts share {n_devices} GPU(s): Contexts on one device are time-sliced, and on "
-        f"one H200 a pool of 2 was 2.3x slower than one Context (bench/results/gpu_session14.md). "
+        f"one H200 a pool of 2 was 2.3x slower than one Context (bench/results/gpu/h200.json). "
         f"Use n_contexts={n_devices} (one per GPU)"
     )
 
