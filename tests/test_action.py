@@ -103,7 +103,7 @@ def kill_then_resume(system, ckpt, kill_round: int, **cfg):
     with pytest.raises(Killed):
         ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run(on_round=kill)
     assert ckpt.exists()
-    killed_state = torch.load(ckpt, weights_only=False)
+    killed_state = torch.load(ckpt, weights_only=False)["state"]  # the trainer's state under the run's identity header
     return killed_state, ActionTrainer(system, small_config(checkpoint_path=str(ckpt), **cfg)).run()
 
 
@@ -121,7 +121,7 @@ def test_checkpoint_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert resumed.force_calls == full.force_calls
 
     # a checkpoint of another run is refused with a message that says what to do
-    with pytest.raises(ValueError, match="belongs to another run.*seed 3.*delete the file"):
+    with pytest.raises(ValueError, match="belongs to another run.*seed 3.*Delete the file"):
         ActionTrainer(system, small_config(checkpoint_path=str(ckpt), seed=5, **cfg)).run()
 
 

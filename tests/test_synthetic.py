@@ -175,7 +175,7 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     import openmm_actionmin as am
     from openmm_actionmin.search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 
-    tiny = dict(budget_s=None, max_rounds=2, progress=False, warm_start_samples=64, warm_start_steps=5)
+    tiny = dict(budget_s=600, max_rounds=2, progress=False, warm_start_samples=64, warm_start_steps=5)
     action = am.minimize("alpine1:5", method="action", **tiny)
     config = action.extra["config"]
     assert config["region"] == "trust" and config["model_growth"] == "learned" and not config["model_learn_bounds"]
