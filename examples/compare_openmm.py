@@ -12,7 +12,7 @@ from openmm_actionmin.benchmarks.proteins import compare
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pdb", nargs="?", default=str(am.data_path("systems", "pdb", "5awl_cln025.pdb")))
-    parser.add_argument("--methods", default="openmm,anneal,action")
+    parser.add_argument("--methods", default="openmm,anneal,basin_hopping")
     parser.add_argument("--budget-s", type=float, default=60.0)
     parser.add_argument("--png", default="compare.png")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-from .api import DEFAULT_METHOD, as_system, minimize
+from .api import DEFAULT_METHOD, as_system, minimize, minimize_pdb
 from .data import data_path
 from .oracles import EnergyOracle, FiniteEnergy, Units, validate_oracle
 from .result import Result
@@ -33,6 +33,7 @@ __all__ = [
     "as_system",
     "data_path",
     "minimize",
+    "minimize_pdb",
     "validate_oracle",
 ]
 

@@ -18,12 +18,11 @@ each accepts; :data:`DEFAULT_METHOD` gives the default per kind.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -215,7 +214,7 @@ def minimize(
     method: Optional[str] = None,
     *,
     seed: int = 0,
-    budget_s: float = 60.0,
+    budget_s: Optional[float] = 60.0,
     progress: bool = True,
     checkpoint: Optional[str] = None,
     checkpoint_interval_s: float = 60.0,
@@ -245,7 +244,9 @@ def minimize(
             :func:`openmm_actionmin.registry.describe`.
         seed: Seed (0 to 2**32 - 1); the same seed gives the same run when
             no wall-clock limit cuts it short.
-        budget_s: Wall-clock budget in seconds (positive, finite).
+        budget_s: Wall-clock budget in seconds (positive, finite), or
+            ``None`` for a run bounded by a method option instead
+            (``max_steps``, ``max_rounds``), e.g. to reproduce a run exactly.
         progress: Show a progress bar.
         checkpoint: Checkpoint file for methods that resume (basin hopping,
             the action trainer); an existing file of the same run is resumed,
@@ -283,7 +284,7 @@ def minimize(
 
     t_start = time.perf_counter()
     seed = check_seed(seed)
-    budget = check_budget(budget_s)
+    budget = None if budget_s is None else check_budget(budget_s)
     check_budget(checkpoint_interval_s, "checkpoint_interval_s")
     if out is not None:
         check_output_path(out)
@@ -309,7 +310,7 @@ def minimize(
         rmsd = CARMSD(system.topology, reference)
         options = {**options, "rmsd": rmsd}
     prep_s = time.perf_counter() - t_start
-    config = RunConfig(seed=seed, budget_s=max(budget - prep_s, min(0.5, budget)), progress=bool(progress), checkpoint=checkpoint,
+    config = RunConfig(seed=seed, budget_s=None if budget is None else max(budget - prep_s, min(0.5, budget)), progress=bool(progress), checkpoint=checkpoint,
                        checkpoint_interval_s=float(checkpoint_interval_s), options=dict(options))
     lock = None
     if checkpoint is not None:
@@ -369,3 +370,44 @@ def check_checkpoint_path(path: str, option: str = "checkpoint") -> None:
         raise FileNotFoundError(f"{option} {p}: folder {folder} does not exist; create it first or choose another path")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{option} {p}: folder {folder} is not writable; choose another path")
+
+
+def minimize_pdb(
+    path: Union[str, os.PathLike],
+    forcefield: Any = "amber14-all.xml",
+    solvent: str = "obc2",
+    method: Optional[str] = None,
+    seed: int = 0,
+    budget_s: float = 60.0,
+    reference: Any = None,
+    *,
+    output: Optional[Union[str, os.PathLike]] = None,
+    progress: bool = False,
+    **options: Any,
+) -> Result:
+    """Find a low-energy structure of a PDB under an AMBER force field.
+
+    The same run as ``openmm_actionmin.minimize(path, method, ...)``: one
+    method name means one algorithm through either door.
+
+    Args:
+        path: Input PDB (prepared by pdbfixer).
+        forcefield: Force-field XML name(s).
+        solvent: ``"obc2"`` (native GBSAOBCForce, fast), ``"obc2-xml"``,
+            ``"gbn2"`` or ``"none"``.
+        method: A registered peptide method (``None``: the default).
+        seed: Seed of the method.
+        budget_s: Wall-clock budget, seconds (preparation included).
+        reference: Structure to report the CA RMSD to: a PDB path (same
+            sequence), positions ``[N, 3]`` nm of the prepared topology, or None.
+        output: If given, the result is also saved there (``.pdb``, ``.xyz``
+            or ``.json``), checked before the search.
+        progress: Show a progress bar.
+        **options: Fields of :class:`~openmm_actionmin.proteins.PeptideSettings` (``platform``,
+            ``threads``, ``tolerance_kj_mol_nm``, ``max_delta_deg``, ...).
+
+    Returns:
+        A :class:`Result` (see :func:`openmm_actionmin.minimize`).
+    """
+    return minimize(path, method, seed=seed, budget_s=budget_s, progress=progress, out=output, forcefield=forcefield,
+                    solvent=solvent, reference=reference, **options)

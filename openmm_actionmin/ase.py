@@ -292,36 +292,38 @@ class BasinHoppingMin(_GlobalOptimizer):
 
 
 class ActionMin(_GlobalOptimizer):
-    """ASE optimizer running the project's default global pipeline.
+    """ASE optimizer running the action method: each global round trains the
+    registry's ``action`` PLNet on the calculator's energy for ``action_budget_s``
+    and seeds the batched basin-hopping walkers with its polished candidate.
 
-    For atomic clusters the cluster benchmark chose batched basin hopping
-    seeded from the best structure (see ``bench/results/``); each global round
-    also tries the PLNet action candidate when ``use_action=True``.
+    Example::
+
+        atoms.calc = LennardJones(rc=1e3)
+        ActionMin(atoms, global_steps=2, action_budget_s=5, seed=0).run(fmax=1e-3, steps=50)
     """
 
     method = "action"
 
-    def __init__(self, atoms, *, use_action: bool = False, action_budget_s: float = 10.0, **kwargs) -> None:
+    def __init__(self, atoms, *, action_budget_s: float = 10.0, **kwargs) -> None:
         """Create the optimizer; see :class:`_GlobalOptimizer` for the arguments.
 
         Args:
             atoms: The ``ase.Atoms`` to optimise.
-            use_action: Also run the action trainer each global round and seed
-                the basin-hopping walkers with its polished candidate.
             action_budget_s: Seconds of action training per global round.
             **kwargs: As for :class:`BasinHoppingMin`.
         """
-        self.use_action = bool(use_action)
-        self.action_budget_s = float(action_budget_s)
+        from .registry import check_budget
+
+        self.action_budget_s = check_budget(action_budget_s, "action_budget_s")
         super().__init__(atoms, **kwargs)
 
     def _global_round(self) -> None:
-        system = self._system()
-        starts = [torch.as_tensor(self.best_positions)]
-        if self.use_action:
-            from .search.action import ActionConfig, ActionTrainer
+        from .registry import METHODS, RunConfig
 
-            res = ActionTrainer(system, ActionConfig(seed=self.seed + self.rounds_done, budget_s=self.action_budget_s, progress=False)).run()
-            starts.append(torch.as_tensor(np.asarray(res.positions)).reshape(-1, 3))
-        result = basin_hopping(system, self._search_config(), starts=torch.stack(starts))
+        system = self._system()
+        res = METHODS["action"].run(system, RunConfig(seed=self.seed + self.rounds_done, budget_s=self.action_budget_s))
+        candidate = torch.as_tensor(np.asarray(res.positions)).reshape(-1, 3)
+        self._offer(candidate.numpy(), float(res.energy))
+        starts = torch.stack([torch.as_tensor(self.best_positions), candidate])
+        result = basin_hopping(system, self._search_config(), starts=starts)
         self._offer(result.positions, result.energy)

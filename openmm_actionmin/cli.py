@@ -51,6 +51,13 @@ class UserError(Exception):
     """An error caused by the user's input; reported as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (``prog: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> None:  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _example(name: str) -> str:
     return f"example:\n  {EXAMPLES[name]}"
 
@@ -168,7 +175,7 @@ def _search_options(parser: argparse.ArgumentParser, kinds: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``actionmin`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="actionmin",
         description="Find global minima of energy landscapes: peptides (OpenMM/AMBER), atomic clusters, synthetic functions.",
     )

@@ -44,12 +44,12 @@ def check_output_path(path: os.PathLike, *, atomic: Optional[bool] = None, optio
     """
     path = Path(path)
     ext = path.suffix.lower()
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name such as {path / 'result.json'}")
     if ext not in FORMATS:
         raise ValueError(f"{option} {path}: unknown extension {ext or '(none)'!r}; use one of {', '.join(FORMATS)}")
     if atomic is False and ext != ".json":
         raise ValueError(f"{path}: a function has no atoms to write as {ext}; use .json")
-    if path.is_dir():
-        raise IsADirectoryError(f"{option} {path} is a folder; give a file name such as {path / ('result' + ext)}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"{option} {path}: folder {folder} does not exist; create it first or choose another path")

@@ -1,6 +1,6 @@
 """Minimise a user's protein or peptide PDB with any of the project's methods.
 
-:func:`minimize_pdb` is the one-call entry point: prepare the PDB (pdbfixer),
+:func:`openmm_actionmin.api.minimize_pdb` is the one-call entry point: prepare the PDB (pdbfixer),
 build the OpenMM oracle (nm, kJ/mol), run the chosen method under a wall-clock
 budget, and return a :class:`~openmm_actionmin.result.Result` with per-force-group
 energies, the RMS force reached and, when a reference is given, the CA RMSD in
@@ -33,7 +33,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 import numpy as np
 import torch
@@ -43,13 +43,13 @@ from .progress import budget_bar, show_elapsed
 from .result import Result
 from .systems.base import System
 
-#: Method names accepted by :func:`minimize_pdb` (aliases map to the same runner).
+#: Peptide method names accepted by :func:`run_method` (aliases map to the same runner).
 METHODS = ("action", "random_only", "openmm", "openmm_minimize", "anneal", "openmm_anneal", "basin_hopping",
            "torsion_hopping", "hybrid")
 
 _ALIASES = {"openmm": "openmm_minimize", "anneal": "openmm_anneal", "torsion_hopping": "basin_hopping"}
 
-#: Methods whose search runs in a TorsionSpace around the start (see :func:`minimize_pdb`).
+#: Methods whose search runs in a TorsionSpace around the start (see :func:`torsion_system`).
 TORSION_SPACE_METHODS = ("action", "random_only", "hybrid")
 
 ReferenceSpec = Union[str, os.PathLike, np.ndarray, torch.Tensor, None]
@@ -394,46 +394,3 @@ def _scaled_action_sizes(system: System, train_s: float, base: Any) -> Dict[str,
     rate = 32.0 / max(time.perf_counter() - t0, 1e-6)
     warm = int(min(base.warm_start_samples, max(256, 0.25 * train_s * rate)))
     return {"warm_start_samples": warm, "warm_start_batch": min(base.warm_start_batch, warm)}
-
-
-def minimize_pdb(
-    path: Union[str, os.PathLike],
-    forcefield: Union[str, Sequence[str]] = "amber14-all.xml",
-    solvent: str = "obc2",
-    method: Optional[str] = None,
-    seed: int = 0,
-    budget_s: float = 60.0,
-    reference: ReferenceSpec = None,
-    *,
-    output: Optional[Union[str, os.PathLike]] = None,
-    progress: bool = False,
-    **options: Any,
-) -> Result:
-    """Find a low-energy structure of a PDB under an AMBER force field.
-
-    The same run as ``openmm_actionmin.minimize(path, method, ...)``: one
-    method name means one algorithm through either door.
-
-    Args:
-        path: Input PDB (prepared by pdbfixer).
-        forcefield: Force-field XML name(s).
-        solvent: ``"obc2"`` (native GBSAOBCForce, fast), ``"obc2-xml"``,
-            ``"gbn2"`` or ``"none"``.
-        method: A registered peptide method (``None``: the default).
-        seed: Seed of the method.
-        budget_s: Wall-clock budget, seconds (preparation included).
-        reference: Structure to report the CA RMSD to: a PDB path (same
-            sequence), positions ``[N, 3]`` nm of the prepared topology, or None.
-        output: If given, the result is also saved there (``.pdb``, ``.xyz``
-            or ``.json``), checked before the search.
-        progress: Show a progress bar.
-        **options: Fields of :class:`PeptideSettings` (``platform``,
-            ``threads``, ``tolerance_kj_mol_nm``, ``max_delta_deg``, ...).
-
-    Returns:
-        A :class:`Result` (see :func:`openmm_actionmin.minimize`).
-    """
-    from .api import minimize
-
-    return minimize(path, method, seed=seed, budget_s=budget_s, progress=progress, out=output, forcefield=forcefield,
-                    solvent=solvent, reference=reference, **options)

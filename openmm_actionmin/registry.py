@@ -38,7 +38,9 @@ class RunConfig:
 
     Attributes:
         seed: Seed of the run (a non-negative integer up to 2**32 - 1).
-        budget_s: Wall-clock budget of the search in seconds (positive, finite).
+        budget_s: Wall-clock budget of the search in seconds (positive,
+            finite; ``None``: no wall-clock limit, for runs bounded by a
+            method option such as ``max_steps`` or ``max_rounds``).
         progress: Show a progress bar.
         checkpoint: Checkpoint file (``None``: none); an existing file of the
             same run is resumed, one of another run is refused.
@@ -48,7 +50,7 @@ class RunConfig:
     """
 
     seed: int = 0
-    budget_s: float = 60.0
+    budget_s: Optional[float] = 60.0
     progress: bool = False
     checkpoint: Optional[str] = None
     checkpoint_interval_s: float = 60.0
@@ -56,7 +58,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        check_budget(self.budget_s)
+        if self.budget_s is not None:
+            check_budget(self.budget_s)
         check_positive(self.checkpoint_interval_s, "checkpoint_interval_s")
 
 
@@ -324,7 +327,8 @@ def get_method(name: str, kind: Optional[str] = None) -> Method:
     """
     if name not in METHOD_NAMES:
         valid = METHODS_FOR[kind] if kind else METHOD_NAMES
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(valid)}")
+        where = f" for a {kind} target" if kind else ""
+        raise ValueError(f"unknown method {name!r}{where}; choose one of {', '.join(valid)}")
     method = METHODS[name]
     if kind is not None and kind not in method.kinds:
         raise ValueError(f"method {name!r} does not run on a {kind}; for a {kind} choose one of {', '.join(METHODS_FOR[kind])}")

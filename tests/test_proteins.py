@@ -9,7 +9,8 @@ import torch
 from openmm.app import PDBFile
 
 from openmm_actionmin import data_path
-from openmm_actionmin.proteins import CARMSD, minimize_pdb
+from openmm_actionmin.api import minimize_pdb
+from openmm_actionmin.proteins import CARMSD
 
 CLN = str(data_path("systems", "pdb", "5awl_cln025.pdb"))
 TRPCAGE = str(data_path("systems", "pdb", "1l2y_trpcage_model1.pdb"))

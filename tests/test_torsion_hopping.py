@@ -202,7 +202,7 @@ def test_methods_are_wired():
 
 def test_minimize_pdb_hybrid_tiny(tmp_path):
     from openmm_actionmin.data import data_path
-    from openmm_actionmin.proteins import minimize_pdb
+    from openmm_actionmin.api import minimize_pdb
 
     pdb = data_path("systems", "pdb", "5awl_cln025.pdb")
     res = minimize_pdb(pdb, method="hybrid", seed=0, budget_s=8.0, reference=pdb, threads=1, output=tmp_path / "h.pdb")

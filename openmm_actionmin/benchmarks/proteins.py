@@ -299,10 +299,11 @@ def compare(
     Returns:
         The :class:`Result` of every method, in order.
     """
-    from ..proteins import canonical_method, minimize_pdb
+    from ..api import minimize_pdb
+    from ..registry import get_method
 
     for m in methods:
-        canonical_method(m)
+        get_method(m, "peptide")
     ref = reference if reference is not None else pdb_path
     results = [
         minimize_pdb(pdb_path, forcefield=forcefield, solvent=solvent, method=m, seed=seed, budget_s=budget_s,
