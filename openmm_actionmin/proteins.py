@@ -381,16 +381,25 @@ def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar
 def _scaled_action_sizes(system: System, train_s: float, base: Any) -> Dict[str, int]:
     """Sample counts of the action trainer scaled to the oracle's measured speed.
 
-    The trainer's warm start evaluates ``warm_start_samples`` configurations
-    whatever the budget; with implicit solvent (hundreds of evaluations per
-    second) the default 4096 can exceed a short budget. A timed batch of 32
-    start-neighbourhood samples (counted as force calls) sets the warm start
-    to about a quarter of the training time, between 256 and the default.
+    The trainer evaluates ``warm_start_samples`` configurations once and
+    ``max_path_points + fresh_batch`` every round, whatever the budget; a
+    large protein in implicit solvent costs tens of milliseconds per
+    evaluation, so the defaults would overrun any short budget. A timed batch
+    of 8 start-neighbourhood samples (counted as force calls) caps the warm
+    start at about a quarter of the training time and one round's evaluations
+    at about a tenth of it. Fast oracles keep the defaults.
     """
     gen = torch.Generator().manual_seed(0)
-    z = system.space.sample(32, gen)
+    z = system.space.sample(8, gen)
     t0 = time.perf_counter()
     system.oracle.energy(system.space.to_config(z).detach(), transform=None)
-    rate = 32.0 / max(time.perf_counter() - t0, 1e-6)
-    warm = int(min(base.warm_start_samples, max(256, 0.25 * train_s * rate)))
-    return {"warm_start_samples": warm, "warm_start_batch": min(base.warm_start_batch, warm)}
+    rate = 8.0 / max(time.perf_counter() - t0, 1e-6)
+    warm = int(min(base.warm_start_samples, max(16, 0.25 * train_s * rate)))
+    per_round = min(base.max_path_points + base.fresh_batch, max(8.0, 0.1 * train_s * rate))
+    share = base.max_path_points / max(base.max_path_points + base.fresh_batch, 1)
+    return {
+        "warm_start_samples": warm,
+        "warm_start_batch": min(base.warm_start_batch, warm),
+        "max_path_points": int(min(base.max_path_points, max(4, share * per_round))),
+        "fresh_batch": int(min(base.fresh_batch, max(4, (1 - share) * per_round))),
+    }

@@ -424,7 +424,7 @@ def openmm_anneal(
 
     Returns:
         A :class:`Result` (method ``"openmm_anneal"``) holding the lowest
-        minimised structure; history rows have ``wall_s``, ``temperature_k``,
+        structure among the input and the minimised end of each cycle; history rows have ``wall_s``, ``temperature_k``,
         ``energy`` (current), ``best_energy``, ``force_calls``, ``phase``;
         ``extra`` has ``final_rms_force``, ``md_steps``, ``cycles``,
         ``cycle_energies``, ``md_failures``, ``platform``.
@@ -444,9 +444,10 @@ def openmm_anneal(
     integrator.setRandomNumberSeed(int(seed) % (2**31 - 1) + 1)
     context, plat = make_context(tgt.system, integrator, platform or tgt.platform_name, threads)
     context.setPositions(pos)
-    e0, _, _ = _state(context)
+    e0, _, f0 = _state(context)
     calls = 1
-    best_e, best_pos, best_forces = math.inf, pos.copy(), None
+    # the input is the first candidate: annealing never reports a structure above it
+    best_e, best_pos, best_forces = e0, pos.copy(), f0
     history: List[Dict[str, Any]] = [
         {"wall_s": time.perf_counter() - t0, "temperature_k": 0.0, "energy": e0, "best_energy": e0, "force_calls": calls, "phase": "start"}
     ]
@@ -465,15 +466,17 @@ def openmm_anneal(
         context.setVelocitiesToTemperature(cfg.t_start_k * unit.kelvin, int(seed) * 1000 + cycle + 1)
         good = current
         step = 0
+        chunk_s = 0.0  # duration of the last MD chunk: no chunk starts that would end past the MD phase
         while True:
             if cfg.steps_per_cycle is not None:
                 frac = step / cfg.steps_per_cycle
-                if frac >= 1.0 or time.perf_counter() > t0 + cfg.budget_s:
+                if frac >= 1.0 or time.perf_counter() + chunk_s > t0 + cfg.budget_s:
                     break
             else:
                 frac = (time.perf_counter() - now) / max(md_end - now, 1e-9)
-                if frac >= 1.0:
+                if frac >= 1.0 or time.perf_counter() + chunk_s > md_end:
                     break
+            chunk_start = time.perf_counter()
             temp = cfg.t_start_k * max(0.0, 1.0 - frac)
             integrator.setTemperature(temp * unit.kelvin)
             n = cfg.chunk_steps if cfg.steps_per_cycle is None else min(cfg.chunk_steps, cfg.steps_per_cycle - step)
@@ -493,6 +496,7 @@ def openmm_anneal(
             step += n
             md_steps += n
             calls += n + 1
+            chunk_s = time.perf_counter() - chunk_start
             row = {
                 "wall_s": time.perf_counter() - t0,
                 "temperature_k": temp,
@@ -505,7 +509,7 @@ def openmm_anneal(
                 row.update(observer(good))
             history.append(row)
         context.setPositions(good)
-        deadline = max(cycle_end, time.perf_counter() + 1.0) if cfg.steps_per_cycle is None else t0 + cfg.budget_s
+        deadline = max(cycle_end, time.perf_counter() + 0.2) if cfg.steps_per_cycle is None else t0 + cfg.budget_s
         iterations = _minimize_in(context, cfg.tolerance_kj_mol_nm, 0, deadline, t0, history, 0, calls)
         energy, xyz, forces = _state(context)
         calls += iterations + 1
