@@ -123,16 +123,11 @@ class PLNetConfig:
             :class:`PLNet`. At initialisation ``q = 2`` and ``h(u) = u``.
         semi_orthogonal: How each monotone layer's ``Q`` [n, D] (``||Q|| = 1``) is
             parametrised: ``"cayley"`` (Cayley transform of a tall free matrix, the default)
-            or ``"qr"`` (Q factor of a free matrix). With ``n < D`` the tall Cayley map
-            treats the first n input coordinates differently (they come from the square
-            block): after training at D = 1000 (n = 32) they still held 19-47 % of the
-            remaining squared distance; QR treats every coordinate alike (the synthetic
-            functions' round bowl uses it: ``search.action.BOWL_MODEL``).
+            or ``"qr"`` (Q factor of a free matrix, which treats every input coordinate
+            alike; the round bowl uses it). See docs/decisions.md.
         growth_min: Floor of the learned exponent, ``0 <= growth_min < 2``:
             ``q = growth_min + (2 - growth_min) exp(log_q)``. ``0`` (default) is the
-            unconstrained head. Without a floor, training on a small region drove
-            ``q`` to ~1e-3 (a logarithmic far field that barely pins the minimiser)
-            and the candidate diverged (``bench/results/synthetic_d1000_1200s.md``).
+            unconstrained head; the round bowl sets a floor (docs/decisions.md).
     """
 
     dim: int
