@@ -3,7 +3,7 @@
 
 Example (the run behind bench/results/clusters/lj_lattice_10seeds_40s.json):
     python bench/clusters.py --systems LJ13,LJ38,LJ55,LJ75,BLJ100 \
-        --methods basin_hopping_lattice,basin_hopping,scipy_basinhopping \
+        --methods basin_hopping_lattice,basin_hopping,scipy_basinhopping_unbounded \
         --seeds 10 --budget-s 40 --json out/lj_lattice_10seeds_40s.json
 
 The benchmark's JSON holds every run's details; bench/README.md says how a table in

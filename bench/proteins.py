@@ -3,7 +3,7 @@
 
 Example (the run behind bench/results/peptides/cln025_trpcage_5seeds_60s.json):
     python bench/proteins.py --systems cln025,trpcage \
-        --methods openmm_minimize,openmm_anneal,action,basin_hopping,hybrid \
+        --methods openmm,anneal,action,basin_hopping,hybrid \
         --seeds 5 --budget-s 60 --json out/cln025_trpcage_5seeds_60s.json
 """
 

@@ -11,9 +11,10 @@ import math
 import pytest
 import torch
 
-from openmm_actionmin.benchmarks.synthetic import METHODS, evaluate_run, make_system
+from openmm_actionmin.benchmarks.synthetic import evaluate_run, make_system, run_method
 from openmm_actionmin.models.plnet import PLNet, PLNetConfig
 from openmm_actionmin.oracles import lennard_jones, validate_oracle
+from openmm_actionmin.registry import METHODS_FOR
 from openmm_actionmin.search.action import ActionTrainer
 from trainer_helpers import small_config
 
@@ -77,10 +78,10 @@ def test_trainer_checkpoint_resume_on_cuda(tmp_path):
     assert (resumed.positions == full.positions).all()
 
 
-@pytest.mark.parametrize("method", ["action", "random_only", "adam", "cma", "scipy_basinhopping"])
+@pytest.mark.parametrize("method", METHODS_FOR["function"])
 def test_every_benchmark_method_runs_with_a_cuda_oracle(method):
     system = make_system("alpine1", 30, seed=0, device="cuda")
-    result = METHODS[method](system, 4.0, 0, max_rounds=3)
+    result = run_method(method, system, 4.0, 0, max_rounds=3)
     row = evaluate_run(system, result, function="alpine1", dim=30, seed=0, shifted=True)
     assert math.isfinite(row["distance"]) and math.isfinite(row["energy"]) and row["force_calls"] > 0
     # the reported energy is the true energy at the reported point

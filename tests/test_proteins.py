@@ -11,6 +11,7 @@ from openmm.app import PDBFile
 from openmm_actionmin import data_path
 from openmm_actionmin.api import minimize_pdb
 from openmm_actionmin.proteins import CARMSD
+from openmm_actionmin.result import Result
 
 CLN = str(data_path("systems", "pdb", "5awl_cln025.pdb"))
 TRPCAGE = str(data_path("systems", "pdb", "1l2y_trpcage_model1.pdb"))
@@ -30,7 +31,7 @@ def _check_written_pdb(path, n_atoms, energy_positions):
 def test_minimize_pdb_openmm_lowers_energy_and_writes_a_pdb(tmp_path):
     out = tmp_path / "cln025_min.pdb"
     res = minimize_pdb(CLN, method="openmm", budget_s=20, reference=CLN, threads=1, output=out)
-    assert res.method == "openmm_minimize"
+    assert res.method == "openmm"
     assert math.isfinite(res.energy)
     assert res.energy < res.extra["start_energy"] - 100.0
     assert res.positions.shape == (166, 3)
@@ -50,7 +51,7 @@ def test_minimize_pdb_openmm_lowers_energy_and_writes_a_pdb(tmp_path):
 
 def test_minimize_pdb_action_returns_a_polished_lower_structure(tmp_path):
     res = minimize_pdb(CLN, method="action", budget_s=8, seed=0, reference=CLN, threads=1)
-    assert res.method == "action+polish"
+    assert res.method == "action"
     assert math.isfinite(res.energy) and res.energy < res.extra["start_energy"]
     assert res.energy <= res.extra["before_polish_energy"]
     assert math.isfinite(res.extra["ca_rmsd_A"])
@@ -60,7 +61,7 @@ def test_minimize_pdb_action_returns_a_polished_lower_structure(tmp_path):
 
 
 def test_bad_method_and_mismatched_reference():
-    with pytest.raises(ValueError, match="unknown method 'lbfgs'; choose one of action"):
+    with pytest.raises(ValueError, match="unknown method 'lbfgs' for a peptide target; choose one of .*openmm"):
         minimize_pdb(CLN, method="lbfgs")
     from openmm_actionmin.systems import from_pdb
 
@@ -77,19 +78,21 @@ def test_bad_method_and_mismatched_reference():
 
 def test_protein_benchmark_rows_resume_and_compare_png(tmp_path):
     from openmm_actionmin.benchmarks.proteins import (
+        BENCH_METHODS,
         ProteinBenchConfig,
         build_parser,
         compare,
         format_table,
         run_benchmark,
     )
+    from openmm_actionmin.registry import METHODS_FOR
 
     out = tmp_path / "rows.json"
-    cfg = ProteinBenchConfig(systems=("cln025",), methods=("openmm_minimize",), seeds=1, budget_s=30, json_path=str(out))
+    cfg = ProteinBenchConfig(systems=("cln025",), methods=("openmm",), seeds=1, budget_s=30, json_path=str(out))
     rows = run_benchmark(cfg, log=lambda s: None)
     assert [(r["system"], r["method"], r["seed"]) for r in rows] == [
         ("cln025", "native_minimized", None),
-        ("cln025", "openmm_minimize", 0),
+        ("cln025", "openmm", 0),
     ]
     native, extended = rows
     for r in rows:
@@ -103,14 +106,40 @@ def test_protein_benchmark_rows_resume_and_compare_png(tmp_path):
     again = run_benchmark(cfg, log=logged.append)
     assert again == rows and logged == []
     table = format_table(rows)
-    assert "native_minimized" in table and "openmm_minimize" in table
+    assert "native_minimized" in table and "openmm " in table
     with pytest.raises(ValueError, match="unknown benchmark protein 'ubq'"):
         ProteinBenchConfig(systems=("ubq",))
+    with pytest.raises(ValueError, match="unknown method 'openmm_minimize' for a peptide target"):
+        ProteinBenchConfig(methods=("openmm_minimize",))
+    with pytest.raises(ValueError, match="method 'cma' does not run on a peptide"):
+        ProteinBenchConfig(methods=("cma",))
     args = build_parser().parse_args(["--systems", "cln025", "--seeds", "3", "--budget-s", "5", "--json", "x.json"])
     assert args.seeds == 3 and args.budget_s == 5.0 and args.json == "x.json"
+    assert args.methods.split(",") == list(BENCH_METHODS) == ["openmm", "anneal", "action", "basin_hopping", "hybrid"]
+    assert set(BENCH_METHODS) <= set(METHODS_FOR["peptide"])
 
     png = tmp_path / "compare.png"
     printed = []
     results = compare(CLN, methods=["openmm"], budget_s=10, png_path=png, threads=1, log=printed.append)
     assert png.exists() and png.stat().st_size > 5000
-    assert "openmm_minimize" in printed[0] and len(results) == 1
+    assert "openmm " in printed[0] and len(results) == 1
+
+
+def test_protein_benchmark_runs_methods_through_the_registry(monkeypatch):
+    """The benchmark calls registry.METHODS[name].run with the run's seed, budget and peptide options."""
+    import dataclasses
+
+    from openmm_actionmin import registry
+    from openmm_actionmin.benchmarks.proteins import ProteinBenchConfig, run_benchmark
+
+    seen = []
+
+    def fake(system, config):
+        seen.append((config.seed, config.budget_s, sorted(config.options)))
+        return Result(positions=system.start_positions.numpy(), energy=0.0, units=system.oracle.units, method="anneal")
+
+    monkeypatch.setitem(registry.METHODS, "anneal", dataclasses.replace(registry.METHODS["anneal"], run=fake))
+    rows = run_benchmark(ProteinBenchConfig(systems=("cln025",), methods=("anneal",), seeds=1, budget_s=7.0, native=False),
+                         log=lambda line: None)
+    assert [(r["method"], r["seed"]) for r in rows] == [("anneal", 0)]
+    assert seen == [(0, 7.0, ["platform", "rmsd", "threads"])]

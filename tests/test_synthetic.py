@@ -186,13 +186,39 @@ def test_function_action_defaults_are_the_trust_region_bowl_and_random_only_samp
     assert all(ro.extra["config"][k] == v for k, v in BOWL_MODEL.items())
 
 
-def test_benchmark_runs_the_five_product_methods_by_default():
-    from openmm_actionmin.benchmarks.synthetic import METHODS, SyntheticBenchConfig, build_parser
+def test_benchmark_runs_the_registrys_function_methods_by_default():
+    from openmm_actionmin.benchmarks.synthetic import METHOD_NAMES, METHODS, SyntheticBenchConfig, build_parser
+    from openmm_actionmin.registry import METHODS_FOR
 
-    product = ["action", "random_only", "adam", "cma", "scipy_basinhopping"]
-    assert list(METHODS) == product
+    product = list(METHODS_FOR["function"])
+    assert sorted(product) == ["action", "adam", "cma", "random_only", "scipy_basinhopping"]
+    assert list(METHOD_NAMES) == list(METHODS) == product
     assert list(SyntheticBenchConfig().methods) == product
     assert build_parser().parse_args([]).methods.split(",") == product
+    with pytest.raises(ValueError, match="unknown method.*basinhopping"):
+        SyntheticBenchConfig(methods=("basinhopping",))
+
+
+def test_benchmark_methods_run_through_the_registry(monkeypatch):
+    """Every benchmark name runs registry.METHODS[name].run with the run's seed, budget and round limit."""
+    import dataclasses
+
+    from openmm_actionmin import registry
+    from openmm_actionmin.benchmarks import synthetic
+    from openmm_actionmin.result import Result
+
+    calls = []
+    for name in registry.METHODS_FOR["function"]:
+        def fake(system, config, name=name):
+            calls.append((name, config.seed, config.budget_s, dict(config.options)))
+            return Result(positions=np.zeros(system.oracle.dim), energy=1.0, units=DIMENSIONLESS, method=name, seed=config.seed)
+
+        monkeypatch.setitem(registry.METHODS, name, dataclasses.replace(registry.METHODS[name], run=fake))
+    rows = synthetic.run_benchmark(synthetic.SyntheticBenchConfig(functions=("alpine1",), dims=(3,), seeds=(2,), budget_s=5.0,
+                                                                  max_rounds=4), log=lambda line: None)
+    assert [r["method"] for r in rows] == list(registry.METHODS_FOR["function"])
+    assert calls == [(name, 2, 5.0, {"max_rounds": 4} if name in synthetic.PLNET_METHODS else {})
+                     for name in registry.METHODS_FOR["function"]]
 
 
 def test_warm_up_pays_torchs_one_time_optimizer_import_before_any_timed_run():

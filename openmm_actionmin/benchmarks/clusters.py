@@ -7,13 +7,18 @@ from the run's seed. A run *succeeds* when it finds a minimum within
 (Cambridge Cluster Database for LJ_n). Systems without a reference (BLJ100)
 report only the best energy.
 
-Methods:
+Methods of this package are looked up by name in the method registry
+(:data:`openmm_actionmin.registry.METHODS`, every cluster method:
+:data:`REGISTRY_METHODS`) and run as ``METHODS[name].run(system,
+RunConfig(...))``, so a name means here what it means in ``minimize()`` and on
+the command line:
 
-* ``basin_hopping``: ours, :func:`openmm_actionmin.search.basin_hopping.basin_hopping`
-  (``--walkers`` B = 16, streamed batched L-BFGS quench, T = 0.8, step 0.4
-  adapted to 50 % acceptance, half of the proposals angular moves of the
-  least-coordinated atom (``--angular-prob`` 0.5), the worst quarter of the walkers reseeded from
-  the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
+* ``basin_hopping``: batched basin hopping
+  (:func:`openmm_actionmin.search.basin_hopping.basin_hopping`; ``--walkers``
+  B = 16, streamed batched L-BFGS quench, T = 0.8, step 0.4 adapted to 50 %
+  acceptance, half of the proposals angular moves of the least-coordinated
+  atom (``--angular-prob`` 0.5), the worst quarter of the walkers reseeded
+  from the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
   renames the rows to compare settings). Walker 0 starts at the run's random
   start, the others at random points of the box.
 * ``basin_hopping_lattice``: the same, but walkers 1-3 start from the best
@@ -22,9 +27,26 @@ Methods:
   search, about 0.1-0.4 s, inside the timed budget). It uses prior knowledge
   of cluster packings, which the blind methods do not, so it is reported as
   a method of its own.
-* ``scipy_basinhopping``: ``scipy.optimize.basinhopping``, L-BFGS-B quench
-  with our torch energy and gradient (the same oracle), T = 0.8, step 0.4,
-  stopped by its callback at the reference energy or the budget.
+* ``scipy_basinhopping``: SciPy's basinhopping with L-BFGS-B quenches bounded
+  to the system's box and steps clipped to it (the registry's settings).
+* ``action``: the PLNet action trainer (:mod:`openmm_actionmin.search.action`)
+  for the whole budget, its candidates polished by L-BFGS.
+* ``hybrid``: the action trainer for ``--action-fraction`` of the budget, then
+  basin hopping (``--walkers`` and the other basin-hopping options) seeded
+  with its quenched candidates for the rest; times and force calls add up.
+
+Basin hopping and the hybrid report the time and force calls at which they
+first reach the target. For the other registry methods the benchmark watches
+the oracle: the time to the GM is when the run first evaluates a configuration
+within the tolerance, counted when the run's answer is the GM.
+
+Bench-only peers (other programs' basin hopping, not methods of this package;
+:data:`PEERS`):
+
+* ``scipy_basinhopping_unbounded``: ``scipy.optimize.basinhopping`` as it is
+  usually called on clusters: unbounded L-BFGS-B quench with our torch energy
+  and gradient (the same oracle), T = 0.8, step 0.4, stopped by its callback
+  at the reference energy or the budget.
 * ``ase_basinhopping``: ``ase.optimize.basin.BasinHopping`` with ASE's
   ``LennardJones`` calculator (rc = 100 sigma, unsmoothed, so energies match
   the uncut model to ~1e-9), LBFGS quench to fmax 1e-3 (at most 2000 steps), temperature 0.8:
@@ -32,16 +54,6 @@ Methods:
   chunks of 5 hops; an observer records the time the reference is reached.
   ASE's chain uses NumPy's global random state (seeded per run).
   Single-component LJ only.
-* ``action``: the PLNet action trainer (:mod:`openmm_actionmin.search.action`)
-  for the whole budget, its candidate quenched by our L-BFGS; success is
-  judged on the quenched candidate and ``time_to_gm_s`` is then the run's
-  wall time (the trainer reports no time-to-target).
-* ``hybrid``: the action trainer for ``--action-fraction`` of the budget, then
-  basin hopping seeded with its quenched candidate (and its lowest-energy
-  point) for the rest; times and force calls add up.
-
-``action`` and ``hybrid`` import the trainer lazily and are skipped with a
-message if it is missing or fails to import.
 
 Rows (JSON list, rewritten atomically after every run; existing rows of the
 same system/method/seed/budget are kept and skipped, so an interrupted
@@ -49,12 +61,6 @@ benchmark resumes) hold at least: ``system``, ``method``, ``seed``,
 ``success``, ``time_to_gm_s``, ``force_calls`` (to the GM, or in total when it
 was not found), ``best_energy``, ``reference_energy``, ``budget_s``,
 ``wall_s``, ``total_force_calls``.
-
-Calibration of the former defaults (32 walkers, no angular moves) on the shared 2-core machine (60 s, seeds 0-2,
-``bench/results/clusters_calibration.json``): LJ38 ours 3/3, median 12.0 s
-and 1.4e5 force calls to the GM; scipy 2/3, median 54.4 s; our walkers
-without reseeding 0/3. LJ13: both 3/3 within 0.3 s (scipy is faster there:
-our first batch quenches 32 random starts).
 
 The summary prints per system and method the success rate, the median time
 and force calls to the GM over *all* runs (a failed run counts as "longer than
@@ -64,13 +70,15 @@ energy and the budget.
 Command line (``actionmin bench clusters ...``, ``python -m
 openmm_actionmin.benchmarks.clusters`` or ``bench/clusters.py``)::
 
-    --systems LJ13,LJ38 --methods basin_hopping,scipy_basinhopping --seeds 3 \\
-        --budget-s 60 --json bench/results/clusters.json
+    --systems LJ13,LJ38,LJ55,LJ75,BLJ100 \\
+        --methods basin_hopping_lattice,basin_hopping,scipy_basinhopping_unbounded \\
+        --seeds 10 --budget-s 40 --json lj_lattice_10seeds_40s.json
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -83,6 +91,8 @@ import numpy as np
 import torch
 
 from ..fileio import atomic_write_text
+from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
+from ..result import Result
 from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
 from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
@@ -94,8 +104,17 @@ from .warmup import warm_up
 #: Defaults of our basin hopping (walkers, angular moves) come from its config.
 _BH = BasinHoppingConfig()
 
+#: Methods of this package the benchmark runs: every cluster method of the registry.
+REGISTRY_METHODS = METHODS_FOR["cluster"]
+
+#: Bench-only peers: other programs' basin hopping, not methods of this package.
+PEERS = ("scipy_basinhopping_unbounded", "ase_basinhopping")
+
 #: Methods in table order.
-METHOD_NAMES = ("basin_hopping", "basin_hopping_lattice", "scipy_basinhopping", "ase_basinhopping", "action", "hybrid")
+METHOD_NAMES = REGISTRY_METHODS + PEERS
+
+#: ``--methods`` by default: the table of ``bench/results/clusters/lj_lattice_10seeds_40s.json``.
+DEFAULT_METHODS = ("basin_hopping_lattice", "basin_hopping", "scipy_basinhopping_unbounded")
 
 #: Walkers of ``basin_hopping_lattice`` that start from lattice searches (one per motif).
 LATTICE_STARTS = DEFAULT_LATTICE_STARTS
@@ -134,32 +153,133 @@ def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *,
 
 
 # ------------------------------------------------------------------ methods
+class _TargetWatch:
+    """Record when a run first evaluates a configuration at or below ``target`` (time and force calls).
+
+    It wraps the oracle instance's counting evaluation (every energy and force
+    of every method passes through it), so it sees what the method sees and
+    adds no evaluation of its own.
+    """
+
+    def __init__(self, system: System, target: Optional[float]) -> None:
+        oracle = system.oracle
+        self.time_s: Optional[float] = None
+        self.calls: Optional[int] = None
+        self._calls0 = oracle.counters.force_calls
+        self._t0 = time.perf_counter()
+        if target is None:
+            return
+        evaluate = oracle._raw
+
+        def watched(x: torch.Tensor):
+            energy, forces = evaluate(x)
+            if self.time_s is None and bool((energy <= target).any()):
+                self.time_s = time.perf_counter() - self._t0
+                self.calls = oracle.counters.force_calls - self._calls0
+            return energy, forces
+
+        oracle._raw = watched
+
+
+def run_registry_method(method: str, system: System, seed: int, budget_s: float, tol: float,
+                        options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Run the registry's ``method`` on ``system`` from the run's random start; one row.
+
+    Args:
+        method: A cluster method of the registry (:data:`REGISTRY_METHODS`).
+        system: A fresh cluster system (its oracle is watched for the target).
+        seed: Seed of the run (and of its random start).
+        budget_s: Wall-clock budget, seconds.
+        tol: Success tolerance above the reference energy.
+        options: Fields of the method's settings dataclass
+            (``REGISTRY[method].settings_for("cluster")``).
+
+    Returns:
+        The row (see the module docstring); basin-hopping rows also hold
+        ``hops``, ``acceptance`` and the walker settings.
+    """
+    ref = system.reference_energy
+    system = dataclasses.replace(system, start_positions=_random_start(system, seed))
+    watch = _TargetWatch(system, None if ref is None else ref + tol)
+    res: Result = REGISTRY[method].run(system, RunConfig(seed=seed, budget_s=budget_s, options=dict(options or {})))
+    e = res.extra
+    if "time_to_target_s" in e:  # basin hopping and the hybrid time the target themselves
+        t_gm, calls_gm = e["time_to_target_s"], e["force_calls_to_target"]
+    elif ref is not None and res.energy <= ref + tol:
+        t_gm = watch.time_s if watch.time_s is not None else res.wall_s
+        calls_gm = watch.calls if watch.calls is not None else res.force_calls
+    else:
+        t_gm = calls_gm = None
+    columns: Dict[str, Any] = {}
+    if "hops" in e:
+        columns.update(hops=e["hops"], acceptance=e.get("acceptance_rate"))
+    cfg = e.get("config") if isinstance(e.get("config"), dict) else {}
+    if "n_walkers" in cfg:
+        columns.update(walkers=cfg["n_walkers"], angular_prob=cfg["angular_prob"], reseed_interval=cfg["reseed_interval"],
+                       temperature=cfg["temperature"], quench_fmax=cfg["quench_fmax"], lattice_starts=cfg["lattice_starts"])
+    if "action_s" in e:
+        columns.update(action_s=e["action_s"], action_best_energy=e.get("action_best_energy"))
+    return _row(system, method, seed, budget_s, tol, best_energy=res.energy, t_gm=t_gm, calls_gm=calls_gm,
+                wall_s=res.wall_s, total_calls=res.force_calls, **columns)
+
+
+def _bh_options(walkers: int, angular_prob: float, reseed_interval: int, temperature: float, quench_fmax: float,
+                tol: float) -> Dict[str, Any]:
+    """BasinHoppingConfig fields of the benchmark's basin-hopping options."""
+    return dict(n_walkers=walkers, angular_prob=angular_prob, reseed_interval=reseed_interval, temperature=temperature,
+                quench_fmax=quench_fmax, target_tolerance=tol)
+
+
 def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
                       starts: Optional[torch.Tensor] = None, reseed_interval: int = _BH.reseed_interval,
                       temperature: float = _BH.temperature, quench_fmax: float = _BH.quench_fmax, lattice_starts: int = 0,
                       **_) -> Dict[str, Any]:
-    """Our batched basin hopping; one row."""
-    cfg = BasinHoppingConfig(n_walkers=walkers, seed=seed, budget_s=budget_s, target_tolerance=tol, angular_prob=angular_prob,
-                             reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax,
-                             lattice_starts=lattice_walkers(walkers, lattice_starts))
+    """The registry's ``basin_hopping`` (``basin_hopping_lattice`` when ``lattice_starts``); one row.
+
+    ``starts`` (start configurations ``[S, N, 3]``, e.g. a hybrid's
+    candidates) runs the same settings from those starts.
+    """
+    opts = _bh_options(walkers, angular_prob, reseed_interval, temperature, quench_fmax, tol)
+    name = "basin_hopping_lattice" if lattice_starts else "basin_hopping"
     if starts is None:
-        starts = _random_start(system, seed)[None]
+        return run_registry_method(name, system, seed, budget_s, tol, opts)
+    cfg = BasinHoppingConfig(seed=seed, budget_s=budget_s, lattice_starts=lattice_walkers(walkers, lattice_starts), **opts)
     res = basin_hopping(system, cfg, starts=starts)
     e = res.extra
-    return _row(system, "basin_hopping_lattice" if lattice_starts else "basin_hopping", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
+    return _row(system, name, seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
                 calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
                 hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
                 reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax, lattice_starts=cfg.lattice_starts)
 
 
 def run_basin_hopping_lattice(system: System, seed: int, budget_s: float, tol: float, **settings) -> Dict[str, Any]:
-    """Our batched basin hopping with lattice starts (one walker per motif); one row."""
+    """The registry's ``basin_hopping_lattice`` (lattice starts, one walker per motif); one row."""
     settings.pop("lattice_starts", None)
     return run_basin_hopping(system, seed, budget_s, tol, lattice_starts=LATTICE_STARTS, **settings)
 
 
-def run_scipy_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
-    """``scipy.optimize.basinhopping`` (L-BFGS-B, T = 0.8, step 0.4) on our oracle; one row."""
+def run_registry_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers,
+                        action_fraction: float = 0.3, angular_prob: float = _BH.angular_prob,
+                        reseed_interval: int = _BH.reseed_interval, temperature: float = _BH.temperature,
+                        quench_fmax: float = _BH.quench_fmax, **_) -> Dict[str, Any]:
+    """The registry's ``hybrid`` with the benchmark's basin-hopping options; one row."""
+    stage = BasinHoppingConfig(**_bh_options(walkers, angular_prob, reseed_interval, temperature, quench_fmax, tol))
+    return run_registry_method("hybrid", system, seed, budget_s, tol, {"action_fraction": action_fraction, "basin_hopping": stage})
+
+
+def _registry_runner(method: str) -> Callable[..., Dict[str, Any]]:
+    """A row runner of the registry's ``method`` with its cluster defaults (the benchmark's options do not apply)."""
+
+    def run(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
+        return run_registry_method(method, system, seed, budget_s, tol)
+
+    run.__name__ = f"run_{method}"
+    run.__doc__ = f"The registry's ``{method}`` with its cluster defaults; one row."
+    return run
+
+
+def run_scipy_basinhopping_unbounded(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
+    """Bench-only peer: ``scipy.optimize.basinhopping`` (unbounded L-BFGS-B, T = 0.8, step 0.4) on our oracle; one row."""
     from scipy.optimize import basinhopping
 
     oracle = system.oracle
@@ -190,12 +310,12 @@ def run_scipy_basinhopping(system: System, seed: int, budget_s: float, tol: floa
     best = min(state["best"], float(res.fun))
     if ref is not None and state["t_gm"] is None and best <= ref + tol:  # the first quench hit it
         state["t_gm"], state["calls_gm"] = wall, oracle.counters.force_calls - calls0
-    return _row(system, "scipy_basinhopping", seed, budget_s, tol, best_energy=best, t_gm=state["t_gm"], calls_gm=state["calls_gm"],
+    return _row(system, "scipy_basinhopping_unbounded", seed, budget_s, tol, best_energy=best, t_gm=state["t_gm"], calls_gm=state["calls_gm"],
                 wall_s=wall, total_calls=oracle.counters.force_calls - calls0, hops=state["hops"])
 
 
 def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
-    """``ase.optimize.basin.BasinHopping`` with ASE's LennardJones; one row."""
+    """Bench-only peer: ``ase.optimize.basin.BasinHopping`` with ASE's LennardJones; one row."""
     from ase.calculators.lj import LennardJones
     from ase.optimize import LBFGS
     from ase.optimize.basin import BasinHopping
@@ -265,45 +385,37 @@ def _action_candidates(system: System, seed: int, budget_s: float):
     return x, e, time.perf_counter() - t0, system.oracle.counters.force_calls - calls0
 
 
-def run_action(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
-    """The action trainer alone (candidate quenched by L-BFGS); one row."""
-    x, e, wall, calls = _action_candidates(system, seed, budget_s)
-    best = float(e.min())
-    ref = system.reference_energy
-    hit = ref is not None and best <= ref + tol
-    return _row(system, "action", seed, budget_s, tol, best_energy=best, t_gm=wall if hit else None, calls_gm=calls if hit else None,
-                wall_s=wall, total_calls=calls)
-
-
 def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers,
                action_fraction: float = 0.3, **bh_settings) -> Dict[str, Any]:
     """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row.
 
+    The one hybrid, :func:`openmm_actionmin.search.hybrid.hybrid_search`;
     ``bh_settings`` (``angular_prob``, ``reseed_interval``, ``temperature``,
-    ``quench_fmax``) go to :func:`run_basin_hopping` unchanged.
+    ``quench_fmax``) set its basin-hopping stage as in :func:`run_basin_hopping`.
     """
-    x, e, wall_a, calls_a = _action_candidates(system, seed, action_fraction * budget_s)
-    ref = system.reference_energy
-    best = float(e.min())
-    if ref is not None and best <= ref + tol:
-        return _row(system, "hybrid", seed, budget_s, tol, best_energy=best, t_gm=wall_a, calls_gm=calls_a, wall_s=wall_a,
-                    total_calls=calls_a, action_s=wall_a)
-    remaining = max(budget_s - wall_a, 1.0)
-    row = run_basin_hopping(system, seed, remaining, tol, walkers=walkers, starts=x[:walkers], **bh_settings)
-    t_gm = None if row["time_to_gm_s"] is None else wall_a + row["time_to_gm_s"]
-    calls_gm = None if row["force_calls_to_gm"] is None else calls_a + row["force_calls_to_gm"]
-    return _row(system, "hybrid", seed, budget_s, tol, best_energy=min(best, row["best_energy"]), t_gm=t_gm, calls_gm=calls_gm,
-                wall_s=wall_a + row["wall_s"], total_calls=calls_a + row["total_force_calls"], action_s=wall_a,
-                action_best_energy=best, hops=row["hops"], walkers=walkers)
+    _action_module()
+    from ..search.hybrid import HybridConfig, hybrid_search
+
+    settings = {k: v for k, v in bh_settings.items() if k in ("angular_prob", "reseed_interval", "temperature", "quench_fmax")}
+    bh = BasinHoppingConfig(**{**_bh_options(walkers, _BH.angular_prob, _BH.reseed_interval, _BH.temperature, _BH.quench_fmax, tol),
+                               **settings})
+    res = hybrid_search(system, HybridConfig(seed=seed, budget_s=budget_s, action_fraction=action_fraction, basin_hopping=bh))
+    e = res.extra
+    return _row(system, "hybrid", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
+                calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls, action_s=e["action_s"],
+                action_best_energy=e["action_best_energy"], hops=e["hops"], walkers=walkers)
 
 
+#: Name -> row runner ``(system, seed, budget_s, tol, **bench_options) -> row``: the registry's
+#: cluster methods (:data:`REGISTRY_METHODS`), then the bench-only peers (:data:`PEERS`).
 METHODS: Dict[str, Callable[..., Dict[str, Any]]] = {
-    "basin_hopping": run_basin_hopping,
     "basin_hopping_lattice": run_basin_hopping_lattice,
-    "scipy_basinhopping": run_scipy_basinhopping,
+    "basin_hopping": run_basin_hopping,
+    "hybrid": run_registry_hybrid,
+    "action": _registry_runner("action"),
+    "scipy_basinhopping": _registry_runner("scipy_basinhopping"),
+    "scipy_basinhopping_unbounded": run_scipy_basinhopping_unbounded,
     "ase_basinhopping": run_ase_basinhopping,
-    "action": run_action,
-    "hybrid": run_hybrid,
 }
 
 
@@ -339,36 +451,49 @@ def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
+#: Methods the summary gives time ratios against, when they ran.
+SCIPY_METHODS = ("scipy_basinhopping", "scipy_basinhopping_unbounded")
+
+
 def format_summary(summary: Sequence[Dict[str, Any]]) -> str:
-    """A plain-text table of :func:`summarize` output, with time ratios to scipy."""
-    lines = [f"{'system':8s} {'method':20s} {'success':>8s} {'med t_GM/s':>11s} {'med calls_GM':>13s} {'best E':>13s} {'budget/s':>9s}"]
-    scipy_t = {s["system"]: s["median_time_to_gm_s"] for s in summary if s["method"] == "scipy_basinhopping"}
+    """A plain-text table of :func:`summarize` output, with time ratios to SciPy's basin hopping."""
+    width = max([20] + [len(s["method"]) for s in summary])
+    lines = [f"{'system':8s} {'method':{width}s} {'success':>8s} {'med t_GM/s':>11s} {'med calls_GM':>13s} {'best E':>13s} {'budget/s':>9s}"]
     for s in summary:
         over = f">{s['budget_s']:.0f}"
         t = s["median_time_to_gm_s"]
         c = s["median_force_calls_to_gm"]
         rate = f"{s['successes']}/{s['runs']}" if s["has_reference"] else "n/a"
         lines.append(
-            f"{s['system']:8s} {s['method']:20s} {rate:>8s} {(f'{t:.2f}' if math.isfinite(t) else over):>11s} "
+            f"{s['system']:8s} {s['method']:{width}s} {rate:>8s} {(f'{t:.2f}' if math.isfinite(t) else over):>11s} "
             f"{(f'{c:.0f}' if math.isfinite(c) else '-'):>13s} {s['best_energy']:13.6f} {s['budget_s']:9.0f}"
         )
-    for s in summary:
-        ref = scipy_t.get(s["system"])
-        if s["method"] != "scipy_basinhopping" and ref is not None and math.isfinite(ref) and math.isfinite(s["median_time_to_gm_s"]):
-            lines.append(f"{s['system']}: median time-to-GM of {s['method']} / scipy_basinhopping = {s['median_time_to_gm_s'] / ref:.2f}")
+    for scipy in SCIPY_METHODS:
+        scipy_t = {s["system"]: s["median_time_to_gm_s"] for s in summary if s["method"] == scipy}
+        for s in summary:
+            ref = scipy_t.get(s["system"])
+            if s["method"] not in SCIPY_METHODS and ref is not None and math.isfinite(ref) and math.isfinite(s["median_time_to_gm_s"]):
+                lines.append(f"{s['system']}: median time-to-GM of {s['method']} / {scipy} = {s['median_time_to_gm_s'] / ref:.2f}")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's argument parser."""
-    p = argparse.ArgumentParser(prog="actionmin bench clusters", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="actionmin bench clusters", description=__doc__.split("\n\n")[0],
+        epilog="example:\n  actionmin bench clusters --systems LJ13 --methods basin_hopping_lattice --seeds 1 --budget-s 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--systems", default="LJ13,LJ38", help="comma-separated names: LJ<n>, BLJ100 (stridernet), ION<n> (default LJ13,LJ38)")
-    p.add_argument("--methods", default="basin_hopping,scipy_basinhopping", help=f"comma-separated, from {','.join(METHOD_NAMES)}")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated; the package's cluster methods {','.join(REGISTRY_METHODS)} (see 'actionmin methods') "
+                        f"or the bench-only peers {','.join(PEERS)} (default {','.join(DEFAULT_METHODS)})")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
     p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run in seconds (default 60)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
-    p.add_argument("--walkers", type=int, default=_BH.n_walkers, help=f"walkers of our basin hopping (default {_BH.n_walkers})")
+    p.add_argument("--walkers", type=int, default=_BH.n_walkers,
+                   help=f"walkers of basin_hopping, basin_hopping_lattice and the hybrid's basin hopping (default {_BH.n_walkers})")
     p.add_argument("--angular-prob", type=float, default=_BH.angular_prob,
                    help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})")
     p.add_argument("--reseed-interval", type=int, default=_BH.reseed_interval,
@@ -417,10 +542,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                               reseed_interval=args.reseed_interval, temperature=args.temperature,
                                               quench_fmax=args.quench_fmax)
                         row["method"] = label
+                    except ImportError as exc:  # an optional dependency of the method is missing
+                        print(f"skipping {method}: {exc}", file=sys.stderr)
+                        skipped[method] = str(exc)
+                        continue
                     except MethodUnavailable as exc:
                         print(f"skipping {method} on {name}: {exc}", file=sys.stderr)
-                        if "not available" in str(exc) or "ActionTrainer" in str(exc):
-                            skipped[method] = str(exc)
                         continue
                     rows.append(row)
                     t = row["time_to_gm_s"]

@@ -4,8 +4,8 @@ Run on a machine with a CUDA device (``python bench/gpu.py --json FILE``); every
 figure is printed as a ratio against the CPU run of the same work in the same
 process:
 
-1. **Trainer rounds**: seconds per round of the ``action`` benchmark method
-   (:data:`~..search.action_config.SYNTHETIC_ACTION`) on a shifted synthetic
+1. **Trainer rounds**: seconds per round of the registry's ``action`` method
+   (function settings :data:`~..search.action_config.SYNTHETIC_ACTION`) on a shifted synthetic
    function, for each dimension, on the CPU with 1 thread (the setting of every
    CPU benchmark of this project), on the CPU with all cores, and on CUDA. The
    rounds after the warm start are timed; the warm start is reported apart.
@@ -35,7 +35,7 @@ import torch
 from ..fileio import atomic_write_text
 from ..search.local import torch_threads
 from .oracles import _best_time, lj_configs, near_start
-from .synthetic import METHODS, evaluate_run, make_system
+from .synthetic import evaluate_run, make_system, run_method
 
 
 def _synced(fn: Callable[[], object]) -> Callable[[], None]:
@@ -76,7 +76,7 @@ def bench_rounds(function: str, dims: Sequence[int], rounds: int, devices: Seque
         for setting in _settings(devices):
             system = make_system(function, dim, seed, device=setting["device"])
             with torch_threads(setting["threads"]):
-                result = METHODS["action"](system, 3600.0, seed, max_rounds=rounds)
+                result = run_method("action", system, 3600.0, seed, max_rounds=rounds)
             history = result.history
             warm = float(history[0]["wall_s"])
             per_round = (float(history[-1]["wall_s"]) - warm) / max(1, len(history) - 1)
@@ -151,7 +151,7 @@ def bench_budget(functions: Sequence[str], dim: int, budget_s: float, seed: int 
         for device in ("cpu", "cuda"):
             system = make_system(function, dim, seed, device=device)
             with torch_threads(1 if device == "cpu" else None):
-                result = METHODS["action"](system, budget_s, seed)
+                result = run_method("action", system, budget_s, seed)
             row = evaluate_run(system, result, function=function, dim=dim, seed=seed, shifted=True)
             row["device"] = device
             rows.append(row)
@@ -161,7 +161,10 @@ def bench_budget(functions: Sequence[str], dim: int, budget_s: float, seed: int 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench/gpu.py", description=__doc__.splitlines()[0])
+    """The argument parser of ``bench/gpu.py``."""
+    p = argparse.ArgumentParser(prog="bench/gpu.py", description=__doc__.splitlines()[0],
+                                epilog="example (on a CUDA machine):\n  python bench/gpu.py --dims 100 --rounds 5 --skip oracles",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--function", default="alpine1", help="function of the rounds timing")
     p.add_argument("--dims", default="100,1000", help="dimensions of the rounds timing")
     p.add_argument("--rounds", type=int, default=40, help="rounds timed after the warm start")
@@ -175,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the GPU benchmark; returns the exit code (2 without a CUDA device)."""
     args = build_parser().parse_args(argv)
     if not torch.cuda.is_available():
         print("error: torch sees no CUDA device; this benchmark compares CPU against CUDA", file=sys.stderr)

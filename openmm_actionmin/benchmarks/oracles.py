@@ -216,7 +216,11 @@ def run_oracle_bench(args: Union[OracleBenchConfig, argparse.Namespace]) -> dict
 def build_parser() -> argparse.ArgumentParser:
     """Command-line parser of the oracle benchmark."""
     defaults = OracleBenchConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="actionmin bench oracles", description=__doc__.splitlines()[0],
+        epilog="example:\n  actionmin bench oracles --lj-batch 64 --ase-evals 5 --trpcage-batch 2 --pool-batch 4 --repeats 1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--lj-atoms", dest="lj_atoms", type=int, default=defaults.lj_atoms)
     parser.add_argument("--lj-batch", dest="lj_batch", type=int, default=defaults.lj_batch)
     parser.add_argument("--ase-evals", dest="ase_evals", type=int, default=defaults.ase_evals)

@@ -3,6 +3,11 @@
 ``actionmin bench proteins [--systems cln025,trpcage] [--methods ...] [--seeds N]
 [--budget-s S] --json FILE``
 
+Methods are the registry's peptide methods (``openmm``, ``anneal``,
+``action``, ``random_only``, ``basin_hopping``, ``hybrid``; see ``actionmin
+methods``), run as ``openmm_actionmin.registry.METHODS[name].run(system,
+RunConfig(...))``, so a name means here what it means in ``minimize()``.
+
 For every system, the native structure (crystal/NMR PDB, prepared by pdbfixer)
 is minimised with OpenMM's LocalEnergyMinimizer: that ``native_minimized`` row
 is the energy a global search should reach. Then, per seed, an extended chain
@@ -37,8 +42,8 @@ from ..data import data_path
 from ..fileio import atomic_write_text
 from ..result import Result
 
-#: Methods of the benchmark (``action`` and ``hybrid`` need the action trainer).
-BENCH_METHODS = ("openmm_minimize", "openmm_anneal", "action", "basin_hopping", "hybrid")
+#: Registry methods the benchmark runs by default (``action`` and ``hybrid`` need the action trainer).
+BENCH_METHODS = ("openmm", "anneal", "action", "basin_hopping", "hybrid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +79,7 @@ class ProteinBenchConfig:
 
     Attributes:
         systems: Names from :data:`TARGETS`.
-        methods: Methods (see :data:`openmm_actionmin.proteins.METHODS`).
+        methods: Registry methods for peptides (``openmm_actionmin.registry.METHODS_FOR["peptide"]``).
         seeds: Number of seeds (0 .. seeds-1); each gives another start.
         budget_s: Wall-clock budget per run, seconds.
         perturb_deg: Half-width of the seed's backbone phi/psi perturbation
@@ -103,13 +108,13 @@ class ProteinBenchConfig:
     out_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
-        from ..proteins import canonical_method
+        from ..registry import get_method
 
         for name in self.systems:
             if name not in TARGETS:
                 raise ValueError(f"unknown benchmark protein {name!r}; choose from {', '.join(TARGETS)}")
         for method in self.methods:
-            canonical_method(method)
+            get_method(method, "peptide")
         if self.seeds < 1 or not (self.budget_s > 0):
             raise ValueError("seeds must be at least 1 and budget_s positive")
 
@@ -156,7 +161,8 @@ def run_benchmark(config: ProteinBenchConfig, *, log: Callable[[str], None] = pr
     Returns:
         All rows (including those resumed from ``config.json_path``).
     """
-    from ..proteins import CARMSD, run_method
+    from ..proteins import CARMSD
+    from ..registry import METHODS, RunConfig
     from ..search.openmm_baselines import openmm_minimize
     from ..systems.peptides import from_pdb, peptide
 
@@ -198,9 +204,9 @@ def run_benchmark(config: ProteinBenchConfig, *, log: Callable[[str], None] = pr
             rmsd = CARMSD(system.topology, target.pdb_path)
             start_e = float(system.oracle.energy(system.start_positions[None], transform=None)[0])
             for method in todo:
+                options = {"platform": config.platform, "threads": config.threads, "rmsd": rmsd}
                 try:
-                    res = run_method(system, method, seed=seed, budget_s=config.budget_s, platform=config.platform,
-                                     threads=config.threads, rmsd=rmsd)
+                    res = METHODS[method].run(system, RunConfig(seed=seed, budget_s=config.budget_s, options=options))
                 except ImportError as exc:  # the action trainer is not installed in this build
                     log(f"{name} {method} seed {seed}: skipped ({exc})")
                     continue
@@ -284,7 +290,7 @@ def compare(
 
     Args:
         pdb_path: The user's PDB.
-        methods: Method names (see :data:`openmm_actionmin.proteins.METHODS`).
+        methods: Registry method names for peptides (``actionmin methods``).
         budget_s: Wall-clock budget per method, seconds.
         png_path: If given, a PNG with two panels (best energy and CA RMSD
             against wall time, one line per method).
@@ -358,10 +364,16 @@ def plot_compare(results: Sequence[Result], png_path: os.PathLike) -> Path:
 # --------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``actionmin bench proteins``."""
-    p = argparse.ArgumentParser(prog="actionmin bench proteins", description=__doc__.split("\n\n")[0])
+    from ..registry import METHODS_FOR
+
+    p = argparse.ArgumentParser(
+        prog="actionmin bench proteins", description=__doc__.split("\n\n")[0],
+        epilog="example:\n  actionmin bench proteins --systems cln025 --methods openmm --seeds 1 --budget-s 5 --no-native",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--systems", default="cln025,trpcage", help=f"comma-separated, from {','.join(TARGETS)}")
     p.add_argument("--methods", default=",".join(BENCH_METHODS),
-                   help=f"comma-separated methods (default {','.join(BENCH_METHODS)}; any of openmm_actionmin.proteins.METHODS)")
+                   help=f"comma-separated registry methods, of: {', '.join(METHODS_FOR['peptide'])} (default {','.join(BENCH_METHODS)})")
     p.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run, seconds (default 60)")
     p.add_argument("--perturb-deg", type=float, default=20.0, help="start perturbation of backbone phi/psi, degrees")

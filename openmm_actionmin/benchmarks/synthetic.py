@@ -15,8 +15,13 @@ per dimension (distance / sqrt(D)); plus energy, wall time and force calls.
 OpenBLAS, and two benchmark processes with the default pool on a 2-core machine
 slowed CMA-ES 23x.
 
-Command line (``python -m openmm_actionmin.benchmarks.synthetic`` or
-``bench/synthetic.py``)::
+Methods are the registry's function methods (:data:`METHOD_NAMES`: ``action``,
+``random_only``, ``scipy_basinhopping``, ``adam``, ``cma``), run as
+``openmm_actionmin.registry.METHODS[name].run(system, RunConfig(...))`` with
+their defaults, so a name means here what it means in ``minimize()``.
+
+Command line (``actionmin bench synthetic``, ``python -m
+openmm_actionmin.benchmarks.synthetic`` or ``bench/synthetic.py``)::
 
     --functions alpine1,schaffer_f7 --dims 100 --seeds 3 --budget-s 120 \\
         --methods action,random_only,adam,cma,scipy_basinhopping --json synthetic_d100.json
@@ -44,50 +49,50 @@ from ..devices import check_device
 from ..fileio import atomic_write_text
 from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
 from ..plots import save_figure
+from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
 from ..result import Result
-from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION
 from ..search.local import torch_threads
 from ..systems.base import System
 from .threads import blas_threads
 from .warmup import warm_up
 
-def _action(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
-    """The action trainer with the function settings (:data:`~..search.action_config.SYNTHETIC_ACTION`)."""
-    from ..search.action import ActionConfig, ActionTrainer
 
-    config = ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds, method_name="action", **SYNTHETIC_ACTION)
-    return ActionTrainer(system, config).run()
+def run_method(method: str, system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
+    """Run the registry's ``method`` on a function system.
+
+    Args:
+        method: A function method of the registry (:data:`METHOD_NAMES`).
+        system: The benchmark system (:func:`make_system`).
+        budget_s: Wall-clock budget, seconds.
+        seed: Seed of the method.
+        max_rounds: Round limit of the PLNet trainers (``action``,
+            ``random_only``); the other methods have no rounds and ignore it.
+
+    Returns:
+        The method's :class:`Result`.
+    """
+    options: Dict[str, Any] = {}
+    if max_rounds is not None and method in PLNET_METHODS:
+        options["max_rounds"] = max_rounds
+    return REGISTRY[method].run(system, RunConfig(seed=seed, budget_s=budget_s, options=options))
 
 
-def _random_only(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
-    """The paper's ablation on the same round-bowl model (:data:`~..search.action_config.BOWL_MODEL`)."""
-    from ..search import baselines
-
-    return baselines.random_only(system, budget_s, seed, max_rounds=max_rounds, **BOWL_MODEL)
-
-
-def _baseline(name: str) -> Callable[..., Result]:
+def _runner(method: str) -> Callable[..., Result]:
     def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
-        from ..search import baselines
+        return run_method(method, system, budget_s, seed, max_rounds=max_rounds)
 
-        return baselines.BASELINES[name](system, budget_s, seed)
-
+    run.__name__ = f"run_{method}"
     return run
 
 
-#: The benchmark's methods: name -> runner(system, budget_s, seed, max_rounds=None). ``max_rounds``
-#: limits the PLNet trainers (``action``, ``random_only``) only.
-METHODS: Dict[str, Callable[..., Result]] = {
-    "action": _action,
-    "random_only": _random_only,
-    "adam": _baseline("adam"),
-    "cma": _baseline("cma"),
-    "scipy_basinhopping": _baseline("scipy_basinhopping"),
-}
+#: The benchmark's methods: every function method of the registry, in registry order.
+METHOD_NAMES = METHODS_FOR["function"]
 
 #: The methods that train a PLNet (they get a per-round plot with ``plot_dir``).
 PLNET_METHODS = ("action", "random_only")
 
+#: Name -> runner(system, budget_s, seed, max_rounds=None) through the registry (:func:`run_method`).
+METHODS: Dict[str, Callable[..., Result]] = {name: _runner(name) for name in METHOD_NAMES}
 
 @dataclasses.dataclass
 class SyntheticBenchConfig:
@@ -98,7 +103,7 @@ class SyntheticBenchConfig:
         dims: Dimensions.
         seeds: Seeds (each seed: one shift, and the seed of every method).
         budget_s: Wall-clock budget per run, seconds.
-        methods: Method names (keys of :data:`METHODS`).
+        methods: Method names (the registry's function methods, :data:`METHOD_NAMES`).
         shifted: Shift the minimum (uniform inside ``shift_fraction`` of the box).
         shift_fraction: Fraction of the box half-width for the shift.
         box: ``"paper"`` (the action paper's half-width, 100, where it used the
@@ -117,7 +122,7 @@ class SyntheticBenchConfig:
     dims: Sequence[int] = (100,)
     seeds: Sequence[int] = (0, 1, 2)
     budget_s: float = 120.0
-    methods: Sequence[str] = tuple(METHODS)
+    methods: Sequence[str] = METHOD_NAMES
     shifted: bool = True
     shift_fraction: float = 0.8
     box: str = "paper"
@@ -130,7 +135,7 @@ class SyntheticBenchConfig:
         check_device(self.device)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)}")
+            raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHOD_NAMES)}")
         if self.box not in ("paper", "default"):
             raise ValueError(f"box must be 'paper' or 'default', got {self.box!r}")
         if not self.budget_s > 0:
@@ -246,7 +251,7 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                     system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
                                          shift_fraction=config.shift_fraction, device=config.device)
                     start = time.perf_counter()
-                    result = METHODS[method](system, config.budget_s, seed, max_rounds=config.max_rounds)
+                    result = run_method(method, system, config.budget_s, seed, max_rounds=config.max_rounds)
                     row = evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
                                        shifted=config.shifted)
                     rows.append(row)
@@ -353,13 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="actionmin bench synthetic",
         description="Action trainer vs baselines on shifted synthetic functions, same wall-clock budget each.",
+        epilog="example:\n  actionmin bench synthetic --functions alpine1 --dims 10 --seeds 1 --budget-s 2 --methods adam,cma",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--functions", default="alpine1,schaffer_f7", help="comma-separated function names")
     p.add_argument("--dims", default="100", help="comma-separated dimensions")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1)")
     p.add_argument("--seed-offset", type=int, default=0, help="first seed")
     p.add_argument("--budget-s", type=float, default=120.0, help="wall-clock budget per run, seconds")
-    p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of: {', '.join(METHODS)} (default: all)")
+    p.add_argument("--methods", default=",".join(METHOD_NAMES),
+                   help=f"comma-separated registry methods, of: {', '.join(METHOD_NAMES)} (default: all; see 'actionmin methods')")
     p.add_argument("--no-shift", action="store_true", help="the paper's exact setting: minimum at the box centre")
     p.add_argument("--box", choices=("paper", "default"), default="paper",
                    help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")
