@@ -329,41 +329,29 @@ def _hybrid(
     the starts of torsion hopping, which quenches all of them and walks from
     the lowest, so the hybrid never ends above a quench of the input. History,
     force calls and wall time are those of both phases together (the hopping
-    rows shifted by the trainer's).
+    rows shifted by the trainer's). The one hybrid of the package,
+    :func:`~openmm_actionmin.search.hybrid.hybrid`, runs both phases.
     """
-    from .search.action import ActionConfig, ActionTrainer
+    from .search.action import ActionConfig
+    from .search.hybrid import hybrid
     from .search.torsion_hopping import torsion_hopping
 
     if not (0.0 < fraction < 1.0):
         raise ValueError(f"hybrid_fraction must be in (0, 1), got {fraction}")
-    t0 = time.perf_counter()
-    train_s = budget_s * fraction
     base = action_config if action_config is not None else ActionConfig()
     if action_config is None:
-        base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
-    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name="hybrid", progress=progress,
-                              checkpoint_path=checkpoint_path or base.checkpoint_path)
-    raw = ActionTrainer(system, cfg).run()
-    starts = [np.asarray(raw.positions, dtype=np.float64)]
-    lowest = raw.extra.get("lowest_seen_positions")
-    if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf:
-        starts.append(np.asarray(lowest, dtype=np.float64))
-    starts.append(None)  # torsion hopping reads None as the target's own start positions
-    spent = time.perf_counter() - t0
-    hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=max(budget_s - spent, 0.5), platform=platform,
-                              threads=threads, tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
-                              checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
-                              checkpoint_interval_s=checkpoint_interval_s, method_name="hybrid")
+        base = dataclasses.replace(base, **_scaled_action_sizes(system, budget_s * fraction, base))
+    base = dataclasses.replace(base, progress=progress, checkpoint_path=checkpoint_path or base.checkpoint_path)
     observer = rmsd.observer() if rmsd is not None else None
-    hop = torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
-    rows = [{**row, "phase": f"action:{row.get('phase', 'train')}"} for row in raw.history]
-    rows += [{**row, "wall_s": row["wall_s"] + spent, "force_calls": row["force_calls"] + raw.force_calls}
-             for row in hop.history]
-    extra = dict(hop.extra)
-    extra.update({"action_energy": float(raw.energy), "action_wall_s": spent, "action_force_calls": int(raw.force_calls),
-                  "hybrid_fraction": float(fraction)})
-    return dataclasses.replace(hop, method="hybrid", force_calls=raw.force_calls + hop.force_calls,
-                               wall_s=time.perf_counter() - t0, history=rows, extra=extra)
+
+    def hop(starts: list, left_s: float) -> Result:
+        hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=left_s, platform=platform, threads=threads,
+                                  tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
+                                  checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
+                                  checkpoint_interval_s=checkpoint_interval_s, method_name="hybrid")
+        return torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
+
+    return hybrid(system, base, hop, budget_s=budget_s, seed=seed, fraction=fraction, action_history=True)
 
 
 def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:

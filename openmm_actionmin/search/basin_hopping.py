@@ -32,22 +32,21 @@ resumed run is statistically, not bitwise, equivalent to an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from .. import checkpoints
-from ..progress import progress_bar
 from ..result import Result
 from ..systems.base import System
+from .hopping import BasinHoppingLoop, LoopSettings
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
-from .local import make_minimizer, torch_threads
-from .steps import AdaptiveStepSize, ClusterStep, Container, Metropolis, MinimaDatabase
+from .local import torch_threads
+from .steps import (AdaptiveStepSize, BatchPolish, BatchQuench, ClusterProposal, ClusterStep, Container, GoWithTheWinners,
+                    Metropolis, MinimaDatabase)
 
 
 @dataclasses.dataclass
@@ -207,6 +206,7 @@ def basin_hopping(
 def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -> Result:
     if not system.is_atomic:
         raise ValueError(f"basin_hopping works on atomic systems ([B, N, 3]); {system.name} is a [B, D] function")
+    t_entry = time.perf_counter()
     oracle = system.oracle
     n = oracle.n_atoms
     b = cfg.n_walkers
@@ -221,260 +221,85 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     target = cfg.target_energy if cfg.target_energy is not None else system.reference_energy
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     identity = checkpoints.run_identity(system, cfg.method_name, cfg.seed) if ckpt is not None else None
-    deadline = None if cfg.budget_s is None else time.perf_counter() + cfg.budget_s
+    resuming = ckpt is not None and cfg.resume and ckpt.exists()
 
-    # ---------------------------------------------------------------- state
-    x_cur = torch.zeros((b, n, 3), dtype=torch.float64, device=dev)
-    e_cur = torch.full((b,), math.inf, dtype=torch.float64, device=dev)
-    step_size = torch.full((b,), float(cfg.step_size), dtype=torch.float64, device=dev)
-    trials = torch.zeros(b, dtype=torch.long, device=dev)
-    accepts = torch.zeros(b, dtype=torch.long, device=dev)
-    hops_per_walker = torch.zeros(b, dtype=torch.long, device=dev)
-    stats = {"hops": 0, "accepted": 0, "quench_failures": 0, "evaporated": 0}
-    best_e, best_x = math.inf, None
-    elapsed_before, calls_before = 0.0, 0
-    t_target, calls_target = None, None
-    history = []
-    resumed = False
+    def sample(k: int) -> torch.Tensor:
+        return system.space.to_config(system.space.sample(k, gen)).to(device=dev, dtype=torch.float64)
 
-    state = checkpoints.load(ckpt, identity) if ckpt is not None and cfg.resume else None
-    if state is not None and state.get("n_walkers") != b:
-        raise checkpoints.CheckpointMismatch(
-            f"checkpoint {ckpt} has {state.get('n_walkers')} walkers, this run {b}; use n_walkers={state.get('n_walkers')}, "
-            "delete the file or choose another checkpoint path")
-    if state is not None:
-        x_cur, e_cur = state["x_cur"].to(dev), state["e_cur"].to(dev)
-        step_size, hops_per_walker = state["step_size"].to(dev), state["hops_per_walker"].to(dev)
-        stats, best_e, best_x = state["stats"], state["best_e"], state["best_x"]
-        elapsed_before, calls_before = state["elapsed_s"], state["force_calls"]
-        t_target, calls_target, history = state["t_target"], state["calls_target"], state["history"]
-        database.load_state_dict(state["database"])
-        gen.set_state(state["rng"])
-        resumed = True
-        x_start = step.propose(x_cur, step_size, gen)
-        if container is not None:
-            x_start = container.pull_back(x_start)
-    else:
-        x_start = system.space.to_config(system.space.sample(b, gen)).to(device=dev, dtype=torch.float64)
+    x_start = []
+    if not resuming:
+        x_start = sample(b)
         given = 0
         if starts is not None:
-            s = oracle.as_batch(starts).detach().to(torch.float64)
+            s = oracle.as_batch(starts).detach().to(device=dev, dtype=torch.float64)
             if s.shape[0] > b:
                 raise ValueError(f"got {s.shape[0]} starts for {b} walkers; pass at most n_walkers starts or raise n_walkers")
             x_start[: s.shape[0]] = s
             given = s.shape[0]
         if cfg.lattice_starts > 0 and given < b:
-            t_lat = time.perf_counter()
             # the lattice search may use at most half of the budget
-            lat_deadline = None if deadline is None else t_lat + 0.5 * cfg.budget_s
+            lat_deadline = None if cfg.budget_s is None else t_entry + 0.5 * cfg.budget_s
             lat = make_lattice_starts(n, min(cfg.lattice_starts, b - given), gen, motifs=cfg.lattice_motifs,
                                       restarts=cfg.lattice_restarts, nn=cfg.lattice_nn, deadline=lat_deadline)
             x_start[given : given + lat.shape[0]] = lat.to(device=dev)
-            elapsed_before += time.perf_counter() - t_lat  # the lattice search counts against the budget
         if container is not None:
             x_start = container.pull_back(x_start)
+        x_start = list(x_start.unbind(0))
 
-    quench = make_minimizer(
-        oracle,
-        x_start,
-        cfg.quench_method,
-        fmax=cfg.quench_fmax,
-        max_steps=cfg.quench_max_steps,
-        max_step=cfg.quench_max_step,
-        generator=gen,
-    )
-    calls0 = oracle.counters.force_calls - calls_before
-    t0 = time.perf_counter() - elapsed_before
-    last_ckpt = time.perf_counter()
-    next_sweep = (stats["hops"] // b + 1) * b
-    bar = None
-    if cfg.progress:
-        bar = progress_bar(desc=f"basin hopping {system.name}", unit="hop")
+    proposal = ClusterProposal(step, b, cfg.step_size, sample, gen, step_rule if cfg.adaptive_step else None, container, dev)
+    quench = BatchQuench(oracle, b, cfg.quench_method, container, gen, fmax=cfg.quench_fmax,
+                         max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step)
+    polish = BatchPolish(oracle, cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps,
+                         max_step=cfg.quench_max_step)
+    restart = GoWithTheWinners(cfg.reseed_interval, cfg.reseed_fraction, cfg.reseed_pool, dev) if cfg.reseed_interval > 0 else None
+    keys = ("wall_s", "best_energy", "hops", "force_calls", "acceptance")
 
-    def elapsed() -> float:
-        return time.perf_counter() - t0
+    def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if event == "sweep":
+            return {**{k: info[k] for k in keys}, "mean_step_size": float(proposal.step_size.mean()),
+                    "distinct_minima": info["distinct_minima"]}
+        if event == "end":  # the search's wall time and force calls, the polished energy
+            return {**{k: info[k] for k in keys}, "wall_s": info["search_wall_s"], "force_calls": info["search_force_calls"],
+                    "mean_step_size": float(proposal.step_size.mean()), "distinct_minima": info["distinct_minima"]}
+        return None
 
-    def checkpoint() -> None:
-        if ckpt is None:
-            return
-        checkpoints.save(
-            ckpt,
-            identity=identity,
-            state={
-                "n_walkers": b,
-                "x_cur": x_cur.cpu(),
-                "e_cur": e_cur.cpu(),
-                "step_size": step_size.cpu(),
-                "hops_per_walker": hops_per_walker.cpu(),
-                "stats": stats,
-                "best_e": best_e,
-                "best_x": best_x,
-                "elapsed_s": elapsed(),
-                "force_calls": oracle.counters.force_calls - calls0,
-                "t_target": t_target,
-                "calls_target": calls_target,
-                "history": history,
-                "database": database.state_dict(),
-                "rng": gen.get_state(),
-                "config": dataclasses.asdict(cfg),
-            },
-        )
-
-    stop_reason = "budget"
-    while True:
-        quench.step()
-        finished = torch.nonzero(quench.done).flatten()
-        if finished.numel():
-            xq = quench.x[finished].reshape(-1, n, 3)
-            eq = quench.energy[finished].clone()
-            valid = quench.converged[finished].clone()
-            stats["quench_failures"] += int((~valid).sum())
-            if container is not None:
-                inside = container.inside(xq)
-                stats["evaporated"] += int((valid & ~inside).sum())
-                valid &= inside
-            eq[~valid] = math.inf
-            # storage and best
-            for k in torch.nonzero(valid).flatten().tolist():
-                database.add(xq[k], float(eq[k]))
-            if bool(valid.any()):
-                k = int(torch.argmin(eq))
-                if float(eq[k]) < best_e:
-                    best_e = float(eq[k])
-                    best_x = xq[k].detach().cpu().numpy().copy()
-                    if target is not None and t_target is None and best_e <= target + cfg.target_tolerance:
-                        t_target = elapsed()
-                        calls_target = oracle.counters.force_calls - calls0
-            # acceptance (a walker's first quench is always accepted if valid)
-            acc = acceptance.accept(eq, e_cur[finished], gen)
-            acc_idx = finished[acc]
-            x_cur[acc_idx] = container.recentre(xq[acc]) if container is not None else xq[acc]
-            e_cur[acc_idx] = eq[acc]
-            counted = ~torch.isinf(e_cur[finished]) | acc  # ignore walkers with no valid minimum yet
-            trials[finished] += counted.long()
-            accepts[finished] += (acc & counted).long()
-            hops_per_walker[finished] += 1
-            stats["hops"] += int(finished.numel())
-            stats["accepted"] += int(acc.sum())
-            if cfg.adaptive_step:
-                step_rule.update(step_size, trials, accepts)
-            if cfg.reseed_interval > 0 and len(database) > 0:
-                due = finished[(hops_per_walker[finished] % cfg.reseed_interval == 0)]
-                if due.numel():
-                    finite = e_cur[torch.isfinite(e_cur)]
-                    if finite.numel():
-                        cut = torch.quantile(finite, 1.0 - cfg.reseed_fraction)
-                        due = due[e_cur[due] >= cut]
-                    pool = database.minima[: cfg.reseed_pool]
-                    for w in due.tolist():
-                        pick = pool[int(torch.randint(len(pool), (1,), generator=gen))]
-                        x_cur[w] = torch.as_tensor(pick.x, dtype=torch.float64, device=dev)
-                        e_cur[w] = pick.energy
-                    stats["reseeded"] = stats.get("reseeded", 0) + int(due.numel())
-            # next proposals; walkers without a valid minimum restart at random
-            no_min = torch.isinf(e_cur[finished])
-            x_new = step.propose(x_cur[finished], step_size[finished], gen)
-            if bool(no_min.any()):
-                fresh = system.space.to_config(system.space.sample(int(no_min.sum()), gen)).to(device=dev, dtype=torch.float64)
-                x_new[no_min] = fresh
-            if container is not None:
-                x_new = container.pull_back(x_new)
-            quench.reset(finished, x_new)
-            if bar is not None:
-                bar.update(int(finished.numel()))
-                bar.set_postfix(best=f"{best_e:.6f}")
-            if stats["hops"] >= next_sweep:
-                next_sweep += b
-                history.append(
-                    {
-                        "wall_s": elapsed(),
-                        "best_energy": best_e,
-                        "hops": stats["hops"],
-                        "force_calls": oracle.counters.force_calls - calls0,
-                        "acceptance": stats["accepted"] / max(stats["hops"], 1),
-                        "mean_step_size": float(step_size.mean()),
-                        "distinct_minima": len(database),
-                    }
-                )
-        # stopping rules
-        if cfg.stop_at_target and t_target is not None:
-            stop_reason = "target"
-            break
-        if cfg.budget_s is not None and elapsed() >= cfg.budget_s:
-            stop_reason = "budget"
-            break
-        if cfg.max_steps is not None and bool((hops_per_walker >= cfg.max_steps).all()):
-            stop_reason = "max_steps"
-            break
-        if cfg.max_force_calls is not None and oracle.counters.force_calls - calls0 >= cfg.max_force_calls:
-            stop_reason = "max_force_calls"
-            break
-        if ckpt is not None and time.perf_counter() - last_ckpt >= cfg.checkpoint_interval_s:
-            checkpoint()
-            last_ckpt = time.perf_counter()
-    if bar is not None:
-        bar.close()
-    wall = elapsed()
-    search_calls = oracle.counters.force_calls - calls0
-    checkpoint()
-
-    if best_x is None:
-        # no quench finished inside the budget: report the lowest walker reached so far
-        # (polished below within what is left), flagged as such
-        e_now = torch.where(torch.isfinite(quench.energy), quench.energy, torch.full_like(quench.energy, math.inf))
-        k = int(torch.argmin(e_now))
-        best_x = quench.x[k].reshape(n, 3).detach().cpu().numpy().copy()
-        best_e = float(e_now[k])
-        warnings.warn(
-            f"basin hopping on {system.name} finished no quench within {cfg.budget_s} s "
-            f"({stats['quench_failures']} failed, {stats['evaporated']} evaporated); the result is the lowest walker "
-            "reached, not a minimum: raise budget_s", RuntimeWarning, stacklevel=3)
-        stats["unfinished"] = True
-    # polish the best minimum (counted in force_calls, not in the search time)
-    polish = make_minimizer(oracle, torch.as_tensor(best_x)[None], cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step)
-    pol = polish.run(deadline=None if cfg.budget_s is None else max(t0 + cfg.budget_s, time.perf_counter() + 0.2))
-    if float(pol.energy[0]) <= best_e:
-        best_e = float(pol.energy[0])
-        best_x = pol.x[0].cpu().numpy()
-    success = None if target is None else bool(best_e <= target + cfg.target_tolerance)
-    history.append(
-        {
-            "wall_s": wall,
-            "best_energy": best_e,
-            "hops": stats["hops"],
-            "force_calls": search_calls,
-            "acceptance": stats["accepted"] / max(stats["hops"], 1),
-            "mean_step_size": float(step_size.mean()),
-            "distinct_minima": len(database),
-        }
-    )
+    settings = LoopSettings(
+        budget_s=cfg.budget_s, max_steps=cfg.max_steps, max_force_calls=cfg.max_force_calls, target_energy=target,
+        target_tolerance=cfg.target_tolerance, stop_at_target=cfg.stop_at_target, sweep_rows=True,
+        checkpoint_path=None if ckpt is None else str(ckpt), checkpoint_interval_s=cfg.checkpoint_interval_s,
+        resume=cfg.resume, identity=identity, progress=cfg.progress, label=f"basin hopping {system.name}")
+    loop = BasinHoppingLoop(starts=x_start, n_walkers=b, step=proposal, quench=quench, acceptance=acceptance, storage=database,
+                            generator=gen, force_calls=lambda: oracle.counters.force_calls, settings=settings,
+                            restart=restart, polish=polish, history_row=history_row)
+    out = loop.run(spent_s=time.perf_counter() - t_entry)
+    success = None if target is None else bool(out.energy <= target + cfg.target_tolerance)
     return Result(
-        positions=np.asarray(best_x, dtype=np.float64),
-        energy=best_e,
+        positions=np.asarray(out.x, dtype=np.float64).reshape(n, 3),
+        energy=float(out.energy),
         units=oracle.units,
         method=cfg.method_name,
         seed=cfg.seed,
-        force_calls=int(oracle.counters.force_calls - calls0),
-        wall_s=wall,
-        history=history,
+        force_calls=int(out.force_calls),
+        wall_s=out.search_s,
+        history=out.history,
         system=system.name,
         symbols=system.symbols,
         topology=system.topology,
         extra={
             "success": success,
             "target_energy": target,
-            "time_to_target_s": t_target,
-            "force_calls_to_target": calls_target,
-            "stop_reason": stop_reason,
-            "hops": stats["hops"],
-            "acceptance_rate": stats["accepted"] / max(stats["hops"], 1),
-            "quench_failures": stats["quench_failures"],
-            "evaporated": stats["evaporated"],
-            "reseeded": stats.get("reseeded", 0),
+            "time_to_target_s": out.time_to_target_s,
+            "force_calls_to_target": out.force_calls_to_target,
+            "stop_reason": out.stop_reason,
+            "hops": out.hops,
+            "acceptance_rate": out.acceptance_rate,
+            "quench_failures": quench.failures,
+            "evaporated": quench.evaporated,
+            "reseeded": out.counters.get("reseeded", 0),
             "minima_energies": database.energies,
-            "final_step_sizes": step_size.cpu().tolist(),
+            "final_step_sizes": proposal.step_size.cpu().tolist(),
             "n_walkers": b,
-            "resumed": resumed,
+            "resumed": out.resumed,
             "config": dataclasses.asdict(cfg),
         },
     )

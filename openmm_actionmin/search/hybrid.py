@@ -1,10 +1,15 @@
-"""Hybrid search: PLNet action candidates seed batched basin hopping.
+"""Hybrid search: PLNet action candidates seed basin hopping (clusters and peptides).
 
-The action trainer runs for a fraction of the budget; its final candidate and
-the lowest point it evaluated are quenched with batched L-BFGS on the true
-energy and become starting walkers of :func:`~.basin_hopping.basin_hopping`,
-which spends the rest of the budget. Force calls and wall time of both stages
-are added up in the returned :class:`~openmm_actionmin.result.Result`.
+:func:`hybrid` is the one hybrid: the action trainer runs for a fraction of
+the budget; its final candidate, the lowest point it evaluated and the
+system's own start structure (when it has one) become the starts of the one
+basin-hopping loop (:mod:`.hopping`), which quenches them and spends the rest
+of the budget. Clusters hop with :func:`~.basin_hopping.basin_hopping`
+(:func:`hybrid_search`), peptides with
+:func:`~.torsion_hopping.torsion_hopping` (``openmm_actionmin.proteins``
+builds the torsion-space trainer and calls :func:`hybrid`). Force calls and
+wall time of both stages are added up in the returned
+:class:`~openmm_actionmin.result.Result`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
@@ -83,45 +88,95 @@ def action_candidates(system: System, budget_s: float, seed: int, *, quench_fmax
     return quench.x, quench.energy, res
 
 
+def hybrid(
+    system: System,
+    action_config: Any,
+    hop: Callable[[List[Any], float], Result],
+    *,
+    budget_s: float,
+    seed: int,
+    fraction: float,
+    action_history: bool = False,
+    target_tolerance: float = 1e-4,
+) -> Result:
+    """The action trainer for ``fraction`` of the budget, then basin hopping from its candidates.
+
+    Args:
+        system: The system the trainer searches (its ``space``) and whose
+            ``start_positions``, when set, are one more start.
+        action_config: An ``ActionConfig`` (its ``seed``, ``budget_s`` and
+            ``method_name`` are set here).
+        hop: ``hop(starts, budget_s) -> Result``: the basin-hopping stage,
+            given the starts (positions ``[N, 3]``) and the seconds left.
+        budget_s: Budget of both stages, seconds.
+        seed: Seed of the trainer (the caller seeds ``hop``).
+        fraction: Share of the budget given to the trainer, in (0, 1).
+        action_history: Put the trainer's history rows (``phase``
+            ``"action:..."``) before the hopping rows.
+        target_tolerance: Success tolerance of the trainer's candidate when
+            the hopping result names a ``target_energy``.
+
+    Returns:
+        The hopping stage's Result named ``"hybrid"``, with force calls and
+        wall time of both stages, history rows shifted by the trainer's time
+        (and force calls), ``time_to_target_s`` and ``force_calls_to_target``
+        counted from the start, and ``extra`` keys ``action_s``,
+        ``action_wall_s``, ``action_energy``, ``action_best_energy``,
+        ``action_force_calls`` and ``hybrid_fraction``.
+    """
+    from .action import ActionTrainer
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"hybrid fraction must lie in (0, 1), got {fraction}")
+    t0 = time.perf_counter()
+    cfg = dataclasses.replace(action_config, seed=int(seed), budget_s=float(fraction * budget_s), method_name="hybrid")
+    raw = ActionTrainer(system, cfg).run()
+    starts: List[Any] = [np.asarray(raw.positions, dtype=np.float64)]
+    lowest = raw.extra.get("lowest_seen_positions")
+    if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf:
+        starts.append(np.asarray(lowest, dtype=np.float64))
+    if system.start_positions is not None:
+        starts.append(np.asarray(system.start_positions.detach().cpu().numpy() if hasattr(system.start_positions, "detach")
+                                 else system.start_positions, dtype=np.float64).reshape(-1, 3))
+    spent = time.perf_counter() - t0
+    res = hop(starts, max(budget_s - spent, 0.5))
+    calls_a = int(raw.force_calls)
+    extra = dict(res.extra)
+    for key, offset in (("time_to_target_s", spent), ("force_calls_to_target", calls_a)):
+        if extra.get(key) is not None:
+            extra[key] = extra[key] + offset
+    action_e = float(raw.energy)
+    target = extra.get("target_energy")
+    if target is not None and math.isfinite(target) and action_e <= target + target_tolerance:
+        extra.update(success=True, time_to_target_s=spent, force_calls_to_target=calls_a)
+    extra.update(action_s=spent, action_wall_s=spent, action_energy=action_e, action_best_energy=action_e,
+                 action_force_calls=calls_a, hybrid_fraction=float(fraction))
+    rows = [{**row, "phase": f"action:{row.get('phase', 'train')}"} for row in raw.history] if action_history else []
+    rows += [{**row, "wall_s": row.get("wall_s", 0.0) + spent, "force_calls": row.get("force_calls", 0) + calls_a}
+             for row in res.history]
+    return dataclasses.replace(res, method="hybrid", seed=int(seed), force_calls=calls_a + int(res.force_calls),
+                               wall_s=time.perf_counter() - t0, history=rows, extra=extra)
+
+
 def hybrid_search(system: System, config: Optional[HybridConfig] = None) -> Result:
-    """Action candidates, then basin hopping seeded with them.
+    """Action candidates, then batched basin hopping seeded with them (clusters).
 
     Args:
         system: An atomic system (clusters).
         config: Settings (default :class:`HybridConfig`).
 
     Returns:
-        :class:`Result` named ``"hybrid"``; ``extra`` holds the basin-hopping
-        stage's keys with ``time_to_target_s`` and ``force_calls_to_target``
-        counted from the start of the hybrid run, plus ``action_s`` and
-        ``action_best_energy``.
+        :class:`Result` named ``"hybrid"`` (see :func:`hybrid`).
     """
+    from .action import ActionConfig
+
     cfg = config or HybridConfig()
-    oracle = system.oracle
-    t0 = time.perf_counter()
-    calls0 = oracle.counters.force_calls
-    x, energy, _ = action_candidates(system, cfg.action_fraction * cfg.budget_s, cfg.seed, quench_fmax=cfg.quench_fmax, progress=cfg.progress)
-    action_s = time.perf_counter() - t0
-    action_calls = oracle.counters.force_calls - calls0
-    remaining = max(cfg.budget_s - action_s, 1.0)
-    bh_cfg = dataclasses.replace(cfg.basin_hopping, seed=cfg.seed, budget_s=remaining, progress=cfg.progress)
-    bh = basin_hopping(system, bh_cfg, starts=x[: bh_cfg.n_walkers])
-    extra = dict(bh.extra)
-    for key, offset in (("time_to_target_s", action_s), ("force_calls_to_target", action_calls)):
-        if extra.get(key) is not None:
-            extra[key] = extra[key] + offset
-    best_action = float(energy.min())
-    target = extra.get("target_energy")
-    if target is not None and math.isfinite(target) and best_action <= target + bh_cfg.target_tolerance:
-        extra.update(success=True, time_to_target_s=action_s, force_calls_to_target=action_calls)
-    extra.update(action_s=action_s, action_best_energy=best_action)
-    history = [dict(row, wall_s=row.get("wall_s", 0.0) + action_s) for row in bh.history]
-    return dataclasses.replace(
-        bh,
-        method="hybrid",
-        seed=cfg.seed,
-        force_calls=oracle.counters.force_calls - calls0,
-        wall_s=time.perf_counter() - t0,
-        history=history,
-        extra=extra,
-    )
+    action = ActionConfig(progress=cfg.progress, polish_method="lbfgs", polish_steps=2000, polish_fmax=1e-3)
+
+    def hop(starts: List[Any], budget_s: float) -> Result:
+        bh_cfg = dataclasses.replace(cfg.basin_hopping, seed=cfg.seed, budget_s=budget_s, progress=cfg.progress)
+        x = torch.as_tensor(np.stack(starts[: bh_cfg.n_walkers])).reshape(-1, *system.oracle.event_shape)
+        return basin_hopping(system, bh_cfg, starts=x.to(dtype=torch.float64, device=system.oracle.device))
+
+    return hybrid(system, action, hop, budget_s=cfg.budget_s, seed=cfg.seed, fraction=cfg.action_fraction,
+                  target_tolerance=cfg.basin_hopping.target_tolerance)

@@ -16,6 +16,13 @@ can be assembled from different parts:
 * storage: :class:`MinimaDatabase` (the lowest distinct minima by energy and,
   optionally, permutation-invariant fingerprint).
 
+The pieces that plug cluster basin hopping into the one loop
+(:class:`~.hopping.BasinHoppingLoop`) are here too: :class:`ClusterProposal`
+(a step with per-walker adaptive step sizes, the container, and random
+restarts of walkers without a minimum), :class:`BatchQuench` (the streamed
+batched L-BFGS or FIRE quench of :mod:`.local`), :class:`GoWithTheWinners`
+(reseeding) and :class:`BatchPolish`.
+
 All random numbers come from a caller-owned ``torch.Generator`` (CPU), so runs
 are reproducible from a seed.
 """
@@ -24,12 +31,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import List, Optional, Sequence
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..geometry import fingerprint
+from .hopping import Quenched
+from .local import make_minimizer
 
 
 def _rand(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
@@ -361,3 +371,209 @@ class MinimaDatabase:
             self.minima = [Minimum(e, x, self._fingerprint(x)) for e, x in pairs]
         else:
             self.minima = [Minimum(**m) for m in state["minima"]]
+
+
+# ------------------------------------------------------- loop pieces (clusters)
+class ClusterProposal:
+    """Proposals of the cluster walkers for :class:`~.hopping.BasinHoppingLoop`.
+
+    A walker with a minimum gets ``step.propose`` of it at its own step size;
+    a walker without one (every quench so far failed) restarts from a fresh
+    random configuration. Proposals are pulled back into the container.
+    :meth:`record` feeds the acceptance counts to the step-size rule.
+
+    Args:
+        step: Proposal with ``propose(x [k, N, 3], step_size [k], generator)``.
+        n_walkers: Number of walkers.
+        step_size: Initial step size.
+        sample: ``sample(k) -> [k, N, 3]`` fresh random configurations.
+        generator: Torch generator of the proposals.
+        step_rule: Step-size rule with ``update(step_size, trials, accepts)``
+            (``None``: fixed step sizes).
+        container: Optional :class:`Container`.
+        device: Device of the configurations.
+    """
+
+    def __init__(self, step: Any, n_walkers: int, step_size: float, sample: Callable[[int], torch.Tensor],
+                 generator: torch.Generator, step_rule: Optional[AdaptiveStepSize] = None,
+                 container: Optional[Container] = None, device: Any = "cpu") -> None:
+        self.step = step
+        self.sample = sample
+        self.generator = generator
+        self.step_rule = step_rule
+        self.container = container
+        self.device = device
+        self.step_size = torch.full((n_walkers,), float(step_size), dtype=torch.float64, device=device)
+        self.trials = torch.zeros(n_walkers, dtype=torch.long, device=device)
+        self.accepts = torch.zeros(n_walkers, dtype=torch.long, device=device)
+
+    def propose(self, walkers: Sequence[Any]) -> List[torch.Tensor]:
+        """One proposal ``[N, 3]`` per walker."""
+        idx = torch.tensor([w.index for w in walkers], dtype=torch.long, device=self.device)
+        has_min = [math.isfinite(w.energy) for w in walkers]
+        x = torch.stack([torch.as_tensor(w.x, dtype=torch.float64).to(self.device) if ok else
+                         torch.zeros_like(torch.as_tensor(walkers[0].x, dtype=torch.float64)).to(self.device)
+                         for w, ok in zip(walkers, has_min)])
+        new = self.step.propose(x, self.step_size[idx], self.generator)
+        if not all(has_min):
+            lost = torch.tensor([not ok for ok in has_min], device=self.device)
+            new[lost] = self.sample(int(lost.sum())).to(device=self.device, dtype=torch.float64)
+        if self.container is not None:
+            new = self.container.pull_back(new)
+        return list(new.unbind(0))
+
+    def record(self, walkers: Sequence[Any], accepted: Sequence[bool]) -> None:
+        """Count the judged hops of ``walkers`` and adapt their step sizes when due."""
+        idx = torch.tensor([w.index for w in walkers], dtype=torch.long, device=self.device)
+        self.trials.index_add_(0, idx, torch.ones_like(idx))
+        self.accepts.index_add_(0, idx, torch.tensor([int(a) for a in accepted], dtype=torch.long, device=self.device))
+        if self.step_rule is not None:
+            self.step_rule.update(self.step_size, self.trials, self.accepts)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Step sizes and acceptance counters for checkpoints."""
+        return {"step_size": self.step_size.cpu(), "trials": self.trials.cpu(), "accepts": self.accepts.cpu()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        for key in ("step_size", "trials", "accepts"):
+            getattr(self, key).copy_(state[key].to(self.device))
+
+
+class BatchQuench:
+    """The streamed batched quench of :mod:`.local` as a loop quench (one row per walker).
+
+    One :meth:`step` is one batched force call over the running rows; a row
+    finishes when its own minimiser has converged or used ``max_steps``. A
+    finished configuration is a minimum when it converged and (with a
+    container) has every atom inside; minima are reported recentred.
+
+    Args:
+        oracle: The energy oracle.
+        n_rows: Rows (walkers).
+        method: ``"lbfgs"`` or ``"fire"``.
+        container: Optional :class:`Container`.
+        generator: Torch generator of the minimiser's jitter.
+        **options: ``fmax``, ``max_steps``, ``max_step`` of the minimiser.
+    """
+
+    def __init__(self, oracle: Any, n_rows: int, method: str = "lbfgs", container: Optional[Container] = None,
+                 generator: Optional[torch.Generator] = None, **options: Any) -> None:
+        self.oracle = oracle
+        self.n_rows = int(n_rows)
+        self.container = container
+        shape = (self.n_rows, oracle.n_atoms, 3)
+        self.minimizer = make_minimizer(oracle, torch.zeros(shape, dtype=torch.float64, device=oracle.device), method,
+                                        generator=generator, **options)
+        self.minimizer.done[:] = True
+        self.pending = torch.zeros(self.n_rows, dtype=torch.bool, device=oracle.device)
+        self.failures = 0
+        self.evaporated = 0
+
+    def reset(self, rows: Sequence[int], configs: Sequence[torch.Tensor], phase: str = "hop") -> None:
+        """Start quenching ``configs`` (each ``[N, 3]``) in ``rows``."""
+        idx = torch.tensor(list(rows), dtype=torch.long, device=self.pending.device)
+        self.minimizer.reset(idx, torch.stack([torch.as_tensor(c) for c in configs]).to(self.pending.device))
+        self.pending[idx] = True
+
+    def step(self, deadline: Optional[float] = None) -> List[Any]:
+        """One batched force call; the rows that finished (``Quenched``)."""
+        m = self.minimizer
+        m.step()
+        fin = torch.nonzero(m.done & self.pending).flatten()
+        if fin.numel() == 0:
+            return []
+        self.pending[fin] = False
+        x = m.x[fin].reshape(-1, self.oracle.n_atoms, 3).clone()
+        valid = m.converged[fin].clone()
+        self.failures += int((~valid).sum())
+        if self.container is not None:
+            inside = self.container.inside(x)
+            self.evaporated += int((valid & ~inside).sum())
+            valid &= inside
+            x = self.container.recentre(x)
+        energy = m.energy[fin].tolist()
+        return [Quenched(int(r), x[k], energy[k], bool(valid[k])) for k, r in enumerate(fin.tolist())]
+
+    def lowest(self) -> Optional[Tuple[torch.Tensor, float]]:
+        """The lowest finite-energy configuration in flight, or ``None``."""
+        m = self.minimizer
+        e = torch.where(self.pending & torch.isfinite(m.energy), m.energy, torch.full_like(m.energy, math.inf))
+        if not bool(torch.isfinite(e).any()):
+            return None
+        k = int(torch.argmin(e))
+        return m.x[k].reshape(self.oracle.n_atoms, 3).clone(), float(e[k])
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Failure counters for checkpoints (quenches in flight are not kept)."""
+        return {"failures": self.failures, "evaporated": self.evaporated}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.failures, self.evaporated = int(state["failures"]), int(state["evaporated"])
+
+
+@dataclasses.dataclass
+class GoWithTheWinners:
+    """Reseed high walkers from the lowest stored minima ("go with the winners").
+
+    Every ``interval`` hops of a walker, if its energy is among the highest
+    ``fraction`` of the walkers', it restarts from one of the ``pool`` lowest
+    distinct minima (chosen at random with the loop's generator).
+
+    Attributes:
+        interval: Hops of a walker between checks (0: off).
+        fraction: Fraction of walkers eligible.
+        pool: Lowest minima to pick from.
+        device: Device of the configurations.
+    """
+
+    interval: int = 10
+    fraction: float = 0.25
+    pool: int = 8
+    device: Any = "cpu"
+
+    def restart(self, walkers: Sequence[Any], finished: Sequence[Any], loop: Any) -> None:
+        """Reseed the due walkers of ``finished`` (counted in ``loop.counters["reseeded"]``)."""
+        if self.interval <= 0 or len(loop.storage) == 0:
+            return
+        due = [w for w in finished if w.hops % self.interval == 0]
+        if not due:
+            return
+        finite = torch.tensor([w.energy for w in walkers if math.isfinite(w.energy)], dtype=torch.float64)
+        if finite.numel():
+            cut = float(torch.quantile(finite, 1.0 - self.fraction))
+            due = [w for w in due if w.energy >= cut]
+        pool = loop.storage.minima[: self.pool]
+        for w in due:
+            pick = pool[int(torch.randint(len(pool), (1,), generator=loop.generator))]
+            w.x = torch.as_tensor(pick.x, dtype=torch.float64, device=self.device)
+            w.energy = pick.energy
+        loop.counters["reseeded"] = loop.counters.get("reseeded", 0) + len(due)
+
+
+class BatchPolish:
+    """Re-minimise the best minimum to a tight threshold with the batched minimiser.
+
+    Args:
+        oracle: The energy oracle.
+        method: ``"lbfgs"`` or ``"fire"``.
+        grace_s: Seconds the polish may take when the deadline has passed.
+        **options: ``fmax``, ``max_steps``, ``max_step`` of the minimiser.
+    """
+
+    def __init__(self, oracle: Any, method: str = "lbfgs", grace_s: float = 0.2, **options: Any) -> None:
+        self.oracle = oracle
+        self.method = method
+        self.grace_s = float(grace_s)
+        self.options = options
+
+    def polish(self, candidates: Sequence[Tuple[Any, float]], deadline: Optional[float]) -> Tuple[np.ndarray, float, None]:
+        """The first candidate polished (kept as it was if the polish did not lower it)."""
+        x0, e0 = candidates[0]
+        x0 = torch.as_tensor(x0, dtype=torch.float64)
+        m = make_minimizer(self.oracle, x0[None].to(self.oracle.device), self.method, **self.options)
+        res = m.run(deadline=None if deadline is None else max(deadline, time.perf_counter() + self.grace_s))
+        if float(res.energy[0]) <= e0:
+            return res.x[0].detach().cpu().numpy(), float(res.energy[0]), None
+        return x0.detach().cpu().numpy(), float(e0), None

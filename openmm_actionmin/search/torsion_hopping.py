@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 from .. import checkpoints
-from ..progress import budget_bar, progress_bar, show_elapsed
 from ..result import Result
+from .hopping import BasinHoppingLoop, LoopSettings, Quenched, ResetToBest
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis, MinimaDatabase
 
@@ -532,6 +532,96 @@ class _Quencher:
         return energy, pos, forces
 
 
+class PivotProposal:
+    """A :class:`PivotMove` (or any ``propose(x, numpy Generator)``) as a loop step proposal.
+
+    Args:
+        move: The move.
+        rng: Numpy generator of the proposals (checkpointed).
+    """
+
+    def __init__(self, move: Any, rng: np.random.Generator) -> None:
+        self.move = move
+        self.rng = rng
+
+    def propose(self, walkers: Sequence[Any]) -> List[np.ndarray]:
+        """One proposal ``[N, 3]`` nm per walker, from its current minimum."""
+        return [self.move.propose(w.x, self.rng) for w in walkers]
+
+    def state_dict(self) -> Dict[str, Any]:
+        """The generator's state."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.rng.bit_generator.state = state["rng"]
+
+
+class OpenMMQuench:
+    """The OpenMM quench as a loop quench: one configuration finishes per step.
+
+    Starts are minimised without an iteration cap, hops with
+    ``max_iterations``; every quench stops at the deadline it is given.
+    A minimiser blow-up is reported as an invalid (infinite-energy) result.
+
+    Args:
+        quencher: The :class:`_Quencher` (Context and counters).
+        tolerance: LocalEnergyMinimizer tolerance, kJ/mol/nm.
+        max_iterations: Iteration cap of a hop's quench.
+    """
+
+    def __init__(self, quencher: "_Quencher", tolerance: float, max_iterations: int) -> None:
+        self.quencher = quencher
+        self.tolerance = float(tolerance)
+        self.max_iterations = int(max_iterations)
+        self.queue: List[Tuple[int, np.ndarray, str]] = []
+
+    def reset(self, rows: Sequence[int], configs: Sequence[np.ndarray], phase: str = "hop") -> None:
+        """Queue ``configs`` for ``rows``."""
+        self.queue.extend((int(r), c, phase) for r, c in zip(rows, configs))
+
+    def step(self, deadline: Optional[float] = None) -> List[Quenched]:
+        """Minimise the next queued configuration (by ``deadline``)."""
+        if not self.queue:
+            return []
+        row, x, phase = self.queue.pop(0)
+        its = 0 if phase == "start" else self.max_iterations
+        e, y, _ = self.quencher(x, self.tolerance, its, deadline)
+        return [Quenched(row, y, e, math.isfinite(e))]
+
+
+class OpenMMPolish:
+    """Polish the lowest minima to the user's tolerance; the lowest result is the answer.
+
+    The best candidate is always polished (up to the deadline), the others
+    while time is left.
+
+    Args:
+        quencher: The :class:`_Quencher`.
+        tolerance: Polish tolerance, kJ/mol/nm.
+    """
+
+    def __init__(self, quencher: "_Quencher", tolerance: float) -> None:
+        self.quencher = quencher
+        self.tolerance = float(tolerance)
+
+    def polish(self, candidates: Sequence[Tuple[np.ndarray, float]], deadline: Optional[float]
+               ) -> Tuple[np.ndarray, float, np.ndarray]:
+        """``(positions, energy, forces)`` of the lowest polished candidate."""
+        final_e, final_x, final_f = math.inf, None, None
+        for k, (cand, _) in enumerate(candidates):
+            if k > 0 and deadline is not None and time.perf_counter() >= deadline:
+                break
+            e, x, f = self.quencher(cand, self.tolerance, 0, deadline)
+            if e < final_e:
+                final_e, final_x, final_f = e, x, f
+        if final_x is None:  # every polish failed: keep the search's best
+            final_x, final_e = candidates[0]
+            self.quencher.context.setPositions(final_x)
+            _, _, final_f = _state(self.quencher.context)
+        return final_x, final_e, final_f
+
+
 # ---------------------------------------------------------------------- run
 def torsion_hopping(
     target: Any,
@@ -575,6 +665,7 @@ def torsion_hopping(
         ValueError: no topology, bad start positions (NaN, wrong shape), or a
             checkpoint of another system.
     """
+    t_entry = time.perf_counter()
     cfg = config if config is not None else TorsionHoppingConfig()
     tgt = resolve_target(target)
     if tgt.topology is None:
@@ -591,171 +682,80 @@ def torsion_hopping(
     acceptance = acceptance if acceptance is not None else Metropolis(float(temperature))
     rng = np.random.default_rng(int(cfg.seed))
     tgen = torch.Generator().manual_seed(int(cfg.seed) + 1_000_003)
-    quench = _Quencher(tgt.system, cfg.platform or tgt.platform_name, cfg.threads)
+    quencher = _Quencher(tgt.system, cfg.platform or tgt.platform_name, cfg.threads)
     store = MinimaDatabase(cfg.keep_minima, energy_tol=MINIMA_ENERGY_TOL_KJ_MOL, fingerprint_tol=None)
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     identity = None
     if ckpt is not None:
         identity = checkpoints.run_identity(target, cfg.method_name, cfg.seed) if hasattr(target, "space") else \
             checkpoints.RunIdentity(cfg.method_name, int(cfg.seed), str(tgt.name), n, "")
-
-    t_start = time.perf_counter()
-    history: List[Dict[str, Any]] = []
-    stats = {"hops": 0, "accepted": 0, "resets": 0, "since_best": 0, "clash_retries": 0}
-    observed: Dict[str, float] = {}
-    elapsed_before, calls_before = 0.0, 0
+    resuming = ckpt is not None and cfg.resume and ckpt.exists()
+    kept: Dict[str, Any] = {"start_energy": math.inf, "observed": {}}
 
     def observe(x: np.ndarray) -> None:
         if observer is not None:
-            observed.clear()
-            observed.update(observer(x))
+            kept["observed"] = dict(observer(x))
 
-    state = checkpoints.load(ckpt, identity) if ckpt is not None and cfg.resume else None
-    if state is not None:
-        x_cur, e_cur = state["x_cur"], state["e_cur"]
-        best_x, best_e = state["best_x"], state["best_e"]
-        start_e = state["start_energy"]
-        stats, history = state["stats"], state["history"]
-        store.load_state_dict(state["store"])
-        rng.bit_generator.state = state["rng"]
-        tgen.set_state(state["tgen"])
-        elapsed_before, calls_before = state["elapsed_s"], state["force_calls"]
-        observed.update(state.get("observed", {}))
-    else:
-        start_e = math.inf
-        best_x, best_e = start_list[0], math.inf
-        for s in start_list:
-            quench.context.setPositions(s)
-            e0, _, _ = _state(quench.context)
-            quench.force_calls += 1
-            start_e = min(start_e, e0)
-            e, x, _ = quench(s, cfg.quench_tolerance_kj_mol_nm, 0)
-            store.add(x, e)
-            if e < best_e or not math.isfinite(best_e):
-                best_e, best_x = e, x
-        x_cur, e_cur = best_x, best_e
-        observe(best_x)
-    t0 = t_start - elapsed_before
-    deadline = None if cfg.budget_s is None else t0 + float(cfg.budget_s)
-    polish_s = 0.0 if cfg.budget_s is None else max(cfg.min_polish_s, 0.0)
-    last_ckpt = time.perf_counter()
+    if not resuming:
+        for s in start_list:  # the start energies (one force call each)
+            quencher.context.setPositions(s)
+            kept["start_energy"] = min(kept["start_energy"], _state(quencher.context)[0])
+            quencher.force_calls += 1
 
-    def calls() -> int:
-        return calls_before + quench.force_calls
+    def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        if event == "sweep":
+            return None
+        if event == "end":
+            observe(info["x"])
+        phase = {"start": "start", "hop": "hop", "end": "polish"}[event]
+        return {"wall_s": info["wall_s"], "energy": info["energy"], "best_energy": info["best_energy"],
+                "force_calls": info["force_calls"], "accepted": info["accepted"], "phase": phase, **kept["observed"]}
 
-    def checkpoint() -> None:
-        if ckpt is None:
-            return
-        checkpoints.save(ckpt, identity=identity, state={
-            "x_cur": x_cur, "e_cur": e_cur, "best_x": best_x, "best_e": best_e,
-            "start_energy": start_e, "stats": stats, "history": history, "store": store.state_dict(),
-            "rng": rng.bit_generator.state, "tgen": tgen.get_state(), "elapsed_s": time.perf_counter() - t0,
-            "force_calls": calls(), "observed": dict(observed), "config": dataclasses.asdict(cfg),
-        })
-
-    if not history:
-        history.append({"wall_s": time.perf_counter() - t0, "energy": best_e, "best_energy": best_e, "force_calls": calls(),
-                        "accepted": True, "phase": "start", **observed})
-    bar = None
-    if cfg.progress:
-        if cfg.max_steps is not None and cfg.budget_s is None:
-            bar = progress_bar(total=cfg.max_steps, desc=cfg.method_name, unit="hop", initial=stats["hops"])
-        else:
-            bar = budget_bar(cfg.budget_s, cfg.method_name)
-    retries0 = move.clash_retries if hasattr(move, "clash_retries") else 0
-    try:
-        while True:
-            if cfg.max_steps is not None and stats["hops"] >= cfg.max_steps:
-                break
-            if deadline is not None and time.perf_counter() > deadline - polish_s:
-                break
-            y = move.propose(x_cur, rng)
-            quench_deadline = None if deadline is None else deadline - polish_s
-            e_new, x_new, _ = quench(y, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations, quench_deadline)
-            stats["hops"] += 1
-            ok = bool(acceptance.accept(torch.tensor([e_new], dtype=torch.float64),
-                                        torch.tensor([e_cur], dtype=torch.float64), tgen)[0])
-            if ok:
-                x_cur, e_cur = x_new, e_new
-                stats["accepted"] += 1
-            store.add(x_new, e_new)
-            if e_new < best_e - 1e-6:
-                best_e, best_x = e_new, x_new
-                stats["since_best"] = 0
-                observe(best_x)
-            else:
-                stats["since_best"] += 1
-                if cfg.reset_after and stats["since_best"] >= cfg.reset_after:
-                    x_cur, e_cur = best_x, best_e
-                    stats["since_best"] = 0
-                    stats["resets"] += 1
-            history.append({"wall_s": time.perf_counter() - t0, "energy": e_new, "best_energy": best_e,
-                            "force_calls": calls(), "accepted": ok, "phase": "hop", **observed})
-            if bar is not None:
-                if bar.unit == "hop":
-                    bar.update(1)
-                else:
-                    show_elapsed(bar, time.perf_counter() - t0, f"best {best_e:.1f} kJ/mol")
-            if ckpt is not None and time.perf_counter() - last_ckpt >= cfg.checkpoint_interval_s:
-                checkpoint()
-                last_ckpt = time.perf_counter()
-        stats["clash_retries"] += (move.clash_retries - retries0) if hasattr(move, "clash_retries") else 0
-        retries0 = move.clash_retries if hasattr(move, "clash_retries") else 0
-        checkpoint()
-
-        # ---------------------------------------------------------- polish
-        candidates = [m.x for m in store.minima[: cfg.polish_candidates]] or [best_x]
-        final_e, final_x, final_f = math.inf, best_x, None
-        for k, cand in enumerate(candidates):
-            # The lowest stored minimum is always polished (for at least min_polish_s, even past the
-            # budget: a structure that is not a minimum is no answer); the others only in time left.
-            until = None
-            if deadline is not None:
-                now = time.perf_counter()
-                if k == 0:
-                    until = max(deadline, now + cfg.min_polish_s)
-                elif now >= deadline:
-                    break
-                else:
-                    until = deadline
-            e, x, f = quench(cand, cfg.tolerance_kj_mol_nm, 0, until)
-            if e < final_e:
-                final_e, final_x, final_f = e, x, f
-        if not math.isfinite(final_e):  # every polish failed: keep the search's best
-            final_e, final_x = best_e, best_x
-            quench.context.setPositions(best_x)
-            _, _, final_f = _state(quench.context)
-        observe(final_x)
-        wall = time.perf_counter() - t0
-        history.append({"wall_s": wall, "energy": final_e, "best_energy": min(final_e, best_e), "force_calls": calls(),
-                        "accepted": True, "phase": "polish", **observed})
-    finally:
-        if bar is not None:
-            bar.close()
-    hops = max(stats["hops"], 1)
+    reserve = 0.0
+    if cfg.budget_s is not None:  # the polish gets min_polish_s, at most a quarter of the budget
+        reserve = min(max(cfg.min_polish_s, 0.0), 0.25 * float(cfg.budget_s))
+    settings = LoopSettings(
+        budget_s=cfg.budget_s, polish_reserve_s=reserve, max_steps=cfg.max_steps, polish_candidates=cfg.polish_candidates,
+        checkpoint_path=None if ckpt is None else str(ckpt), checkpoint_interval_s=cfg.checkpoint_interval_s,
+        resume=cfg.resume, identity=identity, progress=cfg.progress, label=cfg.method_name)
+    retries0 = getattr(move, "clash_retries", 0)
+    kept["clash_retries"] = 0
+    loop = BasinHoppingLoop(
+        starts=[] if resuming else start_list, n_walkers=1, step=PivotProposal(move, rng),
+        quench=OpenMMQuench(quencher, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations),
+        acceptance=acceptance, storage=store, generator=tgen, force_calls=lambda: quencher.force_calls,
+        settings=settings, restart=ResetToBest(cfg.reset_after), polish=OpenMMPolish(quencher, cfg.tolerance_kj_mol_nm),
+        history_row=history_row, on_best=observe,
+        save_extra=lambda: {**kept, "clash_retries": kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0,
+                            "config": dataclasses.asdict(cfg)},
+        load_extra=kept.update)
+    out = loop.run(spent_s=time.perf_counter() - t_entry)
+    clash_retries = kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0
+    final_f = out.polish_info
+    hops = max(out.hops, 1)
     return tgt.result(
-        positions=final_x,
-        energy=float(final_e),
+        positions=out.x,
+        energy=float(out.energy),
         method=cfg.method_name,
         seed=cfg.seed,
-        force_calls=calls(),
-        wall_s=wall,
-        history=history,
+        force_calls=out.force_calls,
+        wall_s=out.wall_s,
+        history=out.history,
         extra={
             "final_rms_force": rms_force(final_f) if final_f is not None else math.nan,
-            "start_energy": start_e,
-            "hops": stats["hops"],
-            "accepted": stats["accepted"],
-            "acceptance_rate": stats["accepted"] / hops,
-            "resets": stats["resets"],
+            "start_energy": kept["start_energy"],
+            "hops": out.hops,
+            "accepted": out.accepted,
+            "acceptance_rate": out.accepted / hops,
+            "resets": out.counters.get("resets", 0),
             "temperature_kj_mol": getattr(acceptance, "temperature", temperature),
-            "best_search_energy": best_e,
+            "best_search_energy": out.search_energy,
             "minima_energies": store.energies,
-            "clash_retries": stats["clash_retries"],
-            "quench_failures": quench.failures,
-            "mean_quench_iterations": float(np.mean(quench.iterations)) if quench.iterations else 0.0,
+            "clash_retries": clash_retries,
+            "quench_failures": quencher.failures,
+            "mean_quench_iterations": float(np.mean(quencher.iterations)) if quencher.iterations else 0.0,
             "n_pivots": len(move.pivots) if hasattr(move, "pivots") else None,
-            "platform": quench.platform,
+            "platform": quencher.platform,
             "tolerance_kj_mol_nm": cfg.tolerance_kj_mol_nm,
             "config": dataclasses.asdict(cfg),
         },
