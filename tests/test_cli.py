@@ -35,7 +35,28 @@ def test_help_of_every_subcommand(capsys):
 
 @pytest.mark.parametrize("which", ["oracles", "synthetic", "clusters", "proteins"])
 def test_bench_help(capsys, which):
-    assert "--json" in help_text(capsys, "bench", which)
+    text = help_text(capsys, "bench", which)
+    assert "--json" in text and f"usage: actionmin bench {which}" in text
+    assert f"example:\n  actionmin bench {which} " in text
+
+
+@pytest.mark.parametrize("which", ["oracles", "synthetic", "clusters", "proteins"])
+def test_bench_example_of_every_benchmark_exits_0(capsys, which, tmp_path, monkeypatch):
+    """The example at the end of each benchmark's --help runs as written."""
+    text = help_text(capsys, "bench", which)
+    example = text.split("example:\n", 1)[1].strip().splitlines()[0].split()
+    assert example[:3] == ["actionmin", "bench", which]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(example[1:]) == 0
+
+
+def test_bench_methods_are_registry_names(capsys):
+    from openmm_actionmin.registry import METHODS_FOR
+
+    for which, kind in (("synthetic", "function"), ("clusters", "cluster"), ("proteins", "peptide")):
+        text = " ".join(help_text(capsys, "bench", which).split())
+        assert all(name in text for name in METHODS_FOR[kind]), which
 
 
 def test_minimize_cln025_writes_a_pdb_openmm_reads(tmp_path):

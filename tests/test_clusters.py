@@ -101,3 +101,78 @@ def test_bad_names_and_sizes():
         lj_cluster(13, density=0.0)
     with pytest.raises(ValueError, match="eps_bb must be positive"):
         binary_lj(3, 3, eps_bb=-1.0)
+
+
+# ------------------------------------------------------------- the benchmark
+def test_cluster_benchmark_methods_are_the_registrys_plus_named_peers():
+    from openmm_actionmin.benchmarks import clusters as bench
+    from openmm_actionmin.registry import METHODS_FOR
+
+    assert bench.REGISTRY_METHODS == METHODS_FOR["cluster"]
+    assert bench.PEERS == ("scipy_basinhopping_unbounded", "ase_basinhopping")
+    assert tuple(bench.METHODS) == bench.METHOD_NAMES == METHODS_FOR["cluster"] + bench.PEERS
+    default = bench.build_parser().parse_args([]).methods.split(",")
+    assert "basin_hopping_lattice" in default and set(default) <= set(bench.METHOD_NAMES)
+    with pytest.raises(ValueError, match="unknown method"):
+        bench.main(["--methods", "basinhopping"])
+
+
+def test_cluster_benchmark_passes_its_options_to_the_registry(monkeypatch):
+    """Registry names run registry.METHODS[name].run; walker options become settings fields."""
+    import dataclasses
+
+    import numpy as np
+
+    from openmm_actionmin import registry
+    from openmm_actionmin.benchmarks import clusters as bench
+    from openmm_actionmin.oracles.base import REDUCED_UNITS
+    from openmm_actionmin.result import Result
+
+    seen = {}
+    for name in registry.METHODS_FOR["cluster"]:
+        def fake(system, config, name=name):
+            seen[name] = (config.seed, config.budget_s, dict(config.options), system.start_positions)
+            return Result(positions=np.zeros((7, 3)), energy=0.0, units=REDUCED_UNITS, method=name, seed=config.seed)
+
+        monkeypatch.setitem(registry.METHODS, name, dataclasses.replace(registry.METHODS[name], run=fake))
+    rows = [bench.METHODS[name](named_system("LJ7"), 3, 5.0, 1e-3, walkers=4, angular_prob=0.2, reseed_interval=7,
+                                temperature=0.5, quench_fmax=1e-2, action_fraction=0.4)
+            for name in registry.METHODS_FOR["cluster"]]
+    assert [r["method"] for r in rows] == list(registry.METHODS_FOR["cluster"])
+    walker_options = dict(n_walkers=4, angular_prob=0.2, reseed_interval=7, temperature=0.5, quench_fmax=1e-2, target_tolerance=1e-3)
+    for name in ("basin_hopping", "basin_hopping_lattice"):
+        assert seen[name][:3] == (3, 5.0, walker_options)
+    hybrid = seen["hybrid"][2]
+    assert hybrid["action_fraction"] == 0.4
+    assert {k: getattr(hybrid["basin_hopping"], k) for k in walker_options} == walker_options
+    assert seen["action"][2] == {} and seen["scipy_basinhopping"][2] == {}
+    # every method starts from the run's random start, the same for every method of a seed
+    starts = [s[3] for s in seen.values()]
+    assert all(torch.equal(s, starts[0]) for s in starts) and starts[0].shape == (7, 3)
+
+
+def test_cluster_benchmark_times_the_target_on_the_oracle(monkeypatch):
+    """A method that does not time the target itself gets the time of its first evaluation at the GM."""
+    import dataclasses
+
+    from openmm_actionmin import registry
+    from openmm_actionmin.benchmarks import clusters as bench
+    from openmm_actionmin.result import Result
+    from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
+
+    row = bench.run_basin_hopping_lattice(named_system("LJ7"), 0, 20.0, 1e-4, walkers=4)  # times the target itself
+    assert row["success"] is True and row["method"] == "basin_hopping_lattice" and row["lattice_starts"] == 3
+    best = basin_hopping(named_system("LJ7"), BasinHoppingConfig(n_walkers=4, seed=0, budget_s=20.0, lattice_starts=3)).positions
+
+    def fake(system, config):
+        oracle = system.oracle
+        oracle.energy_and_forces(system.start_positions[None])
+        oracle.energy_and_forces(torch.as_tensor(best)[None].repeat(3, 1, 1))
+        oracle.energy_and_forces(system.start_positions[None])
+        e = float(oracle.energy(torch.as_tensor(best)[None], transform=None)[0])
+        return Result(positions=best, energy=e, units=oracle.units, method="action", force_calls=6, wall_s=1.0)
+
+    monkeypatch.setitem(registry.METHODS, "action", dataclasses.replace(registry.METHODS["action"], run=fake))
+    row = bench.METHODS["action"](named_system("LJ7"), 0, 5.0, 1e-4)
+    assert row["success"] is True and row["force_calls_to_gm"] == 4
+    assert 0.0 < row["time_to_gm_s"] < 1.0
