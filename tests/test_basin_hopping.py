@@ -1,6 +1,7 @@
 """Batched basin hopping and its pieces (steps, acceptance, storage, container)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -198,3 +199,11 @@ def test_benchmark_rows_and_summary(tmp_path, capsys):
         bench.main(["--methods", "simulated_annealing"])
     with pytest.raises(ValueError, match="unknown cluster system"):
         bench.main(["--systems", "XX3"])
+
+
+def test_budget_is_kept():
+    t = time.perf_counter()
+    res = basin_hopping(lj_cluster(13), BasinHoppingConfig(seed=0, budget_s=2.0, stop_at_target=False))
+    wall = time.perf_counter() - t
+    assert res.extra["stop_reason"] == "budget" and wall < 4.0
+    assert res.extra["hops"] > 0 and res.energy <= -40.0

@@ -213,3 +213,19 @@ def test_minimize_pdb_hybrid_tiny(tmp_path):
     assert res.energy < res.extra["start_energy"]
     assert res.extra["ca_rmsd_A"] < 3.0
     assert (tmp_path / "h.pdb").exists()
+
+
+def test_budget_is_kept_on_a_large_protein(tmp_path):
+    """A 2,000-atom extended chain: the start quench and the polish are cut to the budget (preparation included)."""
+    import time
+
+    import openmm_actionmin
+    from openmm_actionmin.systems.peptides import build_heavy_atom_pdb
+
+    pdb = tmp_path / "long.pdb"
+    pdb.write_text(build_heavy_atom_pdb("ACDEFGHIKLMNPQRSTVWY" * 6 + "GSGSGSGSGS"))
+    t = time.perf_counter()
+    res = openmm_actionmin.minimize(str(pdb), "basin_hopping", budget_s=15, progress=False, threads=1)
+    wall = time.perf_counter() - t
+    assert wall <= 15 + 1.5
+    assert res.energy < res.extra["start_energy"]

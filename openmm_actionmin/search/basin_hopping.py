@@ -11,9 +11,16 @@ instead of once per walker, which is where the speed over a serial
 implementation comes from; force calls are counted honestly through the
 oracle's counters (frozen walkers are not evaluated).
 
-The pieces (proposal, acceptance, step-size rule, container, minima storage)
-live in :mod:`.steps` and can be replaced through the keyword arguments of
-:func:`basin_hopping`.
+This is a configuration of the one basin-hopping loop
+(:class:`~.hopping.BasinHoppingLoop`) with the cluster pieces of :mod:`.steps`:
+:class:`~.steps.ClusterProposal` (displacement and angular moves, adaptive
+step sizes, container), :class:`~.steps.BatchQuench`,
+:class:`~.steps.Metropolis`, :class:`~.steps.MinimaDatabase`,
+:class:`~.steps.GoWithTheWinners` and :class:`~.steps.BatchPolish`; the step,
+acceptance, step-size rule and storage can be replaced through the keyword
+arguments of :func:`basin_hopping`. ``max_steps`` counts the hops of each
+walker after its start quench. The run, lattice search and final polish
+included, ends within a fraction of a second of ``budget_s``.
 
 Success bookkeeping: with a target energy (``config.target_energy`` or the
 system's ``reference_energy``), the first quenched minimum with
@@ -21,10 +28,10 @@ system's ``reference_energy``), the first quenched minimum with
 ``force_calls_to_target`` in ``Result.extra``; the run stops there when
 ``stop_at_target`` is set.
 
-Checkpoints: with ``checkpoint_path`` set, the walkers' current minima,
-energies, step sizes, the minima database, the best structure, counters,
-elapsed time and random state are written atomically every
-``checkpoint_interval_s`` and at the end. ``resume=True`` continues from that
+Checkpoints: with ``checkpoint_path`` set, the loop's state (walkers' current
+minima and energies, the minima database, the best structure, counters,
+history, elapsed time, random state) and the step sizes are written
+atomically every ``checkpoint_interval_s`` and at the end. ``resume=True`` continues from that
 file; quenches that were in flight are restarted from fresh proposals, so a
 resumed run is statistically, not bitwise, equivalent to an uninterrupted one.
 """

@@ -36,7 +36,8 @@ class HybridConfig:
         seed: Seed of both stages.
         budget_s: Total wall-clock budget in seconds.
         action_fraction: Share of the budget given to the action trainer.
-        quench_fmax: Force threshold of the candidates' quench.
+        quench_fmax: Force threshold of :func:`action_candidates`' quench (the
+            hybrid's own starts are quenched by basin hopping).
         basin_hopping: Settings of the basin-hopping stage (its ``seed`` and
             ``budget_s`` are overridden).
         progress: Show progress bars.

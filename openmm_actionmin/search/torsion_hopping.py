@@ -29,6 +29,14 @@ whose N-CA bond is in a ring), psi (N-CA-C-N(i+1)) and, optionally, side-chain
 chi bonds between heavy atoms that are not in a ring and carry at least one
 further heavy atom.
 
+The walk is a configuration of the one basin-hopping loop
+(:class:`~.hopping.BasinHoppingLoop`) with one walker and the pieces
+:class:`PivotProposal`, :class:`OpenMMQuench`, :class:`OpenMMPolish` and
+:class:`~.hopping.ResetToBest`. Budget: every quench (the starts' included)
+stops at the loop's deadline, the last ``min_polish_s`` (at most a quarter of
+the budget) are kept for the polish, and the polish stops at the budget's
+end, so a run ends with its budget whatever the protein's size.
+
 Checkpoints (``checkpoint_path``): the walk's state, minima, random states,
 history, elapsed time and force calls are written atomically every
 ``checkpoint_interval_s`` and before polishing; ``resume=True`` continues from
@@ -437,8 +445,8 @@ class TorsionHoppingConfig:
         tolerance_kj_mol_nm: Tolerance of the final polish (the user's).
         polish_candidates: Lowest stored minima polished at the end (the
             lowest always, the others while the budget lasts).
-        min_polish_s: Seconds reserved for the final polish; the lowest
-            minimum's polish may run this long past the budget.
+        min_polish_s: Seconds at the end of the budget kept for the final
+            polish (at most a quarter of the budget).
         reset_after: Hops without a new best after which the walk returns to
             the best minimum (0: never).
         keep_minima: Distinct minima stored.
