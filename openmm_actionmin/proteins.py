@@ -338,6 +338,7 @@ def _hybrid(
 
     if not (0.0 < fraction < 1.0):
         raise ValueError(f"hybrid_fraction must be in (0, 1), got {fraction}")
+    t0 = time.perf_counter()
     base = action_config if action_config is not None else ActionConfig()
     if action_config is None:
         base = dataclasses.replace(base, **_scaled_action_sizes(system, budget_s * fraction, base))
@@ -351,7 +352,10 @@ def _hybrid(
                                   checkpoint_interval_s=checkpoint_interval_s, method_name="hybrid")
         return torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
 
-    return hybrid(system, base, hop, budget_s=budget_s, seed=seed, fraction=fraction, action_history=True)
+    left = max(budget_s - (time.perf_counter() - t0), 0.5)  # sizing the trainer counts against the budget
+    res = hybrid(system, base, hop, budget_s=left, seed=seed, fraction=fraction, action_history=True)
+    res.wall_s = time.perf_counter() - t0
+    return res
 
 
 def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:
