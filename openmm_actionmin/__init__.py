@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 from .api import DEFAULT_METHOD, as_system, minimize, minimize_pdb
 from .data import data_path
+from .executor import Job, make_jobs, minimize_many
 from .oracles import EnergyOracle, FiniteEnergy, Units, validate_oracle
 from .result import Result
 
@@ -27,12 +28,15 @@ __all__ = [
     "DEFAULT_METHOD",
     "EnergyOracle",
     "FiniteEnergy",
+    "Job",
     "Result",
     "Units",
     "__version__",
     "as_system",
     "data_path",
+    "make_jobs",
     "minimize",
+    "minimize_many",
     "minimize_pdb",
     "validate_oracle",
 ]
