@@ -34,6 +34,7 @@ BENCHMARKS = {
     "synthetic": "openmm_actionmin.benchmarks.synthetic",
     "clusters": "openmm_actionmin.benchmarks.clusters",
     "proteins": "openmm_actionmin.benchmarks.proteins",
+    "many": "openmm_actionmin.benchmarks.many",
 }
 
 #: The example at the end of each subcommand's help (tests run every one).

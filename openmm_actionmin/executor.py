@@ -27,9 +27,13 @@ Executors:
   ``docs/scale.md``). Dask reruns a job whose worker died and retries a job
   that raised (``retries``). Install with ``pip install openmm_actionmin[dask]``.
 
-Every job runs with ``threads_per_job`` threads for torch, NumPy's and
-SciPy's OpenBLAS and OpenMM (the ``threads`` option of peptide methods), so
-that N workers on N cores do not oversubscribe them.
+Every job runs with ``threads_per_job`` threads for torch and OpenMM (the
+``threads`` option of peptide methods, ``num_threads`` of cluster basin
+hopping), and the workers this module starts get ``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` (...) of the same value before
+NumPy loads, so that N workers on N cores do not oversubscribe them. Workers
+of a scheduler started elsewhere keep their own environment (Dask's nanny
+sets these variables to 1 by default).
 """
 
 from __future__ import annotations
@@ -165,11 +169,15 @@ def thread_environment(threads: int) -> Dict[str, str]:
 
 @contextlib.contextmanager
 def _thread_limits(threads: int) -> Iterator[None]:
-    """Torch's and OpenBLAS's threads limited to ``threads`` for the length of a job."""
-    from .benchmarks.threads import blas_threads
+    """Torch's threads limited to ``threads`` for the length of a job.
+
+    Native pools that size themselves when their library loads (OpenBLAS,
+    OpenMP) follow :func:`thread_environment`, which the ``processes``
+    executor and a new ``LocalCluster`` set before their workers start.
+    """
     from .search.local import torch_threads
 
-    with torch_threads(threads), blas_threads(threads):
+    with torch_threads(threads):
         yield
 
 
@@ -426,6 +434,7 @@ def minimize_many(
     checkpoint_dir: Optional[os.PathLike] = None,
     checkpoint_interval_s: float = 60.0,
     retries: int = 2,
+    on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> List[Dict[str, Any]]:
     """Run many jobs, streaming one row per finished job to a results file.
 
@@ -465,6 +474,7 @@ def minimize_many(
         checkpoint_interval_s: Seconds between a job's checkpoint writes.
         retries: Times a job that raised is run again (Dask also reruns a
             job whose worker died, up to its ``allowed-failures``).
+        on_row: Called with each new row once it is written (e.g. to print progress).
 
     Returns:
         One row per job, in the order of ``jobs`` (rows already in the file
@@ -525,6 +535,8 @@ def minimize_many(
             writer.write(row)
             if row.get("error") is None and ckpt_dir is not None:
                 Path(ckpt_dir / f"{job.key}.ckpt").unlink(missing_ok=True)
+            if on_row is not None:
+                on_row(row)
 
         try:
             if executor == "serial":

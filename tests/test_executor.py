@@ -172,3 +172,28 @@ def test_failed_job_gets_an_error_row_and_runs_again(tmp_path):
 
 def test_package_exports():
     assert am.minimize_many is minimize_many and am.Job is Job and am.make_jobs is make_jobs
+
+
+def test_bench_many_help_example_runs_and_resumes(capsys, tmp_path, monkeypatch):
+    from openmm_actionmin.benchmarks.many import parse_options, parse_seeds
+    from openmm_actionmin.cli import main
+
+    assert parse_seeds("3") == [0, 1, 2] and parse_seeds("5-7") == [5, 6, 7] and parse_seeds("0,4-5,4") == [0, 4, 5]
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("7-5")
+    assert parse_options(["max_steps=5", "quench_method=fire", "target_energy=null"]) == \
+        {"max_steps": 5, "quench_method": "fire", "target_energy": None}
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "many", "--help"])
+    assert stop.value.code == 0
+    example = capsys.readouterr().out.split("example:\n", 1)[1].strip().split()
+    assert example[:3] == ["actionmin", "bench", "many"]
+    monkeypatch.chdir(tmp_path)
+    assert main(example[1:]) == 0
+    assert "LJ13         basin_hopping              4      4/4" in capsys.readouterr().out
+    assert main(example[1:]) == 0
+    assert "4 jobs, 4 already in runs.jsonl, 0 to run" in capsys.readouterr().out
+    assert len(read_rows(tmp_path / "runs.jsonl")) == 4
+    assert main(["bench", "many", "--targets", "LJ13", "--methods", "basin_hopping", "--executor", "dask",
+                 "--scheduler", "tcp://127.0.0.1:1", "--results", "other.jsonl"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
