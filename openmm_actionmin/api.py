@@ -142,7 +142,7 @@ def _system_from_openmm(topology, openmm_system, positions) -> System:
 
 
 def _system_from_atoms(atoms) -> System:
-    from .ase import OracleCalculator
+    from .ase import OracleCalculator, scaled_basin_hopping_options, structure_scales
     from .oracles.ase import ASEOracle
 
     if atoms.calc is None:
@@ -150,12 +150,16 @@ def _system_from_atoms(atoms) -> System:
     oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle(atoms, atoms.calc)
     x = atoms.get_positions()
     n = len(atoms)
-    d = np.linalg.norm(x[:, None] - x[None], axis=-1) + np.eye(n) * 1e9
-    half = 0.5 * float(np.median(d.min(axis=1))) * (n / 0.5) ** (1.0 / 3.0)
+    # lengths, steps and temperature in the structure's own units (eV and Angstrom for ASE)
+    scales = structure_scales(oracle, x)
+    nn = scales["nn_distance"]
+    half = 0.5 * nn * (n / 0.5) ** (1.0 / 3.0)
     centre = x.mean(axis=0)
     space = Box(torch.as_tensor(np.tile(centre - half, n)), torch.as_tensor(np.tile(centre + half, n)), (n, 3))
+    metadata = {"nn_distance": nn, "energy_per_atom": scales["energy_per_atom"],
+                "basin_hopping_options": scaled_basin_hopping_options(n, nn, scales["energy_per_atom"])}
     return System(name=atoms.get_chemical_formula(), oracle=oracle, space=space, start_positions=torch.as_tensor(x),
-                  symbols=list(atoms.get_chemical_symbols()))
+                  symbols=list(atoms.get_chemical_symbols()), metadata=metadata)
 
 
 

@@ -100,6 +100,68 @@ def _nearest_neighbour_distance(positions: np.ndarray) -> float:
     return float(np.median(d.min(axis=1)))
 
 
+def structure_scales(oracle: EnergyOracle, positions: np.ndarray) -> Dict[str, Any]:
+    """Length and energy scales of a structure under its calculator, from a loose quench.
+
+    A random start says little about bond lengths, so the start is first
+    quenched (fmax 1e-2 in the oracle's units, then a hundredth of the
+    structure's own force scale |E/N| / d when that is below 1); the median nearest-neighbour
+    distance of the quenched structure is the length scale, its energy per
+    atom the energy scale.
+
+    Args:
+        oracle: The energy oracle (any units).
+        positions: Start positions ``[N, 3]``.
+
+    Returns:
+        ``{"nn_distance", "energy_per_atom", "positions" [N, 3], "energy"}``.
+    """
+    x = torch.as_tensor(np.asarray(positions, dtype=np.float64))[None]
+    d0 = _nearest_neighbour_distance(x[0].numpy())
+    quench = minimize_batch(oracle, x, "lbfgs", fmax=1e-2, max_steps=5000, max_step=0.2 * d0)
+    # a weakly bound structure (argon: epsilon = 0.01 eV) has forces below 1e-2 eV/A far from its
+    # minimum: quench again to a threshold set by its own force scale |E/N| / d
+    xq = quench.x[0].cpu().numpy().reshape(-1, 3)
+    force_scale = abs(float(quench.energy[0])) / len(xq) / _nearest_neighbour_distance(xq)
+    if 0 < force_scale < 1.0:
+        quench = minimize_batch(oracle, quench.x.reshape(x.shape), "lbfgs", fmax=1e-2 * force_scale, max_steps=5000,
+                                max_step=0.2 * d0)
+        xq = quench.x[0].cpu().numpy().reshape(-1, 3)
+    energy = float(quench.energy[0])
+    return {"nn_distance": _nearest_neighbour_distance(xq), "energy_per_atom": energy / len(xq), "positions": xq,
+            "energy": energy}
+
+
+def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_atom: float,
+                                 fmax: Optional[float] = None) -> Dict[str, Any]:
+    """Basin-hopping settings in a structure's own units (ASE's eV and Angstrom, or any other).
+
+    The cluster defaults are in reduced LJ units (sigma = 1, epsilon = 1); here
+    lengths scale with ``nn_distance / 2^(1/6)`` (sigma of the LJ pair with that
+    minimum) and the temperature is ``0.2 |energy_per_atom|`` (0.8 epsilon for
+    an LJ cluster near its minimum).
+
+    Args:
+        n_atoms: Atom count.
+        nn_distance: Median nearest-neighbour distance of a quenched structure.
+        energy_per_atom: Its energy per atom.
+        fmax: The user's force threshold (quenches go to a tenth of it).
+
+    Returns:
+        Fields of :class:`~openmm_actionmin.search.basin_hopping.BasinHoppingConfig`.
+    """
+    scale = nn_distance / 2 ** (1 / 6)
+    fmax = 0.05 if fmax is None else fmax
+    return {
+        "temperature": max(0.2 * abs(energy_per_atom), 1e-6),
+        "step_size": 0.4 * scale,
+        "quench_fmax": min(1e-3 * scale, 0.1 * fmax),
+        "quench_max_step": 0.2 * scale,
+        "container_radius": scale * Container.default_radius(n_atoms),
+        "polish_fmax": 0.01 * fmax,
+    }
+
+
 class _GlobalOptimizer(Optimizer):
     """Shared machinery of the ASE global optimizers (see the module docstring)."""
 
@@ -204,15 +266,12 @@ class _GlobalOptimizer(Optimizer):
     def _length_scale(self) -> float:
         """Median nearest-neighbour distance of the quenched start (Angstrom), computed once.
 
-        A random start says little about bond lengths, so the start is first
-        quenched (loosely) and the quenched structure is offered as a candidate.
+        The loosely quenched start (:func:`structure_scales`) is offered as a candidate.
         """
         if getattr(self, "_scale", None) is None:
-            x = torch.as_tensor(self.best_positions)[None]
-            d0 = _nearest_neighbour_distance(self.best_positions)
-            quench = minimize_batch(self.oracle, x, "lbfgs", fmax=1e-2, max_steps=5000, max_step=0.2 * d0)
-            self._offer(quench.x[0].cpu().numpy(), float(quench.energy[0]))
-            self._scale = _nearest_neighbour_distance(quench.x[0].cpu().numpy())
+            scales = structure_scales(self.oracle, self.best_positions)
+            self._offer(scales["positions"], scales["energy"])
+            self._scale = scales["nn_distance"]
         return self._scale
 
     def _system(self) -> System:
@@ -228,17 +287,14 @@ class _GlobalOptimizer(Optimizer):
 
     def _search_config(self) -> BasinHoppingConfig:
         n = len(self.best_positions)
-        scale = self._length_scale() / 2 ** (1 / 6)
-        temperature = self.temperature if self.temperature is not None else 0.2 * abs(self.best_energy) / n
-        fmax = self.fmax if self.fmax is not None else 0.05
+        scaled = scaled_basin_hopping_options(n, self._length_scale(), self.best_energy / n, self.fmax)
+        if self.temperature is not None:
+            scaled["temperature"] = self.temperature
+        if self.step_size is not None:
+            scaled["step_size"] = self.step_size
         return BasinHoppingConfig(
             n_walkers=self.n_walkers,
-            temperature=max(temperature, 1e-6),
-            step_size=self.step_size if self.step_size is not None else 0.4 * scale,
-            quench_fmax=min(1e-3 * scale, 0.1 * fmax),
-            quench_max_step=0.2 * scale,
-            container_radius=scale * Container.default_radius(n),
-            polish_fmax=0.01 * fmax,
+            **scaled,
             seed=self.seed + self.rounds_done,
             budget_s=None,
             max_steps=self.hops_per_step,
@@ -315,6 +371,8 @@ class ActionMin(_GlobalOptimizer):
         from .registry import check_budget
 
         self.action_budget_s = check_budget(action_budget_s, "action_budget_s")
+        #: Energy of the action method's candidate in each global round.
+        self.action_energies: list = []
         super().__init__(atoms, **kwargs)
 
     def _global_round(self) -> None:
@@ -323,6 +381,7 @@ class ActionMin(_GlobalOptimizer):
         system = self._system()
         res = METHODS["action"].run(system, RunConfig(seed=self.seed + self.rounds_done, budget_s=self.action_budget_s))
         candidate = torch.as_tensor(np.asarray(res.positions)).reshape(-1, 3)
+        self.action_energies.append(float(res.energy))
         self._offer(candidate.numpy(), float(res.energy))
         starts = torch.stack([torch.as_tensor(self.best_positions), candidate])
         result = basin_hopping(system, self._search_config(), starts=starts)

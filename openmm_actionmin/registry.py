@@ -142,6 +142,8 @@ def _basin_hopping(system: System, config: RunConfig, lattice: bool) -> Result:
 
     name = "basin_hopping_lattice" if lattice else "basin_hopping"
     opts = _options(name, "cluster", BasinHoppingConfig, config.options, _RESERVED)
+    # a structure in its own units (an ase.Atoms) brings settings scaled to it; the user's win
+    opts = {**system.metadata.get("basin_hopping_options", {}), **opts}
     if lattice:
         nn = opts.get("lattice_nn", system.metadata.get("nn_distance"))
         if nn is None:

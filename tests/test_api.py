@@ -114,13 +114,15 @@ def test_cluster_default_uses_lattice_starts_and_blind_search_stays_available():
     assert lattice.energy == pytest.approx(am.systems.lj_reference_energies()[38], abs=1e-4)
     blind = am.minimize("LJ38", "basin_hopping", budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1)
     assert blind.method == "basin_hopping" and blind.extra["config"]["lattice_starts"] == 0
-    # an ASE target declares no nearest-neighbour distance: lattice starts stay off unless given
-    atoms = Atoms("Ar4", positions=np.eye(4, 3) * 1.2)
-    atoms.calc = LennardJones(rc=1e3)
+    # an ASE target gets its scales from a loose quench: lattice starts at its own nearest-neighbour
+    # distance, steps and container in its units (here Angstrom: argon, sigma 3.4)
+    atoms = Atoms("Ar4", positions=np.eye(4, 3) * 4.0)
+    atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=1e3)
     res = am.minimize(atoms, budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1)
-    assert res.extra["config"]["lattice_starts"] == 0
-    res = am.minimize(atoms, budget_s=None, seed=0, progress=False, n_walkers=4, max_steps=1, lattice_nn=1.12)
     assert res.extra["config"]["lattice_starts"] == 3
+    assert res.extra["config"]["lattice_nn"] == pytest.approx(3.4 * 2 ** (1 / 6), rel=0.05)
+    assert res.extra["config"]["step_size"] == pytest.approx(0.4 * 3.4, rel=0.05)
+    assert res.energy == pytest.approx(-6 * 0.0104, rel=1e-4)  # the LJ4 tetrahedron
 
 
 def test_device_builds_named_targets_there_and_refuses_what_does_not_fit():

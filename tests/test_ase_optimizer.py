@@ -54,10 +54,21 @@ def test_lj38_with_our_calculator_beats_a_local_minimisation():
     calc = OracleCalculator(lennard_jones(38), length_scale=1.0, energy_scale=1.0)
     local = local_minimum_energy(atoms, calc, 1e-3)
     atoms.calc = calc
-    opt = ActionMin(atoms, global_steps=2, hops_per_step=3, n_walkers=8, seed=0, logfile=None)
+    opt = BasinHoppingMin(atoms, global_steps=2, hops_per_step=6, n_walkers=8, seed=0, logfile=None)
     assert opt.run(fmax=1e-3, steps=100)
     assert atoms.get_potential_energy() < local - 1.0
     assert atoms.get_potential_energy() >= lj_reference_energies()[38] - 1e-6
+
+
+def test_action_min_trains_the_action_plnet_every_global_round():
+    atoms = random_cluster("Ar", 13, 3.4, seed=1)
+    calc = OracleCalculator(lennard_jones(13), length_scale=1.0, energy_scale=1.0)
+    local = local_minimum_energy(atoms, calc, 1e-3)
+    atoms.calc = calc
+    opt = ActionMin(atoms, global_steps=2, hops_per_step=3, n_walkers=4, action_budget_s=2, seed=0, logfile=None)
+    assert opt.run(fmax=1e-3, steps=100)
+    assert len(opt.action_energies) == 2 and all(np.isfinite(opt.action_energies))
+    assert atoms.get_potential_energy() <= local + 1e-9
 
 
 def test_a_calculator_that_is_not_lj():
