@@ -11,7 +11,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CASES = {
     "minimize_pdb.py": (["--method", "openmm", "--budget-s", "5", "--out", "best.pdb"], "best.pdb"),
     "lj_cluster.py": (["13", "--budget-s", "5", "--out", "lj.xyz"], "lj.xyz"),
-    "ase_optimizer.py": (["--global-steps", "1", "--hops-per-step", "3", "--trajectory", "lj13.traj"], "lj13.traj"),
+    "ase_optimizer.py": (["--global-steps", "1", "--hops-per-step", "3", "--action-budget-s", "2", "--trajectory", "lj13.traj"],
+                         "lj13.traj"),
     "compare_openmm.py": (["--budget-s", "4", "--png", "compare.png"], "compare.png"),
     "synthetic_small.py": (["--dims", "4", "--budget-s", "3", "--json", "small.json"], "small.json"),
 }
