@@ -472,8 +472,10 @@ def minimize_many(
             by the workers and this process. A job's checkpoint is deleted
             once its row is written. ``None``: no checkpoints.
         checkpoint_interval_s: Seconds between a job's checkpoint writes.
-        retries: Times a job that raised is run again (Dask also reruns a
-            job whose worker died, up to its ``allowed-failures``).
+        retries: Times a job that raised is run again. Dask also reruns a
+            job whose worker died (up to its ``allowed-failures``); with
+            ``"processes"`` a worker that dies breaks the pool, and every
+            unfinished job counts one failure and runs again in a new pool.
         on_row: Called with each new row once it is written (e.g. to print progress).
 
     Returns:
