@@ -18,6 +18,7 @@ each accepts; :data:`DEFAULT_METHOD` gives the default per kind.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
@@ -35,6 +36,12 @@ from .systems.base import System
 
 #: Default method per kind of target (the registry's; why each is what it is: docs/decisions.md).
 DEFAULT_METHOD = DEFAULTS
+
+#: Structure files a target can be read from.
+STRUCTURE_FORMATS = (".pdb", ".xyz")
+
+#: Potentials for an XYZ cluster: name -> units of the file's coordinates.
+XYZ_POTENTIALS = {"lj": "reduced (sigma)", "ase:EMT": "Angstrom", "ase:LennardJones": "Angstrom"}
 
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
@@ -99,11 +106,18 @@ def _system_from_object(target: Any) -> System:
 def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.device] = None,
                         pdb_options: Optional[Dict[str, Any]] = None) -> System:
     path = Path(text)
-    if path.suffix.lower() == ".pdb" or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"PDB file not found: {path}")
-        if path.suffix.lower() != ".pdb":
-            raise ValueError(f"{path}: only PDB files are read; convert it to .pdb first")
+    suffix = path.suffix.lower()
+    looks_like_file = path.exists() or suffix in STRUCTURE_FORMATS or os.sep in text
+    if looks_like_file and not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
+    if looks_like_file and suffix == ".xyz":
+        return _system_from_xyz(path, (pdb_options or {}).get("potential"), device)
+    if looks_like_file:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder; give a .pdb or .xyz file")
+        if suffix != ".pdb":
+            raise ValueError(f"{path}: reads .pdb (proteins and peptides, through OpenMM) and .xyz (clusters, with a "
+                             f"potential); convert {suffix or 'the file'} to one of them")
         if device is not None and device.type != "cpu":
             raise ValueError(
                 f"{path}: device={str(device)!r} applies to torch oracles (clusters, functions); a PDB runs through "
@@ -111,7 +125,7 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
             )
         from .systems import from_pdb
 
-        return from_pdb(path, **(pdb_options or {}))
+        return from_pdb(path, **{k: v for k, v in (pdb_options or {}).items() if k != "potential"})
     match = _FUNCTION_SPEC.match(text)
     if match or dim is not None:
         from .oracles.synthetic import SYNTHETIC_FUNCTIONS, make_function
@@ -126,7 +140,62 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
     size = re.match(r"^\s*(?:LJ|BLJ|ION)(\d+)\s*$", text, re.IGNORECASE)
     if size:
         check_memory(int(size.group(1)), text)
-    return named_system(text) if device is None else named_system(text, device=device)
+    try:
+        return named_system(text) if device is None else named_system(text, device=device)
+    except ValueError as exc:
+        if str(exc).startswith("unknown cluster system"):
+            raise ValueError(f"unknown target {text!r}: not a file here, not a cluster name (LJ<n>, BLJ<n>, ION<n>, "
+                             "stridernet) and not a function NAME:DIM (alpine1:100)") from None
+        raise
+
+
+def _system_from_xyz(path: Path, potential: Optional[str], device: Optional[torch.device]) -> System:
+    """A cluster read from an XYZ file under a named potential.
+
+    ``"lj"``: coordinates in reduced units (sigma), the batched torch LJ
+    oracle (epsilon = sigma = 1) with the Cambridge Cluster Database
+    reference for its size. ``"ase:EMT"``, ``"ase:LennardJones"``: an ASE
+    calculator, coordinates in Angstrom, energies in eV.
+    """
+    from ase.io import read
+
+    if potential is None:
+        raise ValueError(f"{path}: an XYZ file needs a potential: potential= (--potential) one of {', '.join(XYZ_POTENTIALS)}")
+    if potential not in XYZ_POTENTIALS:
+        raise ValueError(f"{path}: unknown potential {potential!r}; choose one of {', '.join(XYZ_POTENTIALS)}")
+    try:
+        atoms = read(str(path), format="xyz")
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's fault
+        raise ValueError(f"{path}: not a readable XYZ file ({type(exc).__name__}: {exc})") from None
+    if potential == "lj":
+        from .systems import lj_cluster
+
+        x = torch.as_tensor(atoms.get_positions(), dtype=torch.float64)
+        _check_atom_positions(x.numpy(), str(path))
+        system = lj_cluster(len(atoms)) if device is None else lj_cluster(len(atoms), device=device)
+        return dataclasses.replace(system, name=path.stem, start_positions=x.to(system.oracle.device),
+                                   metadata={**system.metadata, "source": str(path), "units": XYZ_POTENTIALS[potential]})
+    from ase.calculators.emt import EMT
+    from ase.calculators.lj import LennardJones
+
+    atoms.calc = EMT() if potential == "ase:EMT" else LennardJones(rc=1e3)
+    system = _system_from_atoms(atoms)
+    return dataclasses.replace(system, name=path.stem, metadata={**system.metadata, "source": str(path),
+                                                                  "units": XYZ_POTENTIALS[potential]})
+
+
+def _check_atom_positions(x: np.ndarray, where: str) -> None:
+    """Refuse NaN/inf coordinates and coincident atoms, naming the atom."""
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        raise ValueError(f"{where}: atom {int(bad[0])} has a non-finite position {x[bad[0]].tolist()}; fix the structure")
+    if len(x) > 1:
+        d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        if d[i, j] < 1e-6:
+            raise ValueError(f"{where}: atoms {min(i, j)} and {max(i, j)} sit at the same position {x[i].tolist()}; "
+                             "move one of them")
 
 
 def _system_from_openmm(topology, openmm_system, positions) -> System:
@@ -147,6 +216,10 @@ def _system_from_atoms(atoms) -> System:
 
     if atoms.calc is None:
         raise ValueError("the Atoms object has no calculator: set atoms.calc first")
+    if any(atoms.pbc):
+        raise ValueError(f"the Atoms object is periodic (pbc={atoms.pbc.tolist()}); clusters are searched without a "
+                         "cell: set atoms.pbc = False")
+    _check_atom_positions(atoms.get_positions(), "the Atoms object")
     oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle(atoms, atoms.calc)
     x = atoms.get_positions()
     n = len(atoms)
@@ -228,6 +301,7 @@ def minimize(
     forcefield: Any = "amber14-all.xml",
     solvent: str = "obc2",
     reference: Any = None,
+    potential: Optional[str] = None,
     **options: Any,
 ) -> Result:
     """Search for the global minimum of a target.
@@ -267,6 +341,8 @@ def minimize(
         forcefield: Force-field XML name(s) for a PDB path.
         solvent: Implicit solvent for a PDB path: ``"obc2"``, ``"obc2-xml"``,
             ``"gbn2"`` or ``"none"``.
+        potential: For an XYZ file: ``"lj"`` (coordinates in sigma, reduced
+            units), ``"ase:EMT"`` or ``"ase:LennardJones"`` (Angstrom, eV).
         reference: For peptides, a structure to report the CA RMSD to (a PDB
             path of the same sequence, or positions ``[N, 3]`` nm); history
             rows and ``extra["ca_rmsd_A"]`` then carry it.
@@ -292,8 +368,13 @@ def minimize(
     check_budget(checkpoint_interval_s, "checkpoint_interval_s")
     if out is not None:
         check_output_path(out)
-    is_pdb = isinstance(target, (str, os.PathLike)) and Path(os.fspath(target)).suffix.lower() == ".pdb"
+    suffix = Path(os.fspath(target)).suffix.lower() if isinstance(target, (str, os.PathLike)) else ""
+    is_pdb = suffix == ".pdb"
     pdb_options = {"forcefield": forcefield, "solvent": solvent} if is_pdb else None
+    if suffix == ".xyz":
+        pdb_options = {"potential": potential}
+    elif potential is not None:
+        raise ValueError("potential= applies to XYZ files only")
     system = as_system(target, dim=dim, device=device, pdb_options=pdb_options)
     kind = target_kind(system)
     spec = get_method(method or DEFAULTS[kind], kind)

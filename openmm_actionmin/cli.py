@@ -26,6 +26,7 @@ import sys
 import warnings
 from typing import Callable, List, Optional
 
+from .api import XYZ_POTENTIALS
 from .registry import DEFAULTS, METHOD_NAMES, METHODS_FOR, check_budget, check_positive, check_seed, describe
 
 #: Benchmark name -> module with ``main(argv)``.
@@ -114,6 +115,12 @@ def _cmd_minimize(args: argparse.Namespace) -> int:
         if not os.path.exists(target):
             raise UserError(f"PDB file not found: {target}")
         return _run_minimize(target, args, forcefield=args.forcefield, solvent=args.solvent)
+    if target.lower().endswith(".xyz"):
+        if args.potential is None:
+            raise UserError(f"{target}: an XYZ cluster needs --potential ({', '.join(XYZ_POTENTIALS)})")
+        return _run_minimize(target, args, potential=args.potential)
+    if args.potential is not None:
+        raise UserError("--potential applies to .xyz files only")
     return _run_minimize(target, args)
 
 
@@ -194,14 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
         "minimize",
         help="global search on a PDB, a cluster name or a function",
         description="Search for the global minimum of INPUT and report the best energy found. Units: kJ/mol and nm for "
-                    "PDBs (OpenMM), reduced (epsilon, sigma) for clusters, dimensionless for functions.",
+                    "PDBs (OpenMM), reduced (epsilon, sigma) for named clusters and --potential lj, eV and Angstrom for "
+                    "ASE potentials, dimensionless for functions.",
         epilog=_example("minimize"), formatter_class=raw,
     )
-    mini.add_argument("input", help="a PDB file, a cluster name (LJ38, BLJ100, ION8) or a function NAME:DIM (alpine1:100)")
+    mini.add_argument("input", help="a PDB file, an XYZ cluster (with --potential), a cluster name (LJ38, BLJ100, ION8) "
+                                    "or a function NAME:DIM (alpine1:100)")
     _search_options(mini, "cluster peptide function")
     mini.add_argument("--device", default=None, help="torch device for a cluster or a function (cpu, cuda); PDBs pick their OpenMM platform")
     mini.add_argument("--forcefield", default="amber14-all.xml", help="force-field XML for a PDB (default amber14-all.xml)")
     mini.add_argument("--solvent", default="obc2", choices=["obc2", "obc2-xml", "gbn2", "none"], help="implicit solvent for a PDB (default obc2)")
+    mini.add_argument("--potential", default=None, choices=sorted(XYZ_POTENTIALS),
+                      help="potential of an XYZ cluster: " + ", ".join(f"{k} (coordinates in {v})" for k, v in XYZ_POTENTIALS.items()))
     mini.set_defaults(func=_cmd_minimize)
 
     cluster = sub.add_parser("cluster", help="global minimum of a Lennard-Jones cluster LJ_N",
