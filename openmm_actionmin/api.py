@@ -360,7 +360,7 @@ def minimize(
         OSError: an output folder that cannot be written.
     """
     from . import checkpoints
-    from .output import check_output_path, save_result
+    from .output import check_output_path, check_writable_file, save_result
 
     t_start = time.perf_counter()
     seed = check_seed(seed)
@@ -403,7 +403,7 @@ def minimize(
             raise ValueError(f"method {spec.name!r} does not write checkpoints; leave checkpoint out or choose one of "
                              f"{', '.join(m for m in _checkpointing(kind))}")
         checkpoint = os.fspath(checkpoint)
-        check_checkpoint_path(checkpoint)
+        check_writable_file(checkpoint, "checkpoint", "run.ckpt")
         lock = checkpoints.CheckpointLock(checkpoint)
         lock.acquire()
     try:
@@ -439,22 +439,6 @@ def _checkpointing(kind: str):
     from .registry import METHODS, METHODS_FOR
 
     return [m for m in METHODS_FOR[kind] if METHODS[m].checkpoints]
-
-
-def check_checkpoint_path(path: str, option: str = "checkpoint") -> None:
-    """Refuse a checkpoint path whose folder is missing or not writable, before the search.
-
-    Raises:
-        FileNotFoundError, PermissionError, IsADirectoryError: with a message naming ``option``.
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"{option} {p} is a folder; give a file name such as {p / 'run.ckpt'}")
-    folder = p.parent if str(p.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{option} {p}: folder {folder} does not exist; create it first or choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"{option} {p}: folder {folder} is not writable; choose another path")
 
 
 def minimize_pdb(

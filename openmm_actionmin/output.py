@@ -50,6 +50,18 @@ def check_output_path(path: os.PathLike, *, atomic: Optional[bool] = None, optio
         raise ValueError(f"{option} {path}: unknown extension {ext or '(none)'!r}; use one of {', '.join(FORMATS)}")
     if atomic is False and ext != ".json":
         raise ValueError(f"{path}: a function has no atoms to write as {ext}; use .json")
+    return check_writable_file(path, option)
+
+
+def check_writable_file(path: os.PathLike, option: str, example: str = "result.json") -> Path:
+    """Refuse a file path that is a folder, lies in a missing or read-only folder, or is read-only.
+
+    Raises:
+        OSError: with a one-line message naming ``option`` and the path.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{option} {path} is a folder; give a file name such as {path / example}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"{option} {path}: folder {folder} does not exist; create it first or choose another path")
