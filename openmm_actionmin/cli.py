@@ -9,7 +9,8 @@ Subcommands (each ``--help`` ends with an example that runs as written):
 * ``actionmin cluster N``: the global minimum of the LJ_N cluster.
 * ``actionmin compare PDB``: peptide methods side by side, with a plot.
 * ``actionmin methods``: the registered methods and the targets they accept.
-* ``actionmin bench {oracles,synthetic,clusters,proteins} ...``: benchmarks.
+* ``actionmin bench {oracles,synthetic,clusters,proteins,many} ...``: benchmarks; ``many`` runs
+  targets x methods x seeds on a serial, process-pool or Dask executor.
 
 User mistakes (a missing file, a bad option, an output that cannot be
 written) print one line to stderr and exit with code 2; tracebacks are for
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser(
         "bench",
-        help="run a benchmark: oracles, synthetic, clusters or proteins",
+        help="run a benchmark: oracles, synthetic, clusters, proteins, or many runs (many)",
         description="Run a benchmark; everything after the benchmark name is passed to it (try 'actionmin bench NAME --help').",
         epilog=_example("bench"), formatter_class=raw,
     )
