@@ -672,10 +672,11 @@ class ActionTrainer:
 
     # ------------------------------------------------------------ run
     def _done(self) -> bool:
+        """Round limit reached, or the budget would not hold another round as long as the last one."""
         cfg = self.config
         if cfg.max_rounds is not None and self.round >= cfg.max_rounds:
             return True
-        return cfg.budget_s is not None and self._elapsed() >= cfg.budget_s
+        return cfg.budget_s is not None and self._elapsed() + getattr(self, "_round_s", 0.0) >= cfg.budget_s
 
     def run(self, *, resume: bool = True, on_round: Optional[Callable[[Dict[str, Any]], None]] = None) -> Result:
         """Train until the budget or round limit and return the best candidate.
@@ -712,11 +713,14 @@ class ActionTrainer:
         bar = None
         if cfg.progress:
             bar = progress_bar(total=cfg.max_rounds, initial=self.round, desc=cfg.method_name, unit="round")
+        self._round_s = 0.0
         try:
             while not self._done():
+                t_round = time.perf_counter()
                 self.round += 1
                 info = self._round()
                 self._record(self._candidate(info), on_round)
+                self._round_s = time.perf_counter() - t_round
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(best=f"{self.best['energy']:.4g}", cand=f"{self.history[-1]['candidate_energy']:.4g}")
