@@ -274,7 +274,8 @@ def run_method(
         base = ActionConfig.random_only() if name == "random_only" else ActionConfig()
         base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
     cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name=name, progress=progress,
-                              checkpoint_path=checkpoint_path or base.checkpoint_path)
+                              checkpoint_path=checkpoint_path or base.checkpoint_path,
+                              checkpoint_interval_s=checkpoint_interval_s)
     trainer = ActionTrainer(system, cfg)
 
     def on_round(row: Dict[str, Any]) -> None:
@@ -342,7 +343,8 @@ def _hybrid(
     base = action_config if action_config is not None else ActionConfig()
     if action_config is None:
         base = dataclasses.replace(base, **_scaled_action_sizes(system, budget_s * fraction, base))
-    base = dataclasses.replace(base, progress=progress, checkpoint_path=checkpoint_path or base.checkpoint_path)
+    base = dataclasses.replace(base, progress=progress, checkpoint_path=checkpoint_path or base.checkpoint_path,
+                               checkpoint_interval_s=checkpoint_interval_s)
     observer = rmsd.observer() if rmsd is not None else None
 
     def hop(starts: list, left_s: float) -> Result:

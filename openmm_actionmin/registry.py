@@ -217,7 +217,7 @@ def _action(system: System, config: RunConfig) -> Result:
     else:
         opts = {"polish_method": "lbfgs", "polish_steps": 2000, "polish_fmax": 1e-3, **opts}
     cfg = ActionConfig(seed=config.seed, budget_s=config.budget_s, progress=config.progress, checkpoint_path=config.checkpoint,
-                       method_name="action", **opts)
+                       checkpoint_interval_s=config.checkpoint_interval_s, method_name="action", **opts)
     return ActionTrainer(system, cfg).run(resume=config.checkpoint is not None)
 
 
@@ -230,7 +230,8 @@ def _random_only(system: System, config: RunConfig) -> Result:
 
     opts = _options("random_only", kind, ActionConfig, config.options, _RESERVED)
     cfg = ActionConfig.random_only(seed=config.seed, budget_s=config.budget_s, progress=config.progress,
-                                   checkpoint_path=config.checkpoint, **{**BOWL_MODEL, **opts})
+                                   checkpoint_path=config.checkpoint, checkpoint_interval_s=config.checkpoint_interval_s,
+                                   **{**BOWL_MODEL, **opts})
     return ActionTrainer(system, cfg).run(resume=config.checkpoint is not None)
 
 
@@ -256,7 +257,8 @@ def _cma(system: System, config: RunConfig) -> Result:
 
 
 #: Option names set from RunConfig, never through ``options``.
-_RESERVED = ("seed", "budget_s", "progress", "checkpoint_path", "checkpoint_interval_s", "resume", "method_name")
+_RESERVED = ("seed", "budget_s", "progress", "checkpoint_path", "checkpoint_interval_s", "checkpoint_every", "resume",
+             "method_name")
 
 
 def _settings() -> Dict[str, Dict[str, type]]:

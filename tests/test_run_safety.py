@@ -168,3 +168,14 @@ def test_lattice_search_keeps_a_short_budget_on_a_large_cluster():
     result = am.minimize("LJ1000", budget_s=2, progress=False)
     assert time.perf_counter() - t0 <= 2 + 2.0
     assert np.isfinite(result.energy)
+
+
+def test_the_action_trainer_checkpoints_on_the_interval_and_resumes(tmp_path):
+    ckpt = tmp_path / "action.ckpt"
+    first = am.minimize("alpine1:5", "action", budget_s=None, seed=0, progress=False, checkpoint=str(ckpt),
+                        checkpoint_interval_s=1e-3, max_rounds=3)
+    state = checkpoints.load(ckpt, None)
+    assert state["round"] == 3
+    again = am.minimize("alpine1:5", "action", budget_s=None, seed=0, progress=False, checkpoint=str(ckpt),
+                        checkpoint_interval_s=1e-3, max_rounds=5)
+    assert again.extra["rounds"] == 5 and len(again.history) == len(first.history) + 2

@@ -714,6 +714,7 @@ class ActionTrainer:
         if cfg.progress:
             bar = progress_bar(total=cfg.max_rounds, initial=self.round, desc=cfg.method_name, unit="round")
         self._round_s = 0.0
+        last_save = time.perf_counter()
         try:
             while not self._done():
                 t_round = time.perf_counter()
@@ -724,8 +725,10 @@ class ActionTrainer:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(best=f"{self.best['energy']:.4g}", cand=f"{self.history[-1]['candidate_energy']:.4g}")
-                if ckpt is not None and self.round % cfg.checkpoint_every == 0:
+                if ckpt is not None and (self.round % cfg.checkpoint_every == 0 or (
+                        cfg.checkpoint_interval_s is not None and time.perf_counter() - last_save >= cfg.checkpoint_interval_s)):
                     self.save_checkpoint(ckpt)
+                    last_save = time.perf_counter()
         finally:
             if bar is not None:
                 bar.close()

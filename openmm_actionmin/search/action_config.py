@@ -152,6 +152,8 @@ class ActionConfig:
         checkpoint_path: File of the resumable checkpoint (``None``: off).
         checkpoint_every: Write the checkpoint every this many rounds (and at
             the end of the run).
+        checkpoint_interval_s: Also write it when this many seconds have
+            passed since the last write (``None``: rounds only).
         progress: Show a tqdm progress bar.
         method_name: Name written into the :class:`Result`.
     """
@@ -207,6 +209,7 @@ class ActionConfig:
     device: Optional[str] = None
     checkpoint_path: Optional[str] = None
     checkpoint_every: int = 10
+    checkpoint_interval_s: Optional[float] = None
     progress: bool = False
     method_name: str = "action"
 
