@@ -374,38 +374,6 @@ def _action_module():
     return action
 
 
-def _action_candidates(system: System, seed: int, budget_s: float):
-    """Train the action PLNet (each round's candidate quenched); return (quenched candidates [k, N, 3], energies [k], wall, calls)."""
-    _action_module()
-    from ..search.hybrid import action_candidates
-
-    calls0 = system.oracle.counters.force_calls
-    t0 = time.perf_counter()
-    x, e, _ = action_candidates(system, budget_s, seed)
-    return x, e, time.perf_counter() - t0, system.oracle.counters.force_calls - calls0
-
-
-def run_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers,
-               action_fraction: float = 0.3, **bh_settings) -> Dict[str, Any]:
-    """Action trainer for a fraction of the budget, then basin hopping seeded with its candidates; one row.
-
-    The one hybrid, :func:`openmm_actionmin.search.hybrid.hybrid_search`;
-    ``bh_settings`` (``angular_prob``, ``reseed_interval``, ``temperature``,
-    ``quench_fmax``) set its basin-hopping stage as in :func:`run_basin_hopping`.
-    """
-    _action_module()
-    from ..search.hybrid import HybridConfig, hybrid_search
-
-    settings = {k: v for k, v in bh_settings.items() if k in ("angular_prob", "reseed_interval", "temperature", "quench_fmax")}
-    bh = BasinHoppingConfig(**{**_bh_options(walkers, _BH.angular_prob, _BH.reseed_interval, _BH.temperature, _BH.quench_fmax, tol),
-                               **settings})
-    res = hybrid_search(system, HybridConfig(seed=seed, budget_s=budget_s, action_fraction=action_fraction, basin_hopping=bh))
-    e = res.extra
-    return _row(system, "hybrid", seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
-                calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls, action_s=e["action_s"],
-                action_best_energy=e["action_best_energy"], hops=e["hops"], walkers=walkers)
-
-
 #: Name -> row runner ``(system, seed, budget_s, tol, **bench_options) -> row``: the registry's
 #: cluster methods (:data:`REGISTRY_METHODS`), then the bench-only peers (:data:`PEERS`).
 METHODS: Dict[str, Callable[..., Dict[str, Any]]] = {
