@@ -364,16 +364,6 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
                 wall_s=wall, total_calls=CountingLJ.calls, hops=hops)
 
 
-def _action_module():
-    try:
-        from ..search import action
-    except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
-        raise MethodUnavailable(f"openmm_actionmin.search.action is not available ({type(exc).__name__}: {exc})") from exc
-    if not hasattr(action, "ActionTrainer") or not hasattr(action, "ActionConfig"):
-        raise MethodUnavailable("openmm_actionmin.search.action has no ActionTrainer/ActionConfig")
-    return action
-
-
 #: Name -> row runner ``(system, seed, budget_s, tol, **bench_options) -> row``: the registry's
 #: cluster methods (:data:`REGISTRY_METHODS`), then the bench-only peers (:data:`PEERS`).
 METHODS: Dict[str, Callable[..., Dict[str, Any]]] = {
