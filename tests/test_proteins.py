@@ -8,6 +8,7 @@ import pytest
 import torch
 from openmm.app import PDBFile
 
+import openmm_actionmin as am
 from openmm_actionmin import data_path
 from openmm_actionmin.api import minimize_pdb
 from openmm_actionmin.proteins import CARMSD
@@ -143,3 +144,11 @@ def test_protein_benchmark_runs_methods_through_the_registry(monkeypatch):
                          log=lambda line: None)
     assert [(r["method"], r["seed"]) for r in rows] == [("anneal", 0)]
     assert seen == [(0, 7.0, ["platform", "rmsd", "threads"])]
+
+
+@pytest.mark.parametrize("method", ["action", "random_only"])
+def test_action_methods_never_end_above_the_openmm_minimiser(method):
+    reference = am.minimize(CLN, "openmm", budget_s=10, progress=False, threads=1)
+    result = am.minimize(CLN, method, budget_s=10, progress=False, threads=1)
+    assert result.energy <= reference.energy + 1e-3
+    assert result.extra["polish_candidates"] == 3  # candidate, lowest seen, and the prepared input
