@@ -370,7 +370,8 @@ def minimize(
         check_output_path(out)
     suffix = Path(os.fspath(target)).suffix.lower() if isinstance(target, (str, os.PathLike)) else ""
     is_pdb = suffix == ".pdb"
-    pdb_options = {"forcefield": forcefield, "solvent": solvent} if is_pdb else None
+    pdb_options = ({"forcefield": forcefield, "solvent": solvent,
+                    **{k: options.pop(k) for k in ("keep_water", "keep_heterogens") if k in options}} if is_pdb else None)
     if suffix == ".xyz":
         pdb_options = {"potential": potential}
     elif potential is not None:
@@ -423,7 +424,8 @@ def minimize(
     if kind == "peptide":
         extra.update(_peptide_extras(system, result, t_start, start))
         if is_pdb:
-            extra.update({"pdb": os.fspath(target), "forcefield": forcefield, "solvent": solvent})
+            extra.update({"pdb": os.fspath(target), "forcefield": forcefield, "solvent": solvent,
+                          "preparation": system.metadata.get("preparation")})
     if rmsd is not None:
         extra.update(ca_rmsd_A=rmsd(np.asarray(result.positions, dtype=np.float64)), reference=rmsd.source)
     extra["preparation_s"] = prep_s

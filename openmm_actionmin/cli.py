@@ -115,7 +115,21 @@ def _cmd_minimize(args: argparse.Namespace) -> int:
     if target.lower().endswith(".pdb"):
         if not os.path.exists(target):
             raise UserError(f"PDB file not found: {target}")
-        return _run_minimize(target, args, forcefield=args.forcefield, solvent=args.solvent)
+        import logging
+
+        prep_log = logging.getLogger("openmm_actionmin.pdbprep")  # the preparation's changes, printed before the search
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("preparation: %(message)s"))
+        prep_log.addHandler(handler)
+        prep_log.setLevel(logging.INFO)
+        forcefield = args.forcefield
+        if (args.keep_water or args.keep_heterogens) and forcefield == "amber14-all.xml":
+            forcefield = [forcefield, "amber14/tip3p.xml"]  # AMBER's water and ion templates
+        try:
+            return _run_minimize(target, args, forcefield=forcefield, solvent=args.solvent,
+                                 keep_water=args.keep_water, keep_heterogens=args.keep_heterogens)
+        finally:
+            prep_log.removeHandler(handler)
     if target.lower().endswith(".xyz"):
         if args.potential is None:
             raise UserError(f"{target}: an XYZ cluster needs --potential ({', '.join(XYZ_POTENTIALS)})")
@@ -212,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     mini.add_argument("--device", default=None, help="torch device for a cluster or a function (cpu, cuda); PDBs pick their OpenMM platform")
     mini.add_argument("--forcefield", default="amber14-all.xml", help="force-field XML for a PDB (default amber14-all.xml)")
     mini.add_argument("--solvent", default="obc2", choices=["obc2", "obc2-xml", "gbn2", "none"], help="implicit solvent for a PDB (default obc2)")
+    mini.add_argument("--keep-water", action="store_true",
+                      help="keep a PDB's crystal waters (removed by default; amber14/tip3p.xml is added to the default force field)")
+    mini.add_argument("--keep-heterogens", action="store_true",
+                      help="keep a PDB's ions and ligands (removed by default; ions use amber14/tip3p.xml with the default force field, "
+                           "ligands need templates of their own). ACE/NME caps are always kept")
     mini.add_argument("--potential", default=None, choices=sorted(XYZ_POTENTIALS),
                       help="potential of an XYZ cluster: " + ", ".join(f"{k} (coordinates in {v})" for k, v in XYZ_POTENTIALS.items()))
     mini.set_defaults(func=_cmd_minimize)

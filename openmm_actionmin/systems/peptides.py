@@ -202,10 +202,20 @@ def from_pdb(
     radius_nm: float = 0.1,
     name: Optional[str] = None,
     keep_water: bool = False,
+    keep_heterogens: bool = False,
     add_hydrogens: bool = True,
     **oracle_kwargs: Any,
 ) -> System:
     """A System for a user's PDB file (prepared by pdbfixer), with an OpenMM oracle.
+
+    Preparation (:func:`~openmm_actionmin.pdbprep.prepare_pdb`) keeps the
+    ACE/NME caps, replaces modified residues by their standard parents,
+    removes waters, ions and ligands unless asked to keep them, splits a chain
+    at each break (C-N longer than 2 A) instead of bonding across it, and adds
+    missing heavy atoms and hydrogens. Every change is listed in
+    ``metadata["preparation"]`` (:meth:`PreparationReport.as_dict
+    <openmm_actionmin.pdbprep.PreparationReport.as_dict>`, whose ``"lines"``
+    say it in words) and logged to the ``openmm_actionmin.pdbprep`` logger.
 
     Args:
         path: PDB file.
@@ -216,7 +226,10 @@ def from_pdb(
             connected molecule).
         radius_nm: Displacement radius, nm.
         name: System name (default: the file stem).
-        keep_water: Keep crystal waters (removed by default).
+        keep_water: Keep crystal waters (removed by default; they need a
+            water model in ``forcefield``, e.g. ``"amber14/tip3p.xml"``).
+        keep_heterogens: Keep ions and ligands (removed by default; they
+            need templates in ``forcefield``). Caps are always kept.
         add_hydrogens: Add missing hydrogens (pdbfixer, pH 7).
         **oracle_kwargs: Passed to ``OpenMMOracle.from_pdb``.
 
@@ -233,7 +246,8 @@ def from_pdb(
 
     path = Path(path)
     oracle = OpenMMOracle.from_pdb(
-        path, forcefield=forcefield, solvent=solvent, keep_water=keep_water, add_hydrogens=add_hydrogens, **oracle_kwargs
+        path, forcefield=forcefield, solvent=solvent, keep_water=keep_water, keep_heterogens=keep_heterogens,
+        add_hydrogens=add_hydrogens, **oracle_kwargs
     )
     topology = oracle.topology
     start = oracle.positions.clone().to(torch.float64)
@@ -245,7 +259,8 @@ def from_pdb(
         start_positions=start,
         symbols=_symbols(topology),
         topology=topology,
-        metadata={"pdb": str(path), "forcefield": forcefield, "solvent": solvent},
+        metadata={"pdb": str(path), "forcefield": forcefield, "solvent": solvent,
+                  "preparation": oracle.preparation.report.as_dict()},
     )
 
 
