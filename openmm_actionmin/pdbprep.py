@@ -1,11 +1,15 @@
-"""Prepare a PDB file for an OpenMM force field, with clear errors.
+"""Prepare a PDB file for an OpenMM force field, with clear errors and a report of every change.
 
 :func:`prepare_pdb` reads a PDB file, checks its text before OpenMM sees it, and
-runs pdbfixer: removes waters and heterogens on request, finds missing residues
-and atoms, adds missing heavy atoms (including terminal OXT) and, on request,
-hydrogens at a given pH. The result is checked against the force field so that
-an unknown residue or a residue without hydrogens is reported by name and
-number instead of failing deep inside ``ForceField.createSystem``.
+runs pdbfixer: replaces modified residues by their standard parents, removes
+waters and heterogens unless asked to keep them, finds missing residues, splits
+each chain at its breaks, adds missing heavy atoms (including terminal OXT) and,
+on request, hydrogens at a given pH. The result is checked against the force
+field so that an unknown residue or a residue without hydrogens is reported by
+name and number instead of failing deep inside ``ForceField.createSystem``.
+Every change goes into a :class:`PreparationReport` (one line per kind of
+change from :meth:`PreparationReport.lines`, also logged at INFO level to the
+``openmm_actionmin.pdbprep`` logger).
 
 Units: positions come back in nanometres (PDB files are in Angstrom; pdbfixer and
 OpenMM convert on reading).
@@ -13,12 +17,25 @@ OpenMM convert on reading).
 Definitions used here:
 
 * *water*: a residue named HOH, WAT, H2O, SOL, TIP3, TIP4, TIP5, SPC or DOD.
-* *heterogen*: a residue read from HETATM records that is neither water nor a
-  standard amino acid / nucleotide (pdbfixer's standard names). Residues in
-  ATOM records are never removed silently: an unknown one is an error.
+* *cap*: ACE, NME (and NHE, NH2 where the force field has a template): kept,
+  never removed as heterogens.
+* *modified residue*: a residue with a MODRES record or in pdbfixer's table of
+  substitutions (MSE, CAS, ...): replaced by its standard parent (CAS -> CYS).
+* *heterogen*: a residue read from HETATM records that is none of the above
+  nor a standard amino acid / nucleotide. Removed by default (reported as
+  ions, one-atom residues, or ligands); an in-chain one (with N, CA and C
+  atoms) leaves a chain break. Residues in ATOM records are never removed
+  silently: an unknown one is an error.
+* *chain break*: consecutive residues of a chain whose C-N (or O3'-P) distance
+  exceeds :data:`MAX_LINK_A` = 2 A. The chain is split there into separate
+  chains, so that each piece gets terminal groups and no bond crosses the gap.
 * *missing residues*: gaps found by pdbfixer from SEQRES records. They are
   reported in :attr:`PreparedStructure.missing_residues`; only with
-  ``add_missing_residues=True`` are internal gaps rebuilt (terminal gaps never).
+  ``add_missing_residues=True`` are internal gaps rebuilt (terminal gaps never,
+  and a rebuilt gap is not split).
+* *truncated file*: no END or ENDMDL record. It is used with a warning when its
+  last residue is complete; a file cut in the middle of its last residue is
+  refused (add an END line to use it as it is).
 """
 
 from __future__ import annotations
@@ -368,19 +385,24 @@ def prepare_pdb(
     """Read, repair and check a PDB file for a force field.
 
     Steps: text check (:func:`check_pdb_text`); read with pdbfixer (first model,
-    first alternate location); remove waters unless ``keep_water`` and
-    heterogens (non-water, non-standard HETATM residues) unless
-    ``keep_heterogens``; find missing residues (rebuild internal gaps only with
-    ``add_missing_residues``); find and add missing heavy atoms and terminal
-    atoms; add hydrogens at ``ph`` if ``add_hydrogens``; check every residue
-    against the force field (:func:`check_residues`).
+    first alternate location); replace modified residues by their standard
+    parents; remove waters unless ``keep_water`` and heterogens (non-water,
+    non-cap, non-standard HETATM residues) unless ``keep_heterogens``; find
+    missing residues (rebuild internal gaps only with
+    ``add_missing_residues``); split chains at breaks (C-N > 2 A) not being
+    rebuilt; find and add missing heavy atoms and terminal atoms; add
+    hydrogens at ``ph`` if ``add_hydrogens``; check every residue against the
+    force field (:func:`check_residues`). The changes are in
+    ``result.report`` and logged (see the module docstring).
 
     Args:
         path: The PDB file.
         forcefield: Force field (``ForceField`` or XML names) used for the
             template check and for hydrogen placement of its residues.
         keep_water: Keep water residues.
-        keep_heterogens: Keep non-water heterogens (they then need templates).
+        keep_heterogens: Keep non-water heterogens: ions and ligands (they
+            then need templates; ``"amber14/tip3p.xml"`` has AMBER's ions).
+            Caps (ACE, NME) are kept either way.
         add_hydrogens: Add missing hydrogens. If False, a residue that lacks
             hydrogens is an error naming the residue.
         ph: pH for protonation states when adding hydrogens.
@@ -397,7 +419,8 @@ def prepare_pdb(
 
     Raises:
         PDBPreparationError: missing file, no ATOM records, malformed line,
-            unknown residue, or missing hydrogens with ``add_hydrogens=False``.
+            unknown residue, missing hydrogens with ``add_hydrogens=False``, or
+            a file cut in the middle of its last residue (no END record).
     """
     from openmm import app, unit
     from pdbfixer import PDBFixer

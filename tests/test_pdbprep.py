@@ -120,5 +120,10 @@ def test_missing_residue_reported_and_rebuilt_on_request(tmp_path):
     prep = prepare_pdb(path)
     assert prep.missing_residues == [(0, 9, ["GLY"])]
     assert prep.n_residues == 19 and prep.added_residues == 0
+    # the gap is not bonded across: the chain is split there, each piece with its terminal groups
+    assert prep.topology.getNumChains() == 2 and len(prep.report.chain_breaks) == 1
+    assert prep.report.chain_breaks[0].startswith("ASP 9 | GLY 11")
+    assert sum(1 for a in prep.topology.atoms() if a.name == "OXT") == 2
     rebuilt = prepare_pdb(path, add_missing_residues=True)
     assert rebuilt.n_residues == 20 and rebuilt.added_residues == 1 and rebuilt.n_atoms == 304
+    assert rebuilt.topology.getNumChains() == 1 and rebuilt.report.chain_breaks == []
