@@ -77,10 +77,28 @@ def test_nonfinite_output_becomes_cap_with_zero_forces():
     assert bool((f[1] == 0).all())
     assert bool(torch.isfinite(e).all()) and bool(torch.isfinite(f).all())
     assert float(e[0]) == float(e[2]) and float(e[0]) < 0
-    assert oracle.counters.nonfinite == 1
+    assert oracle.counters.nonfinite == 1 and oracle.counters.capped == 1
     # a custom cap
     capped = lennard_jones(3, nonfinite_energy=123.0)
     assert float(capped.energy(bad[None])) == 123.0
+
+
+def test_cap_bounds_finite_energies_above_it():
+    oracle = lennard_jones(3)
+    cap = oracle.nonfinite_energy
+    good = lj_dimer_trimer()
+    close = good.clone()
+    close[1, 0] = 1e-4  # raw energy 4e48: finite, above the cap
+    e, f = oracle.energy_and_forces(torch.stack([good, close]), transform=None)
+    assert float(e[1]) == cap and bool((f[1] == 0).all()) and float(e[0]) < 0
+    assert (oracle.counters.capped, oracle.counters.nonfinite) == (1, 0)
+    tf = FiniteEnergy()
+    t = oracle.energy(close[None])
+    assert float(oracle.energy(close[None], transform=tf)) == float(tf(torch.tensor([cap], dtype=torch.float64))[0])
+    assert float(t) == cap  # no default transform: the cap itself
+    snap = oracle.counters.snapshot()
+    oracle.reset_counters()
+    assert snap.capped == 3 and oracle.counters.capped == 0
 
 
 def test_finite_energy_transform_properties():

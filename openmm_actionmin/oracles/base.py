@@ -20,17 +20,40 @@ Units are explicit: every oracle carries a :class:`Units` record. Conversions
 happen inside adapters only.
 
 Finiteness: queries at absurd geometries (coincident atoms, random boxes) give
-raw energies of 1e10-1e38 or NaN. NaN never leaves an oracle:
+raw energies of 1e10-1e300, inf or NaN. NaN never leaves an oracle, and every
+returned energy is at most the oracle's cap:
 
 * NaN or inf in the *input* raises :class:`InvalidConfigurationError`, naming the
   configuration and atom (or coordinate).
-* Non-finite *output* from a backend (energy or any force component) is replaced
-  by ``nonfinite_energy`` (default 1e30 in oracle units) with zero forces, and
-  counted in ``oracle.counters.nonfinite``.
-* On request, :class:`FiniteEnergy` maps energies through a smooth, monotone,
-  bounded transform (identity below a threshold, logarithmic above) with forces
-  scaled consistently. Raw energies stay available from the same oracle with
+* The cap ``oracle.nonfinite_energy`` (default :data:`DEFAULT_NONFINITE_ENERGY`,
+  1e30 in oracle energy units) is an upper bound of every energy an oracle
+  returns. A configuration whose raw energy is above the cap, or whose raw
+  energy or any force component is non-finite (inf, NaN, a backend exception),
+  is returned *at the cap with zero forces*. Such rows are counted in
+  ``oracle.counters.capped``; the non-finite ones among them also in
+  ``oracle.counters.nonfinite``. As a pair of atoms closes in, the energy
+  therefore rises until it reaches the cap and then stays there: it is
+  non-decreasing along the path (a pass-through of finite raw energies above
+  the cap would let a finite 1e72 exceed the capped value of an overflowed
+  one). Forces of a capped row are zero (the cap is flat); local
+  minimisers recognise such rows (energy at the cap, zero forces) and move
+  them by other means. The cap bounds energies from above only.
+* On request, :class:`FiniteEnergy` maps energies through a smooth, monotone
+  transform (identity below a threshold, logarithmic above) with forces
+  scaled consistently. Applied to oracle output it is bounded by the transform
+  of the cap, ``threshold + scale * log1p((cap - threshold) / scale)``. Raw
+  energies (still capped) stay available from the same oracle with
   ``transform=None``.
+
+Why 1e30: it is far above any physical energy of the systems here (a folded
+protein's potential energy is of order 1e4 kJ/mol, a compressed LJ cluster's
+1e6 epsilon), so no meaningful configuration is ever capped, and far below
+float64's largest value (1.8e308): sums over any batch, squares and products
+of a few capped energies stay finite downstream. A lower cap such as 1e20
+would buy nothing in float64, and in float32 neither value survives squaring
+(float32 ends at 3.4e38). The cap is also below float32's largest value, so a
+float32 oracle represents it; OpenMM's single-precision platforms overflow
+near 4e30 kJ/mol for a closing pair, just above the cap.
 """
 
 from __future__ import annotations
@@ -48,7 +71,9 @@ from ..errors import OracleError
 
 ArrayLike = Union[torch.Tensor, np.ndarray, Sequence]
 
-#: Energy substituted for a non-finite backend output, in oracle units.
+#: Default cap of returned energies, in oracle energy units: every energy an
+#: oracle returns is at most its cap; raw energies above it, and non-finite raw
+#: output, are returned as the cap with zero forces.
 DEFAULT_NONFINITE_ENERGY = 1.0e30
 
 
@@ -96,12 +121,16 @@ class OracleCounters:
         seconds: Wall-clock seconds spent inside the backend.
         nonfinite: Configurations whose raw backend output was non-finite
             and was replaced by the documented cap.
+        capped: Configurations returned at the cap with zero forces: the
+            non-finite ones and those whose finite raw energy was above the
+            cap.
     """
 
     force_calls: int = 0
     batches: int = 0
     seconds: float = 0.0
     nonfinite: int = 0
+    capped: int = 0
 
     def snapshot(self) -> "OracleCounters":
         """Return a copy of the current counts."""
@@ -113,6 +142,7 @@ class OracleCounters:
         self.batches = 0
         self.seconds = 0.0
         self.nonfinite = 0
+        self.capped = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +153,11 @@ class FiniteEnergy:
     ``E' = threshold + scale * log1p((E - threshold) / scale)`` above. The map is
     continuously differentiable (slope 1 at the threshold), strictly increasing,
     and grows only logarithmically, so energies of 1e38 become about
-    ``threshold + 87 * scale``. Forces are multiplied by the slope
+    ``threshold + 87 * scale``. Oracle energies are at most the oracle's cap,
+    so the transformed energies of an oracle are at most the transform of the
+    cap (``1e3 + 100 * log1p(1e28)``, about 7.4e3, for the defaults and the
+    default cap), and a non-decreasing sequence of energies stays
+    non-decreasing. Forces are multiplied by the slope
     ``dE'/dE = 1 / (1 + (E - threshold) / scale)`` so that they remain minus the
     gradient of the transformed energy. Energies below the threshold, the
     physically interesting part, are untouched.
@@ -147,7 +181,7 @@ class FiniteEnergy:
         """Transform energies.
 
         Args:
-            energy: Raw energies ``[B]`` (finite).
+            energy: Raw energies ``[B]`` (finite, as every oracle returns).
 
         Returns:
             ``(transformed [B], slope [B])`` where ``slope = dE'/dE``.
@@ -171,7 +205,9 @@ class EnergyOracle(ABC):
         dtype: Floating dtype of inputs and outputs.
         device: Device of inputs and outputs.
         transform: Optional :class:`FiniteEnergy` applied to every output.
-        nonfinite_energy: Energy substituted for non-finite backend output.
+        nonfinite_energy: The cap, an upper bound of every returned energy
+            (oracle energy units, finite). Raw energies above it and non-finite
+            raw output are returned as the cap with zero forces.
         counters: :class:`OracleCounters` of this oracle.
     """
 
@@ -199,6 +235,8 @@ class EnergyOracle(ABC):
         self.dtype = dtype
         self.device = torch.device(device)
         self.transform = transform
+        if not math.isfinite(float(nonfinite_energy)):
+            raise ValueError(f"nonfinite_energy (the energy cap) must be finite, got {nonfinite_energy}")
         self.nonfinite_energy = float(nonfinite_energy)
         self.counters = OracleCounters()
 
@@ -282,7 +320,12 @@ class EnergyOracle(ABC):
         return x
 
     def _raw(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Evaluate, count, and replace non-finite output by the cap."""
+        """Evaluate and count; rows above the cap or non-finite become the cap.
+
+        A row is *capped* (energy ``nonfinite_energy``, zero forces) when its raw
+        energy or any force component is non-finite, or its raw energy exceeds
+        the cap, so the cap bounds every returned energy.
+        """
         start = time.perf_counter()
         energy, forces = self._evaluate(x.detach())
         self.counters.seconds += time.perf_counter() - start
@@ -290,9 +333,11 @@ class EnergyOracle(ABC):
         self.counters.batches += 1
         energy = energy.to(device=self.device, dtype=self.dtype).reshape(x.shape[0])
         forces = forces.to(device=self.device, dtype=self.dtype).reshape(x.shape)
-        ok = torch.isfinite(energy) & torch.isfinite(forces.reshape(x.shape[0], -1)).all(dim=1)
+        finite = torch.isfinite(energy) & torch.isfinite(forces.reshape(x.shape[0], -1)).all(dim=1)
+        ok = finite & (energy <= self.nonfinite_energy)
         if not bool(ok.all()):
-            self.counters.nonfinite += int((~ok).sum())
+            self.counters.nonfinite += int((~finite).sum())
+            self.counters.capped += int((~ok).sum())
             energy = torch.where(ok, energy, torch.full_like(energy, self.nonfinite_energy))
             mask = ok.reshape((-1,) + (1,) * (forces.dim() - 1))
             forces = torch.where(mask, forces, torch.zeros_like(forces))

@@ -31,12 +31,16 @@ Design notes:
   no bond term in OpenMM's force fields, so silently dropping the constraint
   would free the bond). The constructors build Systems with
   ``constraints=None, rigidWater=False``.
-* **Failures**: coincident atoms give NaN from OpenMM (capped by the base class);
-  an ``OpenMMException`` raised for a finite but absurd configuration (e.g.
+* **Failures**: a closing pair of atoms gives raw energies above the cap
+  (3e30 to 4e30 kJ/mol for two CLN025 atoms 1e-3 nm apart) and, closer, an
+  overflow to inf or NaN on the single-precision platforms; both are returned
+  as the cap by the base class (``nonfinite_energy``, zero forces, counted in
+  ``counters.capped``), so the energy never falls as the pair closes in. An
+  ``OpenMMException`` raised for a finite but absurd configuration (e.g.
   coordinates of 1e20 nm, which overflow to NaN inside the CPU platform) is
-  caught per configuration and becomes the documented cap
-  (``nonfinite_energy``, zero forces, counted in ``counters.nonfinite``); the
-  last message is kept in ``oracle.last_exception``.
+  caught per configuration and becomes the cap too (also counted in
+  ``counters.nonfinite``); the last message is kept in
+  ``oracle.last_exception``.
 * **Units**: OpenMM speaks kJ/mol and nm. An oracle may speak other units via
   ``length_scale`` (nm per oracle length unit) and ``energy_scale`` (kJ/mol per
   oracle energy unit); the cluster force fields of this package use
@@ -419,16 +423,17 @@ class OpenMMOracle(EnergyOracle):
         """Energies of each force group, labelled by force class name.
 
         Forces of the same class (e.g. two ``CustomBondForce``) share one group.
-        No finite transform is applied; non-finite values are replaced by
-        ``nonfinite_energy`` (and counted once per configuration in
-        ``counters.nonfinite``). Counts one force call per configuration.
+        No finite transform is applied. A group energy above the cap
+        ``nonfinite_energy`` or non-finite is replaced by the cap (counted once
+        per configuration in ``counters.capped``, and in ``counters.nonfinite``
+        when non-finite). Counts one force call per configuration.
 
         Args:
             x: Configurations ``[B, N, 3]`` in oracle length units.
 
         Returns:
             ``{force class name: energy [B]}`` in oracle energy units; the values
-            sum to the total raw energy.
+            sum to the total raw energy wherever no group is at the cap.
         """
         import openmm
 
@@ -457,9 +462,12 @@ class OpenMMOracle(EnergyOracle):
         self.counters.force_calls += b
         self.counters.batches += 1
         out /= self.energy_scale
-        bad = ~np.isfinite(out)
+        nonfinite = ~np.isfinite(out)
+        with np.errstate(invalid="ignore"):
+            bad = nonfinite | (out > self.nonfinite_energy)
         if bad.any():
-            self.counters.nonfinite += int(bad.any(axis=0).sum())
+            self.counters.nonfinite += int(nonfinite.any(axis=0).sum())
+            self.counters.capped += int(bad.any(axis=0).sum())
             out[bad] = self.nonfinite_energy
         return {
             self.group_names[g]: torch.as_tensor(out[g], dtype=self.dtype, device=self.device) for g in groups

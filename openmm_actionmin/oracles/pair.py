@@ -11,8 +11,9 @@ and forces from one batched matrix product
 ``grad_i = x_i sum_j c_ij - sum_j c_ij x_j`` with ``c_ij = 2 dE_ij / d(r_ij^2)``:
 several times faster on CPU than autograd over the pair list for N <= 150
 (``bench/oracles.py``). The Gram form loses about ``1e-16 |x|^2`` absolutely in
-``r^2``, irrelevant at cluster distances; coincident atoms still give a
-non-finite raw energy, which the oracle caps. The pair-list expression
+``r^2``, irrelevant at cluster distances; near-coincident atoms still give a
+raw energy above the oracle's cap, or a non-finite one, which the oracle
+returns as the cap. The pair-list expression
 :meth:`PairPotentialOracle.energy_fn` with autograd forces stays available as
 the reference (:meth:`PairPotentialOracle.autograd_evaluate`).
 """
@@ -35,8 +36,10 @@ class PairPotentialOracle(TorchOracle):
 
     ``E = sum_{i<j} 4 eps_ij ((s_ij/r_ij)^12 - (s_ij/r_ij)^6) + k q_i q_j / r_ij``
 
-    Coincident atoms give an infinite raw energy, which the oracle reports as
-    its documented ``nonfinite_energy`` cap (see :mod:`.base`).
+    A closing pair's raw energy ``4 eps (s/r)^12`` passes the default cap 1e30
+    at ``r = 3.5e-3 s`` and is infinite for coincident atoms; from the cap on the
+    oracle returns the cap ``nonfinite_energy`` with zero forces (see
+    :mod:`.base`), so the energy never falls as the pair closes in.
 
     Args:
         n_atoms: Number of atoms N.
