@@ -422,13 +422,12 @@ def prepare_pdb(
             unknown residue, missing hydrogens with ``add_hydrogens=False``, or
             a file cut in the middle of its last residue (no END record).
     """
-    from openmm import app, unit
+    import openmm
     from pdbfixer import PDBFixer
 
     path = Path(path)
     hetatm_keys = check_pdb_text(path)
     ff = load_forcefield(forcefield)
-    import openmm
 
     try:
         fixer = PDBFixer(filename=str(path), platform=openmm.Platform.getPlatformByName("Reference"))
@@ -519,7 +518,7 @@ def _split_chains(fixer, split_at: Dict[int, List[int]]) -> Dict[Tuple[int, int]
         index in the new chain)`` for every residue position, with one entry
         for the position after the last residue of each old chain.
     """
-    from openmm import app
+    from openmm import app, unit
 
     old = fixer.topology
     new = app.Topology()
@@ -550,8 +549,6 @@ def _split_chains(fixer, split_at: Dict[int, List[int]]) -> Dict[Tuple[int, int]
         new.addBond(atom_map[a], atom_map[b])
     order = sorted(atom_map, key=lambda atom: atom_map[atom].index)
     positions = [fixer.positions[atom.index] for atom in order]
-    from openmm import unit
-
     fixer.topology = new
     fixer.positions = unit.Quantity([p.value_in_unit(unit.nanometer) for p in positions], unit.nanometer)
     return position_map
