@@ -8,16 +8,28 @@
 * :class:`OracleCalculator` exposes any
   :class:`~openmm_actionmin.oracles.base.EnergyOracle` as an ASE calculator.
 
-How a run proceeds. The energy comes from ``atoms.calc`` (through
-:class:`~openmm_actionmin.oracles.ase.ASEOracle`; if the calculator is an
-:class:`OracleCalculator` its batched oracle is used directly). Each of the
-first ``global_steps`` optimizer steps is one *round* of global search started
-from the best structure so far (a chunk of batched basin hopping, or of the
-action pipeline), after which the atoms are moved to the best minimum found.
+How a run proceeds. The energy comes from ``atoms.calc``. A calculator with an
+exact batched twin (ASE's ``LennardJones``, see
+:func:`~openmm_actionmin.oracles.ase.batched_twin`) is evaluated through the
+twin, all walkers at once; an :class:`OracleCalculator` through its own batched
+oracle; any other calculator through
+:class:`~openmm_actionmin.oracles.ase.ASEOracle`, one configuration at a time
+(or over ``calculator_workers`` threads with copies of the calculator), and
+then with fewer walkers, fewer hops and quenches only as tight as ``fmax``.
+Each of the first ``global_steps`` optimizer steps is one *round* of global
+search started from the best structure so far (a chunk of batched basin
+hopping, or of the action pipeline), after which the atoms are moved to the
+best minimum found. Global rounds end early when ``budget_s`` seconds have
+passed since the first step (a round in progress stops at the budget too) or
+when ``target_energy`` is reached.
 Later steps are local L-BFGS steps on the true energy that polish the best
 minimum until the largest force is below ``fmax``. :meth:`gradient_converged` reports
 False while global rounds remain (through ``gradient_converged``), so ``run`` does not stop at the first local
 minimum it meets.
+
+Refused: periodic structures (``atoms.pbc``; the search confines a cluster to a
+sphere) and ASE constraints (``atoms.constraints``, e.g. ``FixAtoms``), each
+with an error naming it.
 
 Units are ASE's (eV, Angstrom). Step sizes, the container radius and the
 temperature are scaled from the structure itself: the length scale is the
@@ -28,6 +40,7 @@ median nearest-neighbour distance of the (loosely quenched) starting atoms, the 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -35,7 +48,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.optimize.optimize import Optimizer
 
-from .oracles.ase import ASEOracle
+from .oracles.ase import ASEOracle, calculator_oracle
 from .oracles.base import ASE_UNITS, EnergyOracle
 from .search.basin_hopping import BasinHoppingConfig, basin_hopping
 from .search.local import make_minimizer, minimize_batch
@@ -83,13 +96,20 @@ class OracleCalculator(Calculator):
         self.results["forces"] = forces[0].cpu().numpy().astype(float) * self.energy_scale / self.length_scale
 
 
-def _oracle_for(atoms) -> EnergyOracle:
+def _oracle_for(atoms, workers: int = 1) -> EnergyOracle:
     calc = atoms.calc
     if calc is None:
         raise ValueError("the Atoms object has no calculator: set atoms.calc before creating the optimizer")
+    if any(atoms.pbc):
+        raise ValueError(f"the Atoms object is periodic (atoms.pbc={atoms.pbc.tolist()}); the global optimizers "
+                         "search clusters without a cell: set atoms.pbc = False")
+    if atoms.constraints:
+        names = ", ".join(type(c).__name__ for c in atoms.constraints)
+        raise ValueError(f"the Atoms object has constraints ({names}); the global optimizers move every atom "
+                         "freely: remove them (del atoms.constraints)")
     if isinstance(calc, OracleCalculator):
         return calc.oracle
-    return ASEOracle(atoms, calc)
+    return calculator_oracle(atoms, calc, workers=workers)
 
 
 def _nearest_neighbour_distance(positions: np.ndarray) -> float:
@@ -172,8 +192,10 @@ class _GlobalOptimizer(Optimizer):
         atoms,
         *,
         global_steps: int = 10,
-        hops_per_step: int = 20,
-        n_walkers: int = 16,
+        hops_per_step: Optional[int] = None,
+        n_walkers: Optional[int] = None,
+        budget_s: Optional[float] = 30.0,
+        calculator_workers: int = 1,
         seed: int = 0,
         temperature: Optional[float] = None,
         step_size: Optional[float] = None,
@@ -188,8 +210,16 @@ class _GlobalOptimizer(Optimizer):
         Args:
             atoms: The ``ase.Atoms`` to optimise (``atoms.calc`` gives energies).
             global_steps: Optimizer steps spent on global rounds before polishing.
-            hops_per_step: Basin-hopping hops per walker in one global round.
-            n_walkers: Parallel walkers of the batched search.
+            hops_per_step: Basin-hopping hops per walker in one global round
+                (default 10 with a batched oracle, 4 with a calculator evaluated
+                one configuration at a time).
+            n_walkers: Parallel walkers of the batched search (default 16
+                with a batched oracle, 4 otherwise).
+            budget_s: Wall-clock seconds for the global rounds, counted from
+                the first step (``None``: no limit); local polishing follows.
+            calculator_workers: Threads evaluating a calculator that has no
+                batched twin, each with its own copy (gains only for
+                calculators that release the GIL).
             seed: Seed; round ``k`` uses ``seed + k``, so runs are reproducible.
             temperature: Metropolis temperature in eV (default: scaled, see
                 the module docstring).
@@ -202,14 +232,20 @@ class _GlobalOptimizer(Optimizer):
             trajectory: As in ASE.
             **kwargs: Passed to :class:`ase.optimize.optimize.Optimizer`.
         """
+        from .registry import check_budget
+
         self.global_steps = int(global_steps)
-        self.hops_per_step = int(hops_per_step)
-        self.n_walkers = int(n_walkers)
+        self.budget_s = None if budget_s is None else check_budget(budget_s, "budget_s")
         self.seed = int(seed)
         self.temperature = temperature
         self.step_size = step_size
         self.target_energy = target_energy
-        self.oracle = _oracle_for(atoms)
+        self.oracle = _oracle_for(atoms, int(calculator_workers))
+        #: True when the oracle evaluates a whole batch at once (not one ASE calculation per configuration).
+        self.batched = not isinstance(self.oracle, ASEOracle)
+        self.hops_per_step = int(hops_per_step if hops_per_step is not None else (10 if self.batched else 4))
+        self.n_walkers = int(n_walkers if n_walkers is not None else (16 if self.batched else 4))
+        self._started: Optional[float] = None
         super().__init__(atoms, restart=restart, logfile=logfile, trajectory=trajectory, **kwargs)
 
     # ----------------------------------------------------------- ASE hooks
@@ -233,6 +269,8 @@ class _GlobalOptimizer(Optimizer):
 
     def step(self, forces=None) -> None:
         """One global round, or one local polishing step once they are done."""
+        if self._started is None:
+            self._started = time.perf_counter()
         if self._global_phase():
             self._global_round()
             self.rounds_done += 1
@@ -258,7 +296,15 @@ class _GlobalOptimizer(Optimizer):
     # ----------------------------------------------------------- internals
     def _global_phase(self) -> bool:
         reached = self.target_energy is not None and self.best_energy <= self.target_energy
-        return self.rounds_done < self.global_steps and not reached
+        return self.rounds_done < self.global_steps and not reached and self._budget_left() > 0
+
+    def _budget_left(self) -> float:
+        """Seconds of ``budget_s`` left (infinite without a budget; the full budget before the first step)."""
+        if self.budget_s is None:
+            return math.inf
+        if self._started is None:
+            return self.budget_s
+        return self.budget_s - (time.perf_counter() - self._started)
 
     def _set_positions(self, positions: np.ndarray) -> None:
         self.optimizable.set_x(np.asarray(positions, dtype=float).ravel())
@@ -292,11 +338,15 @@ class _GlobalOptimizer(Optimizer):
             scaled["temperature"] = self.temperature
         if self.step_size is not None:
             scaled["step_size"] = self.step_size
+        if not self.batched:
+            # one ASE calculation per configuration: quenches only as tight as the user's fmax
+            scaled["quench_fmax"] = max(scaled["quench_fmax"], self.fmax)
+        left = self._budget_left()
         return BasinHoppingConfig(
             n_walkers=self.n_walkers,
             **scaled,
             seed=self.seed + self.rounds_done,
-            budget_s=None,
+            budget_s=None if math.isinf(left) else max(left, 1e-3),
             max_steps=self.hops_per_step,
             target_energy=self.target_energy if self.target_energy is not None else -math.inf,
             stop_at_target=self.target_energy is not None,
@@ -365,7 +415,8 @@ class ActionMin(_GlobalOptimizer):
 
         Args:
             atoms: The ``ase.Atoms`` to optimise.
-            action_budget_s: Seconds of action training per global round.
+            action_budget_s: Seconds of action training per global round (at
+                most half of what is left of ``budget_s``).
             **kwargs: As for :class:`BasinHoppingMin`.
         """
         from .registry import check_budget
@@ -379,7 +430,8 @@ class ActionMin(_GlobalOptimizer):
         from .registry import METHODS, RunConfig
 
         system = self._system()
-        res = METHODS["action"].run(system, RunConfig(seed=self.seed + self.rounds_done, budget_s=self.action_budget_s))
+        budget = min(self.action_budget_s, max(0.5 * self._budget_left(), 0.1))
+        res = METHODS["action"].run(system, RunConfig(seed=self.seed + self.rounds_done, budget_s=budget))
         candidate = torch.as_tensor(np.asarray(res.positions)).reshape(-1, 3)
         self.action_energies.append(float(res.energy))
         self._offer(candidate.numpy(), float(res.energy))

@@ -24,18 +24,32 @@ energies. Use a very large cutoff, e.g. ``LennardJones(rc=1e3)``, or
 ``sigma = epsilon = 1`` is then reduced LJ (declare ``units=REDUCED_UNITS``,
 ``length_scale=1``, ``energy_scale=1``: one sigma is one Angstrom and one
 epsilon one eV inside ASE).
+
+Batched twins. A calculator evaluated one configuration at a time makes a
+batched search slow. :func:`batched_twin` recognises calculators that have an
+exact batched torch twin and returns it: ASE's ``LennardJones`` (any sigma,
+epsilon, cutoff ``rc``, onset ``ro``, shifted or ``smooth`` cutoff) on a
+non-periodic structure becomes :class:`ASELennardJones`, which reproduces ASE's
+energies and forces to rounding. :func:`calculator_oracle` returns the twin when
+there is one and an :class:`ASEOracle` otherwise; ``ASEOracle(..., workers=k)``
+evaluates a batch over ``k`` threads, each with its own copy of the calculator
+(useful for calculators that release the GIL, such as ones running compiled code
+or an external program).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from .base import ASE_UNITS, REDUCED_UNITS, EnergyOracle, OracleError, Units
+from .pair import PairPotentialOracle
 
 try:
     import ase.units as _ase_units
@@ -134,6 +148,9 @@ class ASEOracle(EnergyOracle):
         pbc: Optional periodic boundary flags (override the template's).
         dtype: Floating dtype of outputs.
         device: Torch device of outputs (ASE itself runs on the CPU).
+        workers: Threads that evaluate a batch, each with its own deep copy of
+            the template and calculator (1: serial, in the calling thread). Only
+            calculators that release the GIL gain from more than one.
         **kwargs: Passed to :class:`~.base.EnergyOracle` (``transform``,
             ``nonfinite_energy``).
 
@@ -167,8 +184,11 @@ class ASEOracle(EnergyOracle):
         pbc: Optional[Union[bool, Sequence[bool]]] = None,
         dtype: torch.dtype = torch.float64,
         device: Union[str, torch.device] = "cpu",
+        workers: int = 1,
         **kwargs,
     ) -> None:
+        if int(workers) < 1:
+            raise OracleError(f"ASEOracle: workers must be at least 1, got {workers}")
         if isinstance(atoms_or_symbols, Atoms):
             atoms = atoms_or_symbols.copy()
         else:
@@ -198,6 +218,9 @@ class ASEOracle(EnergyOracle):
         self.failures = 0
         self.last_exception: Optional[BaseException] = None
         self._warned = False
+        self.workers = int(workers)
+        self._copies: Optional[List[Atoms]] = None
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     @classmethod
     def reduced_lj(
@@ -233,28 +256,56 @@ class ASEOracle(EnergyOracle):
         b = pos.shape[0]
         energy = np.empty(b, dtype=np.float64)
         forces = np.empty(pos.shape, dtype=np.float64)
-        force_factor = self.length_scale / self.energy_scale
-        for i in range(b):
-            self.atoms.set_positions(pos[i], apply_constraint=False)
-            try:
-                e = self.atoms.get_potential_energy()
-                f = self.atoms.get_forces(apply_constraint=False)
-            except Exception as exc:  # noqa: BLE001 - any calculator failure becomes the documented cap
-                self._record_failure(exc, i)
-                energy[i] = np.nan
-                forces[i] = np.nan
-                continue
-            energy[i] = e / self.energy_scale
-            forces[i] = f * force_factor
+        if self.workers == 1 or b == 1:
+            self._evaluate_range(self.atoms, pos, energy, forces, 0, b)
+        else:
+            copies = self._worker_atoms()
+            bounds = np.linspace(0, b, len(copies) + 1).astype(int)
+            jobs = [
+                self._pool.submit(self._evaluate_range, atoms, pos, energy, forces, int(lo), int(hi))
+                for atoms, lo, hi in zip(copies, bounds[:-1], bounds[1:])
+                if hi > lo
+            ]
+            for job in jobs:
+                job.result()
         return (
             torch.from_numpy(energy).to(device=self.device, dtype=self.dtype),
             torch.from_numpy(forces).to(device=self.device, dtype=self.dtype),
         )
 
-    def _record_failure(self, exc: BaseException, index: int) -> None:
+    def _worker_atoms(self) -> List[Atoms]:
+        """The per-thread copies of the template (the first is the template itself), made once."""
+        if self._copies is None:
+            copies = [self.atoms]
+            for _ in range(self.workers - 1):
+                atoms = self.atoms.copy()
+                atoms.calc = copy.deepcopy(self.calculator)
+                copies.append(atoms)
+            self._copies = copies
+            self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ase-oracle")
+        return self._copies
+
+    def _evaluate_range(self, atoms: Atoms, pos: np.ndarray, energy: np.ndarray, forces: np.ndarray, lo: int,
+                        hi: int) -> None:
+        """Evaluate configurations ``lo..hi-1`` of ``pos`` with ``atoms``' calculator, in place."""
+        force_factor = self.length_scale / self.energy_scale
+        for i in range(lo, hi):
+            atoms.set_positions(pos[i], apply_constraint=False)
+            try:
+                e = atoms.get_potential_energy()
+                f = atoms.get_forces(apply_constraint=False)
+            except Exception as exc:  # noqa: BLE001 - any calculator failure becomes the documented cap
+                self._record_failure(exc, i, atoms.calc)
+                energy[i] = np.nan
+                forces[i] = np.nan
+                continue
+            energy[i] = e / self.energy_scale
+            forces[i] = f * force_factor
+
+    def _record_failure(self, exc: BaseException, index: int, calculator=None) -> None:
         self.failures += 1
         self.last_exception = exc
-        reset = getattr(self.calculator, "reset", None)
+        reset = getattr(self.calculator if calculator is None else calculator, "reset", None)
         if callable(reset):
             reset()
         if not self._warned:
@@ -265,7 +316,7 @@ class ASEOracle(EnergyOracle):
                 f"{self.nonfinite_energy:g}). Further failures are counted in counters.nonfinite "
                 "and .failures without warning.",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
 
     def to_atoms(self, x: Union[torch.Tensor, np.ndarray]) -> Atoms:
@@ -280,4 +331,120 @@ class ASEOracle(EnergyOracle):
         return atoms
 
 
-__all__ = ["ASEOracle", "atoms_from_config"]
+class ASELennardJones(PairPotentialOracle):
+    """Batched twin of ``ase.calculators.lj.LennardJones`` for a non-periodic structure.
+
+    Reproduces ASE's pair sums exactly, cutoff included: a pair farther apart
+    than ``rc`` contributes nothing; with ``smooth=False`` every pair within
+    ``rc`` is shifted by ``-u(rc)`` (forces unchanged), with ``smooth=True`` the
+    pair energy is multiplied by ASE's cutoff function between ``ro`` and ``rc``
+    (and the forces accordingly). Units are ASE's (eV, Angstrom); each batch is
+    centred before the Gram-matrix distances are formed, so far-from-origin
+    structures lose no precision.
+
+    Args:
+        n_atoms: Number of atoms.
+        sigma: LJ sigma in Angstrom.
+        epsilon: LJ epsilon in eV.
+        rc: Cutoff in Angstrom.
+        ro: Onset of the smooth cutoff in Angstrom.
+        smooth: ASE's cutoff mode.
+        **kwargs: Passed to :class:`~.pair.PairPotentialOracle` (``dtype``,
+            ``device``, ``transform``, ``nonfinite_energy``).
+    """
+
+    def __init__(self, n_atoms: int, *, sigma: float = 1.0, epsilon: float = 1.0, rc: float = 3.0,
+                 ro: Optional[float] = None, smooth: bool = False, **kwargs) -> None:
+        kwargs.setdefault("units", ASE_UNITS)
+        super().__init__(n_atoms, sigma=float(sigma), epsilon=float(epsilon), **kwargs)
+        self.sigma, self.epsilon, self.rc = float(sigma), float(epsilon), float(rc)
+        self.ro = 0.66 * self.rc if ro is None else float(ro)
+        self.smooth = bool(smooth)
+        if not (self.sigma > 0 and self.rc > 0 and math.isfinite(self.rc)):
+            raise OracleError(f"ASELennardJones: sigma and rc must be positive and finite, got {sigma}, {rc}")
+        if self.smooth and not self.ro < self.rc:
+            raise OracleError(f"ASELennardJones: the smooth cutoff needs ro < rc, got ro={self.ro}, rc={self.rc}")
+        self._e0 = 4 * self.epsilon * ((self.sigma / self.rc) ** 12 - (self.sigma / self.rc) ** 6)
+
+    def _pair_terms(self, r2: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Pair energies ``u`` and ``(du/dr)/r`` at squared distances ``r2`` (ASE's expressions)."""
+        rc2 = self.rc * self.rc
+        inside = r2 <= rc2
+        c6 = torch.where(inside, (self.sigma * self.sigma / r2) ** 3, torch.zeros((), dtype=r2.dtype, device=r2.device))
+        c12 = c6 * c6
+        energy = 4.0 * self.epsilon * (c12 - c6)
+        du = -24.0 * self.epsilon * (2.0 * c12 - c6) / r2
+        if self.smooth:
+            ro2 = self.ro * self.ro
+            width = (rc2 - ro2) ** 3
+            one = torch.ones((), dtype=r2.dtype, device=r2.device)
+            zero = torch.zeros((), dtype=r2.dtype, device=r2.device)
+            fc = torch.where(r2 < ro2, one, torch.where(inside & (r2 < rc2), (rc2 - r2) ** 2 * (rc2 + 2 * r2 - 3 * ro2) / width, zero))
+            dfc = torch.where(r2 < ro2, zero, torch.where(inside & (r2 < rc2), 6 * (rc2 - r2) * (ro2 - r2) / width, zero))
+            du = fc * du + 2.0 * dfc * energy
+            energy = fc * energy
+        else:
+            energy = energy - self._e0 * (c6 != 0.0)
+        return energy, du
+
+    def _evaluate_chunk(self, x: torch.Tensor):
+        x = x - x.mean(dim=1, keepdim=True)
+        sq = (x * x).sum(-1)
+        r2 = torch.baddbmm(sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
+        r2.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+        pair_energy, du = self._pair_terms(r2)
+        energy = 0.5 * pair_energy.sum(dim=(1, 2))
+        # f_i = sum_j du_ij (x_j - x_i)
+        forces = torch.bmm(du, x) - x * du.sum(-1, keepdim=True)
+        return energy, forces
+
+    def energy_fn(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw energy ``[B]`` over the pair list (the autograd reference)."""
+        diff = x[:, self._i] - x[:, self._j]
+        pair_energy, _ = self._pair_terms((diff * diff).sum(dim=-1))
+        return pair_energy.sum(dim=-1)
+
+
+def batched_twin(atoms: Atoms, calculator=None) -> Optional[EnergyOracle]:
+    """An exact batched torch oracle for ``calculator`` on ``atoms``, or None.
+
+    Recognised: ``ase.calculators.lj.LennardJones`` itself (not a subclass, which
+    may change its physics) on a structure without periodic directions.
+
+    Args:
+        atoms: The structure (its atom count and ``pbc``).
+        calculator: The calculator (default ``atoms.calc``).
+
+    Returns:
+        An oracle in ASE's units (eV, Angstrom) whose energies and forces equal
+        the calculator's, or None when there is no twin.
+    """
+    from ase.calculators.lj import LennardJones
+
+    calc = atoms.calc if calculator is None else calculator
+    if type(calc) is not LennardJones or any(atoms.pbc) or len(atoms) < 2:
+        return None
+    p = calc.parameters
+    try:
+        return ASELennardJones(len(atoms), sigma=p.sigma, epsilon=p.epsilon, rc=p.rc, ro=p.ro, smooth=p.smooth)
+    except (OracleError, TypeError, ValueError):
+        return None
+
+
+def calculator_oracle(atoms: Atoms, calculator=None, *, workers: int = 1) -> EnergyOracle:
+    """The fastest oracle for a calculator: its batched twin if it has one, else an :class:`ASEOracle`.
+
+    Args:
+        atoms: The structure (template of the :class:`ASEOracle`).
+        calculator: The calculator (default ``atoms.calc``).
+        workers: Threads of the :class:`ASEOracle` fallback.
+
+    Returns:
+        An oracle in ASE's units (eV, Angstrom).
+    """
+    calc = atoms.calc if calculator is None else calculator
+    twin = batched_twin(atoms, calc)
+    return twin if twin is not None else ASEOracle(atoms, calc, workers=workers)
+
+
+__all__ = ["ASELennardJones", "ASEOracle", "atoms_from_config", "batched_twin", "calculator_oracle"]
