@@ -1,12 +1,14 @@
 """The ASE optimizers behave like ASE's own: run, irun, log, attach, trajectory, restart."""
 
 import io
+import time
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
+from ase.constraints import FixAtoms
 from ase.io import read
 from ase.optimize import LBFGS
 
@@ -121,3 +123,53 @@ def test_missing_calculator_is_a_clear_error():
 def test_oracle_calculator_units_must_be_stated():
     with pytest.raises(ValueError, match="length_scale"):
         OracleCalculator(lennard_jones(3))
+
+
+def test_ase_lennard_jones_runs_through_its_batched_twin_with_default_settings():
+    from openmm_actionmin.oracles.ase import ASELennardJones
+
+    atoms = random_cluster("Ar", 13, 2.4, seed=6)
+    atoms.calc = LennardJones(rc=1e3)
+    start = time.perf_counter()
+    opt = BasinHoppingMin(atoms, seed=0, logfile=None)
+    assert isinstance(opt.oracle, ASELennardJones) and opt.batched
+    assert opt.run(fmax=1e-3, steps=200)
+    assert time.perf_counter() - start < opt.budget_s + 10
+    assert atoms.get_potential_energy() == pytest.approx(LJ13, abs=1e-4)
+
+
+def test_budget_stops_the_global_rounds():
+    atoms = random_cluster("Cu", 8, 4.5, seed=1)
+    atoms.calc = EMT()
+    opt = BasinHoppingMin(atoms, global_steps=1000, budget_s=1.0, seed=0, logfile=None)
+    # a calculator evaluated one configuration at a time: fewer walkers and hops, quenches as loose as fmax
+    assert not opt.batched and (opt.n_walkers, opt.hops_per_step) == (4, 4)
+    start = time.perf_counter()
+    assert opt.run(fmax=0.05, steps=500)
+    assert time.perf_counter() - start < 8.0
+    assert 1 <= opt.rounds_done < 1000
+    assert opt._search_config().quench_fmax >= 0.05
+
+
+def test_log_has_one_line_per_global_round_with_the_best_energy():
+    atoms = random_cluster("Ar", 13, 2.4, seed=7)
+    atoms.calc = LennardJones(rc=1e3)
+    log = io.StringIO()
+    opt = BasinHoppingMin(atoms, global_steps=3, hops_per_step=2, n_walkers=4, seed=0, logfile=log)
+    list(opt.irun(fmax=1e-3, steps=3))
+    lines = log.getvalue().strip().splitlines()[1:]
+    assert len(lines) == 4  # the start, then one line per global round
+    assert float(lines[-1].split()[-2]) == pytest.approx(opt.best_energy, abs=1e-6)
+
+
+def test_constraints_and_periodic_cells_are_refused():
+    atoms = random_cluster("Ar", 5, 2.0, seed=0)
+    atoms.calc = LennardJones(rc=1e3)
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    with pytest.raises(ValueError, match="FixAtoms"):
+        BasinHoppingMin(atoms)
+    del atoms.constraints
+    atoms.cell = [10, 10, 10]
+    atoms.pbc = True
+    with pytest.raises(ValueError, match="atoms.pbc"):
+        ActionMin(atoms)

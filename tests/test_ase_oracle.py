@@ -165,3 +165,66 @@ def test_counters_and_float32_batch():
     e, f = oracle.energy_and_forces(x)
     assert e.dtype == torch.float32 and f.shape == (5, 13, 3)
     assert oracle.counters.force_calls == 5 and oracle.counters.batches == 1
+
+
+# ----------------------------------------------------------------- batched twins
+TWIN_CASES = [
+    {"rc": 1e3},
+    {},  # ASE's defaults: rc = 3 sigma, shifted pair energies
+    {"sigma": 3.4, "epsilon": 0.0104, "rc": 8.0},
+    {"sigma": 3.4, "epsilon": 0.0104, "rc": 9.0, "smooth": True},
+    {"rc": 2.5, "ro": 1.8, "smooth": True},
+]
+
+
+@pytest.mark.parametrize("params", TWIN_CASES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "defaults")
+def test_lennard_jones_twin_matches_ase(params):
+    from openmm_actionmin.oracles.ase import ASELennardJones, batched_twin
+
+    sigma = params.get("sigma", 1.0)
+    rng = np.random.default_rng(0)
+    # far from the origin, and spread enough that some pairs lie beyond a finite rc (and between ro and rc)
+    configs = 50.0 + rng.uniform(0.0, 2.8 * sigma, (4, 13, 3))
+    atoms = Atoms("Ar13", positions=configs[0])
+    atoms.calc = LennardJones(**params)
+    twin = batched_twin(atoms)
+    assert isinstance(twin, ASELennardJones)
+    energy, forces = twin.energy_and_forces(torch.tensor(configs), transform=None)
+    for k, pos in enumerate(configs):
+        atoms.positions = pos
+        assert float(energy[k]) == pytest.approx(atoms.get_potential_energy(), rel=1e-9)
+        np.testing.assert_allclose(forces[k].numpy(), atoms.get_forces(), rtol=1e-9, atol=1e-9 * np.abs(atoms.get_forces()).max())
+    # the pair-list expression with autograd forces agrees with the closed form
+    ref_e, ref_f = twin.autograd_evaluate(torch.tensor(configs))
+    torch.testing.assert_close(ref_e, energy, rtol=1e-9, atol=0)
+    torch.testing.assert_close(ref_f, forces, rtol=1e-9, atol=1e-9 * float(forces.abs().max()))
+
+
+def test_only_plain_non_periodic_lennard_jones_has_a_twin():
+    from openmm_actionmin.oracles.ase import batched_twin, calculator_oracle
+
+    class MyLJ(LennardJones):
+        pass
+
+    atoms = Atoms("Ar3", positions=[[0, 0, 0], [1.1, 0, 0], [0, 1.1, 0]])
+    assert batched_twin(atoms, MyLJ(rc=1e3)) is None
+    assert batched_twin(atoms, EMT()) is None
+    periodic = atoms.copy()
+    periodic.cell = [5, 5, 5]
+    periodic.pbc = True
+    assert batched_twin(periodic, LennardJones(rc=2.0)) is None
+    assert isinstance(calculator_oracle(atoms, EMT()), ASEOracle)
+    assert not isinstance(ASEOracle.for_calculator(atoms, LennardJones(rc=1e3)), ASEOracle)
+
+
+def test_worker_threads_give_the_serial_results():
+    x = jittered_cluster(8, 6, seed=2, spacing=2.5) * 1.0
+    atoms = Atoms("Cu8", positions=x[0].numpy())
+    serial = ASEOracle(atoms, EMT())
+    pooled = ASEOracle(atoms, EMT(), workers=3)
+    e1, f1 = serial.energy_and_forces(x, transform=None)
+    e2, f2 = pooled.energy_and_forces(x, transform=None)
+    torch.testing.assert_close(e2, e1, rtol=0, atol=0)
+    torch.testing.assert_close(f2, f1, rtol=0, atol=0)
+    with pytest.raises(OracleError, match="workers"):
+        ASEOracle(atoms, EMT(), workers=0)

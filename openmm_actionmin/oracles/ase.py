@@ -223,6 +223,20 @@ class ASEOracle(EnergyOracle):
         self._pool: Optional[ThreadPoolExecutor] = None
 
     @classmethod
+    def for_calculator(cls, atoms: Atoms, calculator=None, *, workers: int = 1) -> EnergyOracle:
+        """The calculator's exact batched twin if it has one (:func:`batched_twin`), else an ``ASEOracle``.
+
+        Args:
+            atoms: The structure (template).
+            calculator: The calculator (default ``atoms.calc``).
+            workers: Threads of the ``ASEOracle`` fallback.
+
+        Returns:
+            An oracle in ASE's units (eV, Angstrom).
+        """
+        return calculator_oracle(atoms, calculator, workers=workers)
+
+    @classmethod
     def reduced_lj(
         cls,
         n_atoms: int,
