@@ -220,7 +220,7 @@ def _system_from_atoms(atoms) -> System:
         raise ValueError(f"the Atoms object is periodic (pbc={atoms.pbc.tolist()}); clusters are searched without a "
                          "cell: set atoms.pbc = False")
     _check_atom_positions(atoms.get_positions(), "the Atoms object")
-    oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle(atoms, atoms.calc)
+    oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle.for_calculator(atoms, atoms.calc)
     x = atoms.get_positions()
     n = len(atoms)
     # lengths, steps and temperature in the structure's own units (eV and Angstrom for ASE)
