@@ -36,6 +36,7 @@ OUTPUT = ROOT / "docs" / "results.md"
 
 REQUIRED_KEYS = ("title", "command", "date", "commit", "machine", "columns", "rows", "notes")
 TOPIC_TITLES = {
+    "ase": "ASE optimizers",
     "clusters": "Atomic clusters",
     "gpu": "GPU",
     "oracles": "Oracles",

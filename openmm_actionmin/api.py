@@ -219,6 +219,10 @@ def _system_from_atoms(atoms) -> System:
     if any(atoms.pbc):
         raise ValueError(f"the Atoms object is periodic (pbc={atoms.pbc.tolist()}); clusters are searched without a "
                          "cell: set atoms.pbc = False")
+    if atoms.constraints:
+        names = ", ".join(type(c).__name__ for c in atoms.constraints)
+        raise ValueError(f"the Atoms object has constraints ({names}); a global search moves every atom: "
+                         "remove them (del atoms.constraints) or fix those atoms another way")
     _check_atom_positions(atoms.get_positions(), "the Atoms object")
     oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle.for_calculator(atoms, atoms.calc)
     x = atoms.get_positions()

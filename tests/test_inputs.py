@@ -57,3 +57,13 @@ def test_nan_coincident_and_periodic_atoms_are_refused_naming_the_atom():
     atoms.calc = calc
     with pytest.raises(ValueError, match="periodic"):
         am.minimize(atoms, budget_s=1, progress=False)
+
+
+def test_constrained_atoms_are_refused_naming_the_constraint():
+    from ase.constraints import FixAtoms
+
+    atoms = Atoms("Ar3", positions=[[0, 0, 0], [1.1, 0, 0], [0, 1.1, 0]])
+    atoms.calc = LennardJones(rc=1e3)
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    with pytest.raises(ValueError, match="constraints \\(FixAtoms\\)"):
+        am.minimize(atoms, budget_s=1, progress=False)
