@@ -211,18 +211,10 @@ def _system_from_openmm(topology, openmm_system, positions) -> System:
 
 
 def _system_from_atoms(atoms) -> System:
-    from .ase import OracleCalculator, scaled_basin_hopping_options, structure_scales
+    from .ase import OracleCalculator, check_searchable_atoms, scaled_basin_hopping_options, structure_scales
     from .oracles.ase import ASEOracle
 
-    if atoms.calc is None:
-        raise ValueError("the Atoms object has no calculator: set atoms.calc first")
-    if any(atoms.pbc):
-        raise ValueError(f"the Atoms object is periodic (pbc={atoms.pbc.tolist()}); clusters are searched without a "
-                         "cell: set atoms.pbc = False")
-    if atoms.constraints:
-        names = ", ".join(type(c).__name__ for c in atoms.constraints)
-        raise ValueError(f"the Atoms object has constraints ({names}); a global search moves every atom: "
-                         "remove them (del atoms.constraints) or fix those atoms another way")
+    check_searchable_atoms(atoms)
     _check_atom_positions(atoms.get_positions(), "the Atoms object")
     oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle.for_calculator(atoms, atoms.calc)
     x = atoms.get_positions()

@@ -96,17 +96,26 @@ class OracleCalculator(Calculator):
         self.results["forces"] = forces[0].cpu().numpy().astype(float) * self.energy_scale / self.length_scale
 
 
-def _oracle_for(atoms, workers: int = 1) -> EnergyOracle:
-    calc = atoms.calc
-    if calc is None:
-        raise ValueError("the Atoms object has no calculator: set atoms.calc before creating the optimizer")
+def check_searchable_atoms(atoms) -> None:
+    """Refuse an ``ase.Atoms`` that a global search cannot take, naming what is wrong.
+
+    Raises:
+        ValueError: no calculator, a periodic cell, or constraints (named).
+    """
+    if atoms.calc is None:
+        raise ValueError("the Atoms object has no calculator: set atoms.calc first")
     if any(atoms.pbc):
-        raise ValueError(f"the Atoms object is periodic (atoms.pbc={atoms.pbc.tolist()}); the global optimizers "
-                         "search clusters without a cell: set atoms.pbc = False")
+        raise ValueError(f"the Atoms object is periodic (atoms.pbc={atoms.pbc.tolist()}); clusters are searched "
+                         "without a cell: set atoms.pbc = False")
     if atoms.constraints:
         names = ", ".join(type(c).__name__ for c in atoms.constraints)
-        raise ValueError(f"the Atoms object has constraints ({names}); the global optimizers move every atom "
-                         "freely: remove them (del atoms.constraints)")
+        raise ValueError(f"the Atoms object has constraints ({names}); a global search moves every atom freely: "
+                         "remove them (del atoms.constraints)")
+
+
+def _oracle_for(atoms, workers: int = 1) -> EnergyOracle:
+    check_searchable_atoms(atoms)
+    calc = atoms.calc
     if isinstance(calc, OracleCalculator):
         return calc.oracle
     return calculator_oracle(atoms, calc, workers=workers)
