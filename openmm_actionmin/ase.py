@@ -40,6 +40,7 @@ median nearest-neighbour distance of the (loosely quenched) starting atoms, the 
 from __future__ import annotations
 
 import math
+import warnings
 import time
 from typing import Any, Dict, Optional
 
@@ -129,6 +130,36 @@ def _nearest_neighbour_distance(positions: np.ndarray) -> float:
     return float(np.median(d.min(axis=1)))
 
 
+def check_calculator_output(oracle: EnergyOracle, x: torch.Tensor) -> None:
+    """Refuse a calculator whose energy or forces at the (valid) input structure are not finite.
+
+    The positions were checked before (finite, no coincident atoms), so a
+    non-finite result here is the calculator's: the error names it, instead of
+    a search that quenches nothing.
+
+    Args:
+        oracle: The energy oracle wrapping the calculator.
+        x: Input positions ``[1, N, 3]`` in the oracle's units.
+
+    Raises:
+        ValueError: The calculator raised, or returned NaN/inf, at the input.
+    """
+    counters = oracle.counters
+    before, failures = counters.nonfinite, getattr(oracle, "failures", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        oracle.energy_and_forces(x.to(device=oracle.device, dtype=oracle.dtype))
+    calculator = getattr(oracle, "calculator", None)
+    name = type(calculator).__name__ if calculator is not None else type(oracle).__name__
+    if getattr(oracle, "failures", 0) > failures:
+        exc = oracle.last_exception
+        raise ValueError(f"the calculator {name} raised {type(exc).__name__}: {exc} at the input structure; "
+                         "check that it works on these atoms (atoms.get_potential_energy())") from None
+    if counters.nonfinite > before:
+        raise ValueError(f"the calculator {name} returned a non-finite energy or forces (NaN or inf) at the input "
+                         "structure, whose positions are finite and distinct; check the calculator's parameters")
+
+
 def structure_scales(oracle: EnergyOracle, positions: np.ndarray) -> Dict[str, Any]:
     """Length and energy scales of a structure under its calculator, from a loose quench.
 
@@ -146,6 +177,7 @@ def structure_scales(oracle: EnergyOracle, positions: np.ndarray) -> Dict[str, A
         ``{"nn_distance", "energy_per_atom", "positions" [N, 3], "energy"}``.
     """
     x = torch.as_tensor(np.asarray(positions, dtype=np.float64))[None]
+    check_calculator_output(oracle, x)
     d0 = _nearest_neighbour_distance(x[0].numpy())
     quench = minimize_batch(oracle, x, "lbfgs", fmax=1e-2, max_steps=5000, max_step=0.2 * d0)
     # a weakly bound structure (argon: epsilon = 0.01 eV) has forces below 1e-2 eV/A far from its

@@ -8,6 +8,7 @@ from ase.io import read
 
 import openmm_actionmin as am
 from openmm_actionmin import cli
+from openmm_actionmin.ase import BasinHoppingMin
 
 
 @pytest.fixture()
@@ -67,3 +68,29 @@ def test_constrained_atoms_are_refused_naming_the_constraint():
     atoms.set_constraint(FixAtoms(indices=[0]))
     with pytest.raises(ValueError, match="constraints \\(FixAtoms\\)"):
         am.minimize(atoms, budget_s=1, progress=False)
+
+
+class _NaNLennardJones(LennardJones):
+    """ASE's LennardJones with every result replaced by NaN (a broken calculator)."""
+
+    def calculate(self, *args, **kwargs):
+        super().calculate(*args, **kwargs)
+        self.results["energy"] = float("nan")
+        self.results["forces"] = self.results["forces"] * np.nan
+
+
+class _RaisingLennardJones(LennardJones):
+    def calculate(self, *args, **kwargs):
+        raise RuntimeError("SCF did not converge")
+
+
+def test_a_calculator_returning_nan_is_named_as_the_cause(capsys):
+    atoms = Atoms("Ar3", positions=[[0, 0, 0], [3.8, 0, 0], [0, 3.8, 0]])
+    atoms.calc = _NaNLennardJones(sigma=3.4, epsilon=0.0104, rc=1e3)
+    with pytest.raises(ValueError, match="calculator _NaNLennardJones returned a non-finite energy"):
+        am.minimize(atoms, budget_s=2, progress=False)
+    with pytest.raises(ValueError, match="calculator _NaNLennardJones returned a non-finite energy"):
+        BasinHoppingMin(atoms, budget_s=2).run(steps=1)
+    atoms.calc = _RaisingLennardJones(sigma=3.4, epsilon=0.0104, rc=1e3)
+    with pytest.raises(ValueError, match="_RaisingLennardJones raised RuntimeError: SCF did not converge"):
+        am.minimize(atoms, budget_s=2, progress=False)
