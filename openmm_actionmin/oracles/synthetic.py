@@ -46,6 +46,14 @@ Shifts. :class:`SyntheticOracle` evaluates ``U(x - shift)``, so its global
 minimum is ``minimum_location = x*_U + shift``. Benchmarks should use shifted
 functions too: an untrained model with zero biases has its minimiser at the
 origin, which is the unshifted minimum of most of these functions.
+
+Rotations. Alpine 1 is separable and Schaffer F7 couples only neighbouring
+coordinates, so a method may profit from the coordinate axes. With a
+``rotation`` ``R`` (an orthogonal ``[D, D]`` matrix, :func:`random_rotation`)
+the oracle evaluates ``U(x*_U + R (x - o))`` with ``o = x*_U + shift`` the
+shifted minimiser: the same box, the same minimum location and value, no axis
+structure left. The name prefix ``rotated_`` (``"rotated_alpine1"``) asks
+:func:`make_function` for a seeded rotation.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -409,6 +417,60 @@ SYNTHETIC_FUNCTIONS: Dict[str, FunctionSpec] = {
 _ALIASES: Dict[str, str] = {re.sub(r"[^a-z0-9]", "", key): key for key in SYNTHETIC_FUNCTIONS}
 
 
+#: Name prefix of the rotated variants (``"rotated_alpine1"``).
+ROTATED_PREFIX = "rotated_"
+
+
+def parse_name(name: str) -> Tuple[FunctionSpec, bool]:
+    """Split a function name into its spec and whether it asks for a rotation.
+
+    ``"rotated_alpine1"`` (any case and separators, like :func:`get_spec`)
+    gives ``(alpine1's spec, True)``; ``"alpine1"`` gives ``(..., False)``.
+
+    Args:
+        name: Function name, optionally with the :data:`ROTATED_PREFIX`.
+
+    Returns:
+        ``(spec, rotated)``.
+
+    Raises:
+        OracleError: unknown function name.
+    """
+    key = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    prefix = re.sub(r"[^a-z0-9]", "", ROTATED_PREFIX)
+    if key not in _ALIASES and key.startswith(prefix) and key[len(prefix):] in _ALIASES:
+        return SYNTHETIC_FUNCTIONS[_ALIASES[key[len(prefix):]]], True
+    return get_spec(name), False
+
+
+def random_rotation(
+    dim: int,
+    generator: Optional[torch.Generator] = None,
+    *,
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """A uniformly random orthogonal matrix ``[dim, dim]`` (Haar measure).
+
+    The Q factor of a standard Gaussian matrix, with each column's sign fixed
+    so that the diagonal of R is positive (without the fix Q is not uniformly
+    distributed). Drawn in float64 on the CPU, so a seed gives the same matrix
+    in every dtype and on every device.
+
+    Args:
+        dim: Dimension D.
+        generator: Torch generator (CPU) for reproducibility.
+        dtype: Dtype of the result.
+
+    Returns:
+        ``R [dim, dim]`` with ``R^T R = I`` (CPU).
+    """
+    a = torch.randn(int(dim), int(dim), generator=generator, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    signs = torch.sign(torch.diagonal(r))
+    signs[signs == 0] = 1.0
+    return (q * signs).to(dtype)
+
+
 def get_spec(name: str) -> FunctionSpec:
     """Look up a function by name.
 
@@ -432,14 +494,17 @@ def get_spec(name: str) -> FunctionSpec:
 
 # ---------------------------------------------------------------------- oracle
 class SyntheticOracle(TorchOracle):
-    """A benchmark function ``U(x - shift)`` as a dimensionless oracle.
+    """A benchmark function ``U(x - shift)``, optionally rotated, as a dimensionless oracle.
 
     Args:
         name: Function name (see :data:`SYNTHETIC_FUNCTIONS`; case and
-            separators ignored).
+            separators ignored; no ``rotated_`` prefix here, pass ``rotation``).
         dim: Dimension D.
         shift: Optional shift ``[D]``; the oracle evaluates ``U(x - shift)``.
             Default: no shift.
+        rotation: Optional orthogonal matrix ``R [D, D]`` (:func:`random_rotation`);
+            the oracle evaluates ``U(x*_U + R (x - o))`` with ``o`` the shifted
+            minimiser, so the minimum keeps its location and value.
         dtype: Floating dtype (float64 by default).
         device: Torch device.
         **kwargs: Passed to :class:`~.base.EnergyOracle` (``transform``,
@@ -447,16 +512,18 @@ class SyntheticOracle(TorchOracle):
 
     Attributes:
         spec: The :class:`FunctionSpec`.
-        name: Canonical function name.
+        name: Canonical function name (``"rotated_"`` + it when rotated).
         shift: The shift ``[D]``.
+        rotation: ``R [D, D]`` in the oracle's dtype, or ``None``.
         minimum_location: Global minimiser of the shifted function ``[D]``.
         minimum_value: Global minimum value.
         default_box: Half-width ``h`` of the default search box ``[-h, h]^D``
             (centred at the origin, not at the shift).
 
     Raises:
-        OracleError: unknown name, ``dim`` below the function's minimum, or a
-            shift of the wrong shape or with non-finite values.
+        OracleError: unknown name, ``dim`` below the function's minimum, a
+            shift of the wrong shape or with non-finite values, or a rotation
+            that is not an orthogonal ``[D, D]`` matrix.
     """
 
     def __init__(
@@ -465,6 +532,7 @@ class SyntheticOracle(TorchOracle):
         dim: int,
         *,
         shift: Optional[Union[Tensor, "list[float]"]] = None,
+        rotation: Optional[Tensor] = None,
         dtype: torch.dtype = torch.float64,
         device: Union[str, torch.device] = "cpu",
         **kwargs,
@@ -487,10 +555,26 @@ class SyntheticOracle(TorchOracle):
         self.minimum_location = spec.minimum_location(self.dim, dtype=dtype, device=self.device) + shift_t
         self.minimum_value = spec.minimum_value
         self.default_box = spec.default_half_width
+        self.rotation: Optional[Tensor] = None
+        if rotation is not None:
+            rot = torch.as_tensor(rotation, dtype=torch.float64).cpu()
+            if tuple(rot.shape) != (self.dim, self.dim):
+                raise OracleError(f"rotation for {spec.name} must have shape [{self.dim}, {self.dim}], got {tuple(rot.shape)}")
+            error = float((rot.T @ rot - torch.eye(self.dim, dtype=torch.float64)).abs().max())
+            if not error < 1e-4:
+                raise OracleError(f"rotation for {spec.name} is not orthogonal (max |R^T R - I| = {error:.3g}); "
+                                  "use random_rotation()")
+            self.rotation = rot.to(device=self.device, dtype=dtype)
+            # x*_U + R (x - o) = x*_U + (x - o) @ R^T: one batched product; exactly x*_U at x = o
+            self._rotation_t = self.rotation.T.contiguous()
+            self._unshifted_minimum = spec.minimum_location(self.dim, dtype=dtype, device=self.device)
+            self.name = ROTATED_PREFIX + spec.name
 
     def energy_fn(self, x: Tensor) -> Tensor:
-        """``U(x - shift)`` ``[B]`` of ``x [B, D]``."""
-        return self.spec.fn(x - self.shift)
+        """``U(x - shift)``, or ``U(x*_U + R (x - o))`` when rotated, ``[B]`` of ``x [B, D]``."""
+        if self.rotation is None:
+            return self.spec.fn(x - self.shift)
+        return self.spec.fn(torch.addmm(self._unshifted_minimum, x - self.minimum_location, self._rotation_t))
 
     def space(self, half_width: Optional[float] = None) -> Box:
         """The search box ``[-h, h]^D`` (``h = default_box`` unless given)."""
@@ -507,9 +591,46 @@ class SyntheticOracle(TorchOracle):
         return f"SyntheticOracle({self.name!r}, dim={self.dim}, shifted={shifted}, dtype={self.dtype}, device={self.device})"
 
 
-def make_function(name: str, dim: int, shift: Optional[Union[Tensor, "list[float]"]] = None, **kwargs) -> SyntheticOracle:
-    """Build a :class:`SyntheticOracle`; ``kwargs`` go to its constructor."""
-    return SyntheticOracle(name, dim, shift=shift, **kwargs)
+#: Seed of the rotation that :func:`make_function` draws for a ``rotated_`` name by default.
+DEFAULT_ROTATION_SEED = 0
+
+
+def make_function(
+    name: str,
+    dim: int,
+    shift: Optional[Union[Tensor, "list[float]"]] = None,
+    *,
+    rotation_seed: Optional[int] = None,
+    **kwargs,
+) -> SyntheticOracle:
+    """Build a :class:`SyntheticOracle`; ``kwargs`` go to its constructor.
+
+    A name with the ``rotated_`` prefix (``"rotated_alpine1"``) gets the
+    rotation :func:`random_rotation` draws from ``rotation_seed``
+    (:data:`DEFAULT_ROTATION_SEED` unless given), so the same name and seed
+    always give the same function.
+
+    Args:
+        name: Function name, optionally with the ``rotated_`` prefix.
+        dim: Dimension D.
+        shift: Optional shift ``[D]``.
+        rotation_seed: Seed of the rotation of a ``rotated_`` name; giving it
+            for a plain name is an error.
+        **kwargs: Passed to :class:`SyntheticOracle` (``dtype``, ``device``,
+            ``rotation``, ...).
+
+    Returns:
+        The oracle.
+    """
+    spec, rotated = parse_name(name)
+    if rotated:
+        if "rotation" in kwargs:
+            raise OracleError(f"{name!r} draws its own rotation; pass rotation_seed, or the plain name with rotation=")
+        seed = DEFAULT_ROTATION_SEED if rotation_seed is None else int(rotation_seed)
+        kwargs["rotation"] = random_rotation(dim, torch.Generator().manual_seed(seed))
+    elif rotation_seed is not None:
+        raise OracleError(f"rotation_seed needs a rotated function name ({ROTATED_PREFIX}{spec.name}), got {name!r}")
+    return SyntheticOracle(spec.name, dim, shift=shift, **kwargs)
 
 
 def random_shift(
@@ -549,6 +670,8 @@ def random_shift(
 
 
 __all__ = [
+    "DEFAULT_ROTATION_SEED",
+    "ROTATED_PREFIX",
     "SYNTHETIC_FUNCTIONS",
     "FunctionSpec",
     "SyntheticOracle",
@@ -563,6 +686,8 @@ __all__ = [
     "make_function",
     "modified_xin_she_yang3",
     "modified_xin_she_yang5",
+    "parse_name",
+    "random_rotation",
     "random_shift",
     "rastrigin",
     "rosenbrock",
