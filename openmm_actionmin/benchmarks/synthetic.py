@@ -5,6 +5,11 @@ shifted function (per seed, the global minimum is drawn uniformly inside 80 %
 of the box, the same shift for every method); ``--no-shift`` gives the paper's
 exact setting (minimum at the origin, the centre of the box, where an untrained
 network with zero biases already has its minimiser; see ``docs/method.md``).
+``--rotate`` runs the rotated variants instead: per seed a random orthogonal
+rotation about the shifted minimum, ``U(x*_U + R (x - o))`` (the same box,
+minimum location and value; :func:`~..oracles.synthetic.random_rotation`), the
+same for every method; each row says ``rotated`` true or false. A function
+named with the ``rotated_`` prefix (``rotated_alpine1``) is rotated too.
 
 Columns follow the paper: the distance of the returned point to the global
 minimum, the distance of the lowest-energy point seen, and the average error
@@ -47,7 +52,7 @@ import torch
 
 from ..devices import check_device
 from ..fileio import atomic_write_text
-from ..oracles.synthetic import SyntheticOracle, get_spec, random_shift
+from ..oracles.synthetic import SyntheticOracle, parse_name, random_rotation, random_shift
 from ..plots import save_figure
 from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
 from ..result import Result
@@ -113,6 +118,8 @@ class SyntheticBenchConfig:
             random_only): candidate energy, distance and losses per round.
         max_rounds: Round limit of the PLNet trainers (the budget still
             applies); ``None`` for the budget only.
+        rotated: Rotate every function about its minimum (a seeded random
+            orthogonal matrix per (function, dim, seed)).
         device: Torch device of the oracle (``"cpu"`` or ``"cuda"``); the
             PLNet trainers and Adam run there, scipy's basin hopping and
             CMA-ES step on the CPU and evaluate there.
@@ -129,6 +136,7 @@ class SyntheticBenchConfig:
     history_dir: Optional[str] = None
     plot_dir: Optional[str] = None
     max_rounds: Optional[int] = None
+    rotated: bool = False
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -141,38 +149,43 @@ class SyntheticBenchConfig:
         if not self.budget_s > 0:
             raise ValueError(f"budget_s must be positive, got {self.budget_s}")
         for name in self.functions:
-            get_spec(name)
+            parse_name(name)
 
 
 def half_width(function: str, box: str = "paper") -> float:
     """Half-width of the search box of ``function`` (``box``: ``"paper"`` or ``"default"``)."""
-    spec = get_spec(function)
+    spec, _ = parse_name(function)
     if box == "paper" and spec.action_paper_half_width is not None:
         return float(spec.action_paper_half_width)
     return float(spec.default_half_width)
 
 
 def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box: str = "paper",
-                shift_fraction: float = 0.8, device: str = "cpu") -> System:
+                shift_fraction: float = 0.8, rotated: bool = False, device: str = "cpu") -> System:
     """The benchmark system of one (function, dim, seed).
 
-    The shift depends only on (function, dim, seed), so every method sees the
-    same landscape.
+    The shift and the rotation depend only on (function, dim, seed), so every
+    method sees the same landscape.
 
     Args:
-        function: Function name.
+        function: Function name (a ``rotated_`` prefix implies ``rotated``).
         dim: Dimension D.
-        seed: Seed of the shift.
+        seed: Seed of the shift and the rotation.
         shifted: Draw a shift (else the minimum stays at the origin).
         box: Box choice, see :func:`half_width`.
         shift_fraction: The minimum lands uniformly inside this fraction of the box.
-        device: Torch device of the oracle (the shift is drawn on the CPU, so
-            it is the same on every device).
+        rotated: Rotate the function about its (shifted) minimum by a random
+            orthogonal matrix drawn from its own generator (so the shift is
+            the same with and without rotation).
+        device: Torch device of the oracle (the shift and the rotation are
+            drawn on the CPU, so they are the same on every device).
 
     Returns:
-        A :class:`System` with the known minimum as reference.
+        A :class:`System` with the known minimum as reference; its metadata
+        say ``rotated``.
     """
-    spec = get_spec(function)
+    spec, prefixed = parse_name(function)
+    rotated = rotated or prefixed
     h = half_width(function, box)
     shift = None
     if shifted:
@@ -182,14 +195,18 @@ def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box
         else:  # the paper's box: the same rule, scaled to its half-width
             u = torch.rand(int(dim), generator=gen, dtype=torch.float64)
             shift = shift_fraction * h * (2.0 * u - 1.0) - spec.minimum_coordinate
-    oracle = SyntheticOracle(spec.name, dim, shift=shift, device=device)
+    rotation = None
+    if rotated:
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_033 + int(dim) * 7_927 + zlib.crc32(spec.name.encode()) + 1)
+        rotation = random_rotation(dim, gen)
+    oracle = SyntheticOracle(spec.name, dim, shift=shift, rotation=rotation, device=device)
     return System(
-        name=f"{spec.name}-{dim}d",
+        name=f"{oracle.name}-{dim}d",
         oracle=oracle,
         space=oracle.space(h),
         reference_energy=oracle.minimum_value,
         reference_positions=oracle.minimum_location,
-        metadata={"half_width": h, "shifted": shifted, "seed": seed},
+        metadata={"half_width": h, "shifted": shifted, "rotated": rotated, "seed": seed},
     )
 
 
@@ -201,8 +218,9 @@ def uniform_rms_distance(system: System) -> float:
     return float(torch.sqrt(mean_sq))
 
 
-def evaluate_run(system: System, result: Result, *, function: str, dim: int, seed: int, shifted: bool) -> Dict[str, Any]:
-    """One JSON row of the benchmark table."""
+def evaluate_run(system: System, result: Result, *, function: str, dim: int, seed: int, shifted: bool,
+                 rotated: bool = False) -> Dict[str, Any]:
+    """One JSON row of the benchmark table (``function`` is the plain name; ``rotated`` says whether it was rotated)."""
     ref = system.reference_positions.reshape(-1).cpu().numpy()
     distance = float(np.linalg.norm(np.asarray(result.positions).reshape(-1) - ref))
     low = result.extra.get("lowest_seen_positions")
@@ -215,6 +233,7 @@ def evaluate_run(system: System, result: Result, *, function: str, dim: int, see
         "method": result.method,
         "seed": seed,
         "shifted": shifted,
+        "rotated": bool(rotated),
         "half_width": float(system.metadata["half_width"]),
         "distance": distance,
         "energy": float(result.energy),
@@ -249,22 +268,26 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
             for seed in config.seeds:
                 for method in config.methods:
                     system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
-                                         shift_fraction=config.shift_fraction, device=config.device)
+                                         shift_fraction=config.shift_fraction, rotated=config.rotated,
+                                         device=config.device)
+                    rotated = bool(system.metadata["rotated"])
                     start = time.perf_counter()
                     result = run_method(method, system, config.budget_s, seed, max_rounds=config.max_rounds)
-                    row = evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
-                                       shifted=config.shifted)
+                    row = evaluate_run(system, result, function=parse_name(function)[0].name, dim=dim, seed=seed,
+                                       shifted=config.shifted, rotated=rotated)
                     rows.append(row)
-                    log(f"{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
+                    tag = "rotated " if rotated else ""
+                    log(f"{tag}{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
                         f"lowest-seen={row['lowest_seen_distance']:.3f} energy={row['energy']:.4g} "
                         f"calls={row['force_calls']} ({time.perf_counter() - start:.1f} s)")
+                    stem = (f"{'rotated_' if rotated else ''}{row['function']}_d{dim}_s{seed}_{method}"
+                            f"{'' if config.shifted else '_noshift'}")
                     if config.history_dir:
-                        name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.json"
-                        result.save(Path(config.history_dir) / name)
+                        result.save(Path(config.history_dir) / f"{stem}.json")
                     if config.plot_dir and method in PLNET_METHODS:
-                        name = f"{row['function']}_d{dim}_s{seed}_{method}{'' if config.shifted else '_noshift'}.png"
+                        name = f"{stem}.png"
                         plot_rounds(result.history, Path(config.plot_dir) / name,
-                                    title=f"{method} on {row['function']} D={dim} seed {seed}")
+                                    title=f"{method} on {tag}{row['function']} D={dim} seed {seed}")
                     if on_row is not None:
                         on_row(row)
     return rows
@@ -320,7 +343,7 @@ def _fmt(value: Any) -> str:
 
 def format_rows(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown table of every run."""
-    cols = ["function", "dim", "shifted", "seed", "method", "distance", "lowest_seen_distance", "avg_error_per_dim",
+    cols = ["function", "dim", "shifted", "rotated", "seed", "method", "distance", "lowest_seen_distance", "avg_error_per_dim",
             "energy", "wall_s", "force_calls"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
@@ -329,13 +352,15 @@ def format_rows(rows: Sequence[Dict[str, Any]]) -> str:
 
 
 def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Medians over seeds per (function, dim, method, shifted)."""
+    """Medians over seeds per (function, dim, method, shifted, rotated); rows without ``rotated`` count as unrotated."""
     groups: Dict[tuple, List[Dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["function"], row["dim"], row["method"], row["shifted"]), []).append(row)
+        key = (row["function"], row["dim"], row["method"], row["shifted"], bool(row.get("rotated", False)))
+        groups.setdefault(key, []).append(row)
     out = []
-    for (function, dim, method, shifted), group in groups.items():
-        med = {"function": function, "dim": dim, "method": method, "shifted": shifted, "seeds": len(group)}
+    for (function, dim, method, shifted, rotated), group in groups.items():
+        med = {"function": function, "dim": dim, "method": method, "shifted": shifted, "rotated": rotated,
+               "seeds": len(group)}
         for key in ("distance", "lowest_seen_distance", "avg_error_per_dim", "final_candidate_distance", "energy",
                     "wall_s", "force_calls", "uniform_rms_distance"):
             med[key] = float(statistics.median(r[key] for r in group))
@@ -345,7 +370,7 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def format_medians(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown table of the medians over seeds."""
-    cols = ["function", "dim", "shifted", "method", "seeds", "distance", "lowest_seen_distance", "avg_error_per_dim",
+    cols = ["function", "dim", "shifted", "rotated", "method", "seeds", "distance", "lowest_seen_distance", "avg_error_per_dim",
             "final_candidate_distance", "energy", "wall_s", "force_calls", "uniform_rms_distance"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in median_rows(rows):
@@ -369,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=",".join(METHOD_NAMES),
                    help=f"comma-separated registry methods, of: {', '.join(METHOD_NAMES)} (default: all; see 'actionmin methods')")
     p.add_argument("--no-shift", action="store_true", help="the paper's exact setting: minimum at the box centre")
+    p.add_argument("--rotate", action="store_true",
+                   help="rotate each function about its minimum by a seeded random orthogonal matrix (rows say rotated)")
     p.add_argument("--box", choices=("paper", "default"), default="paper",
                    help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")
     p.add_argument("--json", default=None, help="write the rows (and medians) to this JSON file")
@@ -395,6 +422,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             history_dir=args.history_dir,
             plot_dir=args.plot_dir,
             max_rounds=args.max_rounds,
+            rotated=args.rotate,
             device=args.device,
         )
     except ValueError as exc:
