@@ -256,6 +256,16 @@ def _cma(system: System, config: RunConfig) -> Result:
     return cma_es(system, config.budget_s, config.seed, **opts)
 
 
+def _reparam(system: System, config: RunConfig) -> Result:
+    from .search.reparam import PeptideReparamConfig, ReparamConfig, reparam_search
+
+    kind = target_kind(system)
+    settings = PeptideReparamConfig if kind == "peptide" else ReparamConfig
+    opts = _options("reparam", kind, settings, config.options, _RESERVED)
+    cfg = settings(seed=config.seed, budget_s=config.budget_s, progress=config.progress, method_name="reparam", **opts)
+    return reparam_search(system, cfg)
+
+
 #: Option names set from RunConfig, never through ``options``.
 _RESERVED = ("seed", "budget_s", "progress", "checkpoint_path", "checkpoint_interval_s", "checkpoint_every", "resume",
              "method_name")
@@ -268,6 +278,7 @@ def _settings() -> Dict[str, Dict[str, type]]:
     from .search.baselines import AdamMultistartConfig, CMAESConfig, ScipyBasinHoppingConfig
     from .search.basin_hopping import BasinHoppingConfig
     from .search.hybrid import HybridConfig
+    from .search.reparam import PeptideReparamConfig, ReparamConfig
 
     return {
         "basin_hopping_lattice": {"cluster": BasinHoppingConfig},
@@ -280,6 +291,7 @@ def _settings() -> Dict[str, Dict[str, type]]:
         "scipy_basinhopping": {"cluster": ScipyBasinHoppingConfig, "function": ScipyBasinHoppingConfig},
         "adam": {"function": AdamMultistartConfig},
         "cma": {"function": CMAESConfig},
+        "reparam": {"cluster": ReparamConfig, "peptide": PeptideReparamConfig},
     }
 
 
@@ -299,6 +311,8 @@ _TABLE = (
     ("scipy_basinhopping", "SciPy's basinhopping with bounded L-BFGS-B quenches", ("cluster", "function"), _scipy_basinhopping, False),
     ("adam", "Adam from many uniform starts over a sweep of learning rates", ("function",), _adam, False),
     ("cma", "CMA-ES (the cma package) with box bounds", ("function",), _cma, False),
+    ("reparam", "Adam on a reparametrisation by the Hessian's slow modes (linear) or a graph network on them, then L-BFGS",
+     ("cluster", "peptide"), _reparam, False),
 )
 
 

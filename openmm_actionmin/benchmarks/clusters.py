@@ -372,6 +372,7 @@ METHODS: Dict[str, Callable[..., Dict[str, Any]]] = {
     "hybrid": run_registry_hybrid,
     "action": _registry_runner("action"),
     "scipy_basinhopping": _registry_runner("scipy_basinhopping"),
+    "reparam": _registry_runner("reparam"),
     "scipy_basinhopping_unbounded": run_scipy_basinhopping_unbounded,
     "ase_basinhopping": run_ase_basinhopping,
 }
