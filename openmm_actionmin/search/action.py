@@ -29,6 +29,12 @@ What this module adds to the paper's algorithm (all switchable in
   pulls ``x*`` back into the box. With ``region_penalty = k`` the same penalty
   holds ``x*`` in the trust region widened ``k`` times (``SYNTHETIC_ACTION``:
   ``k = 1``).
+* **The budget holds inside a round.** No round starts that the budget could
+  not hold as long as the last one took, and inside a round the clock is read
+  before every oracle batch, descent and training step: once ``budget_s`` has
+  passed, the round is dropped and the run ends with the best candidate so far.
+  The warm start evaluates its pool only until ``warm_start_max_fraction`` of
+  the budget has passed (at least one batch).
 
 The trainer works on the search variables ``z [B, d]`` of ``system.space``
 and maps them to configurations with ``space.to_config``; it works unchanged
@@ -68,6 +74,56 @@ __all__ = ["ActionConfig", "ActionTrainer", "BOWL_MODEL", "SYNTHETIC_ACTION", "w
 
 #: Checkpoint format version (bump when the stored state changes).
 CHECKPOINT_VERSION = 1
+
+
+class _OutOfTime(Exception):
+    """The budget ran out inside a round: the round is dropped."""
+
+
+class IsotropicAdam(torch.optim.Optimizer):
+    """Adam with one second moment per parameter tensor instead of one per coordinate.
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) mean(g^2)``, step
+    ``-lr m_hat / (sqrt(v_hat) + eps)``: the step points along the momentum, so
+    an orthogonal change of coordinates rotates it with them (Adam's
+    per-coordinate scaling does not commute with rotations). Its steps have the
+    same overall size as Adam's, about ``lr`` per coordinate on average.
+
+    Args:
+        params: Parameters or parameter groups.
+        lr: Learning rate.
+        betas: Moment decay rates.
+        eps: Denominator floor.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: Tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["v"] = torch.zeros((), dtype=p.dtype, device=p.device)
+                state["step"] += 1
+                state["m"].mul_(b1).add_(p.grad, alpha=1.0 - b1)
+                state["v"].mul_(b2).add_((p.grad * p.grad).mean(), alpha=1.0 - b2)
+                m_hat = state["m"] / (1.0 - b1 ** state["step"])
+                v_hat = state["v"] / (1.0 - b2 ** state["step"])
+                p.add_(m_hat / (v_hat.sqrt() + group["eps"]), alpha=-group["lr"])
+        return None
+
+
+def _fold(s: torch.Tensor) -> torch.Tensor:
+    """Fold scaled variables back into ``[-1, 1]`` by reflection at the walls (a triangle wave)."""
+    t = torch.remainder(s + 1.0, 4.0)
+    return torch.where(t <= 2.0, t - 1.0, 3.0 - t)
 
 
 def _on(t: Optional[torch.Tensor], device: torch.device) -> Optional[torch.Tensor]:
@@ -137,6 +193,7 @@ class ActionTrainer:
         self.reference = None if ref is None else torch.as_tensor(ref, dtype=self.oracle.dtype).to(self.oracle.device)
         self.model = None
         self.optimizer = None
+        self.translation_optimizer: Optional[IsotropicAdam] = None
         self.generator = torch.Generator(device="cpu")
         self.transform: Optional[FiniteEnergy] = None
         self.energy_mean = 0.0
@@ -152,6 +209,7 @@ class ActionTrainer:
         self._t0 = 0.0
         self._calls0 = 0
         self._fallback = 0
+        self._stoppable = False
         self._selection_noise = self._make_selection_noise()
         self.initial_distance: Optional[float] = None
         self.region_center: Optional[torch.Tensor] = None
@@ -205,7 +263,12 @@ class ActionTrainer:
         if self.reference is not None:
             s0 = self._minimizer()
             self.initial_distance = self._distance(self._to_z(s0.clamp(-1.0, 1.0)))
-        self.optimizer = torch.optim.Adam(self._param_groups(), lr=self.config.lr)
+        groups = self._param_groups()
+        if self.config.translation_update == "isotropic":
+            translation = [g for g in groups if g.get("name") == "translation"]
+            groups = [g for g in groups if g.get("name") != "translation"]
+            self.translation_optimizer = IsotropicAdam(translation, lr=self.config.lr)
+        self.optimizer = torch.optim.Adam(groups, lr=self.config.lr)
 
     #: The parameter that translates the minimiser (see ``translation_region_power``).
     TRANSLATION_PARAMETER = "bilipnet.orthogonal.0.bias"
@@ -218,16 +281,19 @@ class ActionTrainer:
         The offset ``c`` gets ``offset_lr`` when that is set; the placement
         parameters (:attr:`PLACEMENT_PARAMETERS`) get ``placement_lr`` when
         that is set; everything else the common ``lr``. With
-        ``translation_region_power > 0`` the translation parameter gets a group
-        of its own, whose rate :meth:`_update_region` keeps at the base rate
-        times the trust-region radius to that power.
+        ``translation_region_power > 0`` (or ``translation_update =
+        "isotropic"``) the translation parameter gets a group of its own, whose
+        rate :meth:`_update_region` keeps at the base rate times the
+        trust-region radius to that power; an isotropic update steps that group
+        with :class:`IsotropicAdam`.
         """
         cfg = self.config
         groups: Dict[str, List[torch.nn.Parameter]] = {"common": [], "placement": [], "offset": [], "translation": []}
         for name, p in self.model.named_parameters():
             if name == "c" and cfg.offset_lr is not None:
                 groups["offset"].append(p)
-            elif name == self.TRANSLATION_PARAMETER and cfg.translation_region_power > 0:
+            elif name == self.TRANSLATION_PARAMETER and (cfg.translation_region_power > 0
+                                                         or cfg.translation_update == "isotropic"):
                 groups["translation"].append(p)
             elif name in self.PLACEMENT_PARAMETERS and cfg.placement_lr is not None:
                 groups["placement"].append(p)
@@ -251,7 +317,8 @@ class ActionTrainer:
 
     def _refresh_translation_lr(self) -> None:
         """Set the translation group's rate (if there is one) to :meth:`_translation_lr`."""
-        for group in self.optimizer.param_groups:
+        optimizers = [self.optimizer] + ([self.translation_optimizer] if self.translation_optimizer else [])
+        for group in (g for opt in optimizers for g in opt.param_groups):
             if group.get("name") == "translation":
                 group["lr"] = self._translation_lr()
 
@@ -271,6 +338,10 @@ class ActionTrainer:
             return self.space.sample(n, generator=self.generator).to(self.device)
         return self._sample_region(n)
 
+    def _ball_radius(self, widen: float = 1.0) -> float:
+        """Radius of the ball trust region in scaled variables: the cube's RMS radius ``radius * sqrt(d / 3)``."""
+        return widen * self.region_radius * (self.dim / 3.0) ** 0.5
+
     def _region_bounds(self, widen: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
         """Lower and upper corners ``([d], [d])`` of the trust region: the box intersected with the cube
         of half-width ``widen * region_radius * half_width`` around ``region_center`` (search variables)."""
@@ -280,6 +351,13 @@ class ActionTrainer:
         return lo, hi
 
     def _sample_region(self, n: int) -> torch.Tensor:
+        if self.config.region_shape == "ball":
+            c = self._to_scaled(self.region_center).to(self.center.dtype)
+            direction = torch.randn((n, self.dim), generator=self.generator, dtype=self.center.dtype)
+            direction = direction / torch.linalg.vector_norm(direction, dim=1, keepdim=True)
+            u = torch.rand((n, 1), generator=self.generator, dtype=self.center.dtype)
+            s = c + (self._ball_radius() * u ** (1.0 / self.dim) * direction).to(self.device)
+            return self._to_z(_fold(s))
         lo, hi = self._region_bounds()
         u = torch.rand((n, self.dim), generator=self.generator, dtype=self.center.dtype).to(self.device)
         return (lo + (hi - lo) * u).to(self.space_dtype)
@@ -311,6 +389,7 @@ class ActionTrainer:
         out = []
         with torch.no_grad():
             for chunk in torch.split(z.to(self.space_dtype), self.config.eval_batch):
+                self._check_budget()
                 energy, _ = self.oracle.energy_and_forces(self.space.to_config(chunk), transform=None)
                 out.append(energy.to(self.device))
         energy = torch.cat(out)
@@ -333,6 +412,7 @@ class ActionTrainer:
             return self._normalise(energy).to(self.model_dtype), None
         ys, grads, raws = [], [], []
         for chunk in torch.split(z.to(self.space_dtype), self.config.eval_batch):
+            self._check_budget()
             with torch.enable_grad():
                 zg = chunk.detach().requires_grad_(True)
                 raw = self.oracle.energy(self.space.to_config(zg), transform=None)
@@ -382,19 +462,40 @@ class ActionTrainer:
     def _elapsed(self) -> float:
         return self._time_offset + (time.perf_counter() - self._t0)
 
+    def _over_budget(self, fraction: float = 1.0) -> bool:
+        """Whether ``fraction`` of ``budget_s`` has passed (never without a budget)."""
+        budget = self.config.budget_s
+        return budget is not None and self._elapsed() >= fraction * budget
+
+    def _check_budget(self) -> None:
+        """Inside a round: raise :class:`_OutOfTime` once the budget has passed (elsewhere: nothing)."""
+        if self._stoppable and self._over_budget():
+            raise _OutOfTime
+
     def _force_calls(self) -> int:
         return self._calls_offset + (self.oracle.counters.force_calls - self._calls0)
 
     def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
+        if self.translation_optimizer is not None:
+            self.translation_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
+        if self.translation_optimizer is not None:
+            self.translation_optimizer.step()
 
     def _warm_start(self) -> Dict[str, float]:
         cfg = self.config
         z = self._sample(cfg.warm_start_samples)
-        raw = self._raw_energy(z)
+        chunks = torch.split(z, cfg.eval_batch)
+        raws = [self._raw_energy(chunks[0])]
+        for chunk in chunks[1:]:  # the pool ends where the warm start's share of the budget does
+            if self._over_budget(cfg.warm_start_max_fraction):
+                break
+            raws.append(self._raw_energy(chunk))
+        raw = torch.cat(raws)
+        z = z[: raw.shape[0]]
         self._fit_normalisation(raw)
         y = self._normalise(raw).to(self.model_dtype)
         if cfg.offset_init == "data":
@@ -418,6 +519,7 @@ class ActionTrainer:
         s_path = y_path = g_path = None
         if cfg.uses_paths:
             starts = self._to_scaled(self._sample(cfg.n_starts))
+            self._check_budget()
             with self.model.frozen():
                 path = descend(self._f, starts, cfg.descent)
             points = path.points
@@ -434,6 +536,7 @@ class ActionTrainer:
             y_fresh, _ = self._targets(z_fresh, with_grad=False)
         box_point = self._penalty_point() if cfg.box_penalty_weight > 0 else None
         for _ in range(cfg.steps_per_round):
+            self._check_budget()
             loss = torch.zeros((), dtype=self.model_dtype, device=self.device)
             traj = gm = reg = box = float("nan")
             if s_path is not None:
@@ -478,6 +581,15 @@ class ActionTrainer:
         if self.last_minimizer is None:
             return None
         s_star = self.last_minimizer.to(self.device, self.model_dtype).reshape(-1)
+        if self.config.region_shape == "ball" and self.config.region_penalty > 0 and self.region_center is not None:
+            c = self._to_scaled(self.region_center).reshape(-1)
+            radius = self._ball_radius(self.config.region_penalty)
+            offset = s_star - c
+            norm = float(torch.linalg.vector_norm(offset))
+            if norm <= radius and bool((s_star.abs() <= 1.0).all()):
+                return None
+            point = c + offset * min(1.0, radius / max(norm, 1e-300))
+            return point.clamp(-1.0, 1.0).reshape(1, -1)
         lo, hi = self._penalty_bounds()
         if not bool(((s_star < lo) | (s_star > hi)).any()):
             return None
@@ -563,7 +675,10 @@ class ActionTrainer:
         return float(self._raw_energy(points.to(self.space_dtype)).mean())
 
     def _candidate(self, info: Dict[str, float]) -> Dict[str, Any]:
+        self._check_budget()
         s_star = self._minimizer()
+        self._check_budget()
+        self._stoppable = False  # a candidate whose solve finished in time is evaluated and kept
         self.last_minimizer = s_star
         in_box = bool((s_star.abs() <= 1.0).all())
         z_star = self._to_z(s_star.clamp(-1.0, 1.0))
@@ -607,6 +722,7 @@ class ActionTrainer:
             "round": self.round,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "translation_optimizer": None if self.translation_optimizer is None else self.translation_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "transform": None if self.transform is None else dataclasses.asdict(self.transform),
@@ -652,6 +768,8 @@ class ActionTrainer:
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.translation_optimizer is not None and state.get("translation_optimizer") is not None:
+            self.translation_optimizer.load_state_dict(state["translation_optimizer"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.transform = None if state["transform"] is None else FiniteEnergy(**state["transform"])
@@ -719,8 +837,16 @@ class ActionTrainer:
             while not self._done():
                 t_round = time.perf_counter()
                 self.round += 1
-                info = self._round()
-                self._record(self._candidate(info), on_round)
+                self._stoppable = True
+                try:
+                    info = self._round()
+                    row = self._candidate(info)
+                except _OutOfTime:  # the budget ran out inside the round: drop it, keep the best so far
+                    self.round -= 1
+                    break
+                finally:
+                    self._stoppable = False
+                self._record(row, on_round)
                 self._round_s = time.perf_counter() - t_round
                 if bar is not None:
                     bar.update(1)

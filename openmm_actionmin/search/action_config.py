@@ -99,6 +99,15 @@ class ActionConfig:
             ``region_shrink`` after ``region_patience`` rounds without a better
             candidate, never below ``region_min``). The warm start always
             covers the whole box.
+        region_shape: Shape of the trust region in the scaled variables (the
+            box is ``[-1, 1]^d``): ``"cube"`` (the cube of half-width
+            ``radius`` around the best candidate, intersected with the box;
+            samples uniform in it) or ``"ball"`` (the ball of radius
+            ``radius * sqrt(d / 3)``, the cube's RMS radius, around the best
+            candidate; samples uniform in it and folded back into the box at
+            its walls). Only ``"ball"`` is unchanged by a rotation of the
+            coordinates; ``region_penalty`` holds the minimiser in the same
+            shape.
         region_shrink: Factor in (0, 1) applied to the trust-region radius.
         region_patience: Rounds without improvement before the region shrinks;
             ``None``: ``max(5, d // 20)`` for ``d`` search variables.
@@ -139,6 +148,11 @@ class ActionConfig:
             orthogonal layer's bias (which translates the minimiser) is
             ``placement_lr * radius ** p`` (``lr * radius ** p`` without a
             placement rate); ``0``: no scaling.
+        translation_update: How the translation parameter steps: ``"adam"``
+            (Adam, a step size per coordinate) or ``"isotropic"`` (Adam with
+            one second moment shared by all its coordinates, so the step is
+            the momentum direction itself and a rotation of the coordinates
+            rotates the step with it).
         orthogonal: ``"cayley"``, ``"householder"`` or ``"auto"`` (PLNet's
             rule: Householder above D = 256).
         model: A full ``PLNetConfig`` overriding the ``model_*`` fields (its
@@ -182,6 +196,7 @@ class ActionConfig:
     transform: Optional[FiniteEnergy] = None
     auto_transform: bool = True
     region: str = "box"
+    region_shape: str = "cube"
     region_shrink: float = 0.8
     region_patience: Optional[int] = None
     region_min: float = 0.05
@@ -201,6 +216,7 @@ class ActionConfig:
     model_learn_bounds: bool = True
     placement_lr: Optional[float] = None
     translation_region_power: float = 0.0
+    translation_update: str = "adam"
     orthogonal: str = "auto"
     model: Any = None
     minimizer_tol: float = 1e-5
@@ -231,6 +247,10 @@ class ActionConfig:
             raise ValueError("ActionConfig: n_starts and fresh_batch must be >= 1 and warm_start_samples >= 2")
         if self.region not in ("box", "trust"):
             raise ValueError(f"ActionConfig.region must be 'box' or 'trust', got {self.region!r}")
+        if self.region_shape not in ("cube", "ball"):
+            raise ValueError(f"ActionConfig.region_shape must be 'cube' or 'ball', got {self.region_shape!r}")
+        if self.translation_update not in ("adam", "isotropic"):
+            raise ValueError(f"ActionConfig.translation_update must be 'adam' or 'isotropic', got {self.translation_update!r}")
         if not 0 < self.region_shrink < 1 or (self.region_patience is not None and self.region_patience < 1) or not 0 < self.region_min <= 1:
             raise ValueError("ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]")
         if isinstance(self.region_penalty, bool):
