@@ -495,7 +495,7 @@ class GNNReparam(torch.nn.Module):
 
     def forward(self) -> torch.Tensor:
         """Configurations ``[B, N, 3]``."""
-        return self.x0 + self.network() - self.offset
+        return self.x0 + (self.network() - self.offset)
 
 
 def build_reparam(form: str, x0: torch.Tensor, modes: Optional[torch.Tensor], config: ReparamConfig,
