@@ -37,6 +37,7 @@ BENCHMARKS = {
     "clusters": "openmm_actionmin.benchmarks.clusters",
     "proteins": "openmm_actionmin.benchmarks.proteins",
     "many": "openmm_actionmin.benchmarks.many",
+    "reparam": "openmm_actionmin.benchmarks.reparam",
 }
 
 #: The example at the end of each subcommand's help (tests run every one).
