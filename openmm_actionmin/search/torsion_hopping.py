@@ -568,20 +568,27 @@ class PivotProposal:
 class OpenMMQuench:
     """The OpenMM quench as a loop quench: one configuration finishes per step.
 
-    Starts are minimised without an iteration cap, hops with
-    ``max_iterations``; every quench stops at the deadline it is given.
+    Starts are minimised fully (no iteration cap, to ``start_tolerance``),
+    hops with ``max_iterations`` to ``tolerance``; every quench stops at the
+    deadline it is given. Minimising the start to the user's tolerance makes
+    the search begin where OpenMM's own minimiser would end, so the result
+    is never above it; on a protein whose minimisation outlasts the budget
+    the whole run is that minimisation.
     A minimiser blow-up is reported as an invalid (infinite-energy) result.
 
     Args:
         quencher: The :class:`_Quencher` (Context and counters).
-        tolerance: LocalEnergyMinimizer tolerance, kJ/mol/nm.
+        tolerance: LocalEnergyMinimizer tolerance of the hops, kJ/mol/nm.
         max_iterations: Iteration cap of a hop's quench.
+        start_tolerance: Tolerance of the starts' minimisation (None: ``tolerance``).
     """
 
-    def __init__(self, quencher: "_Quencher", tolerance: float, max_iterations: int) -> None:
+    def __init__(self, quencher: "_Quencher", tolerance: float, max_iterations: int,
+                 start_tolerance: Optional[float] = None) -> None:
         self.quencher = quencher
         self.tolerance = float(tolerance)
         self.max_iterations = int(max_iterations)
+        self.start_tolerance = self.tolerance if start_tolerance is None else float(start_tolerance)
         self.queue: List[Tuple[int, np.ndarray, str]] = []
 
     def reset(self, rows: Sequence[int], configs: Sequence[np.ndarray], phase: str = "hop") -> None:
@@ -593,8 +600,9 @@ class OpenMMQuench:
         if not self.queue:
             return []
         row, x, phase = self.queue.pop(0)
-        its = 0 if phase == "start" else self.max_iterations
-        e, y, _ = self.quencher(x, self.tolerance, its, deadline)
+        start = phase == "start"
+        e, y, _ = self.quencher(x, self.start_tolerance if start else self.tolerance, 0 if start else self.max_iterations,
+                                deadline)
         return [Quenched(row, y, e, math.isfinite(e))]
 
 
@@ -730,7 +738,8 @@ def torsion_hopping(
     kept["clash_retries"] = 0
     loop = BasinHoppingLoop(
         starts=[] if resuming else start_list, n_walkers=1, step=PivotProposal(move, rng),
-        quench=OpenMMQuench(quencher, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations),
+        quench=OpenMMQuench(quencher, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations,
+                            start_tolerance=cfg.tolerance_kj_mol_nm),
         acceptance=acceptance, storage=store, generator=tgen, force_calls=lambda: quencher.force_calls,
         settings=settings, restart=ResetToBest(cfg.reset_after), polish=OpenMMPolish(quencher, cfg.tolerance_kj_mol_nm),
         history_row=history_row, on_best=observe,
