@@ -173,8 +173,15 @@ def test_budget_holds_when_the_warm_start_pool_costs_more_than_the_budget():
 def test_rotation_invariant_settings_are_accepted_and_run():
     config = small_config(region="trust", region_shape="ball", region_penalty=1.0, translation_update="isotropic",
                           translation_region_power=0.5, max_rounds=4)
-    result = ActionTrainer(slow_system(0.0), config).run()
+    trainer = ActionTrainer(slow_system(0.0), config)
+    result = trainer.run()
     assert result.extra["rounds"] == 4
+    # ball samples: inside the box, within the ball's radius of the region centre
+    s = trainer._to_scaled(trainer._sample(2000)).double()
+    centre = trainer._to_scaled(trainer.region_center).double()
+    assert float(s.abs().max()) <= 1.0 + 1e-12
+    unfolded = (s - centre).norm(dim=1)
+    assert float(unfolded.max()) <= trainer._ball_radius() + 1e-9
     with pytest.raises(ValueError, match="region_shape"):
         ActionConfig(region_shape="sphere")
     with pytest.raises(ValueError, match="translation_update"):
