@@ -40,7 +40,8 @@ TOPIC_TITLES = {
     "clusters": "Atomic clusters",
     "gpu": "GPU",
     "oracles": "Oracles",
-    "peptides": "Peptides",
+    "peptides": "Peptides and proteins",
+    "reparam": "Neural reparametrisation",
     "synthetic": "Synthetic functions",
 }
 HEADER = (

@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Turn ``actionmin bench synthetic --json`` outputs into one results table (bench/results schema).
+
+Rows: function, rotated or not, method, the distance to the global minimum per seed and its
+median. Unrotated rows of an existing results table (``--unrotated``, the same function,
+dimension and budget) can be put beside the rotated ones.
+
+Usage:
+    python bench/synthetic_table.py /tmp/rot_alpine1_d100.json /tmp/rot_schaffer_f7_d100.json \\
+        --unrotated bench/results/synthetic/d100_120s.json \\
+        --title "D = 100, 120 s: rotated and unrotated (shifted minimum), distance to the minimum" \\
+        --out bench/results/synthetic/rotated_d100_120s.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+from datetime import date
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Build the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("raw", nargs="+", help="outputs of actionmin bench synthetic --json")
+    parser.add_argument("--unrotated", default=None, help="a results table whose shifted rows go beside")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    runs: Dict[Tuple[str, bool, str], Dict[int, float]] = {}
+    commands = []
+    seeds = set()
+    for path in args.raw:
+        data = json.loads(Path(path).read_text())
+        commands.append(data["command"])
+        for row in data["rows"]:
+            key = (row["function"], bool(row.get("rotated", False)), row["method"])
+            runs.setdefault(key, {})[int(row["seed"])] = round(float(row["distance"]), 2)
+            seeds.add(int(row["seed"]))
+    seeds_sorted = sorted(seeds)
+    rows = []
+    functions = sorted({k[0] for k in runs})
+    if args.unrotated:
+        table = json.loads(Path(args.unrotated).read_text())
+        cols = table["columns"]
+        for old in table["rows"]:
+            rec = dict(zip(cols, old))
+            if rec["function"] in functions and rec.get("minimum") == "shifted":
+                rows.append([rec["function"], "no", rec["method"]] + [rec.get(f"seed {s}") for s in seeds_sorted]
+                            + [rec["median"]])
+        commands.append(f"unrotated rows: {args.unrotated}")
+    for (fn, rotated, method), per_seed in sorted(runs.items()):
+        values = [per_seed.get(s) for s in seeds_sorted]
+        done = [v for v in values if v is not None]
+        rows.append([fn, "yes" if rotated else "no", method] + values
+                    + [round(statistics.median(done), 2) if done else None])
+    rows.sort(key=lambda r: (r[0], r[1], r[-1] if r[-1] is not None else float("inf")))
+    out = {
+        "title": args.title,
+        "command": commands,
+        "date": date.today().isoformat(),
+        "commit": _commit(),
+        "machine": args.machine,
+        "columns": ["function", "rotated", "method"] + [f"seed {s}" for s in seeds_sorted] + ["median"],
+        "rows": rows,
+        "notes": ("Distance of the returned point to the global minimum (lower is better). Rotated: U(R (x - o)) "
+                  "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
