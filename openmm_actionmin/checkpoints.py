@@ -11,7 +11,10 @@ rules hold once for all of them:
   process umask. A write that fails (disk full, permissions) is a warning,
   not the end of the run.
 * :class:`CheckpointLock` stops two processes sharing one file: a second run
-  given the same path is refused while the first is alive.
+  given the same path is refused while the first is alive. The lock names
+  the host and process; on a shared filesystem a lock of another host counts
+  as alive while its holder keeps saving checkpoints (every save refreshes
+  it), and as stale once it is older than :data:`LOCK_STALE_S`.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import socket
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .fileio import atomic_torch_save
+
+#: Seconds after its last refresh that a lock of another host is taken over.
+LOCK_STALE_S = 900.0
 
 #: Version of the checkpoint layout; files of another version are refused.
 CHECKPOINT_FORMAT = 2
@@ -135,6 +143,7 @@ def save(path: os.PathLike, state: Dict[str, Any], identity: Optional[RunIdentit
     payload = {"format": CHECKPOINT_FORMAT, "identity": None if identity is None else dataclasses.asdict(identity), "state": state}
     try:
         atomic_torch_save(payload, path)
+        _refresh_lock(path)
         return True
     except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
         warnings.warn(f"could not write checkpoint {path}: {exc}; the run continues without it", CheckpointWriteWarning, stacklevel=2)
@@ -179,19 +188,53 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _refresh_lock(checkpoint: os.PathLike) -> None:
+    """Touch ``<checkpoint>.lock`` (if any): its holder is alive."""
+    try:
+        os.utime(f"{os.fspath(checkpoint)}.lock")
+    except OSError:
+        pass
+
+
 class CheckpointLock:
     """An exclusive lock ``<checkpoint>.lock`` held for the length of a run.
 
-    The lock file holds the owner's process id; a lock left by a process that
-    no longer exists is taken over.
+    The lock file holds the owner's process id and host name. A lock of a
+    process on this host that no longer exists is taken over; a lock of
+    another host (a shared filesystem: cluster nodes, Dask workers) is taken
+    over once it has not been refreshed for ``stale_after_s`` seconds
+    (:func:`save` refreshes it at every checkpoint).
+
+    Args:
+        path: The checkpoint file.
+        stale_after_s: Age of another host's lock that counts as stale.
 
     Raises:
         CheckpointInUse: on entry, when a live process holds the lock.
     """
 
-    def __init__(self, path: os.PathLike) -> None:
+    def __init__(self, path: os.PathLike, stale_after_s: float = LOCK_STALE_S) -> None:
         self.path = Path(f"{os.fspath(path)}.lock")
+        self.stale_after_s = float(stale_after_s)
         self.held = False
+
+    def _holder_alive(self) -> Optional[str]:
+        """A description of the live holder of an existing lock file, or None if it is stale."""
+        try:
+            text = self.path.read_text().split()
+            age = time.time() - self.path.stat().st_mtime
+        except OSError:
+            return None
+        try:
+            pid = int(text[0]) if text else 0
+        except ValueError:
+            return None
+        host = text[1] if len(text) > 1 else socket.gethostname()
+        if host == socket.gethostname():
+            return f"process {pid}" if pid and pid != os.getpid() and _pid_alive(pid) else None
+        if age < self.stale_after_s:
+            return f"process {pid} on host {host} (refreshed {age:.0f} s ago; taken over after {self.stale_after_s:.0f} s)"
+        return None
 
     def acquire(self) -> None:
         """Take the lock (see the class docstring)."""
@@ -200,19 +243,16 @@ class CheckpointLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and _pid_alive(pid):
+                holder = self._holder_alive()
+                if holder is not None:
                     raise CheckpointInUse(
-                        f"checkpoint {self.path.with_suffix('')} is in use by process {pid} (lock {self.path}); "
+                        f"checkpoint {self.path.with_suffix('')} is in use by {holder} (lock {self.path}); "
                         "give this run another checkpoint path, or wait for that run to end"
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale lock of a dead process
                 continue
             with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
+                fh.write(f"{os.getpid()} {socket.gethostname()}")
             self.held = True
             return
         raise CheckpointInUse(f"could not take the lock {self.path}; delete it if no run uses it")

@@ -54,6 +54,23 @@ def test_a_checkpoint_in_use_by_a_live_process_is_refused_and_a_stale_lock_taken
     assert not (tmp_path / "run.pt.lock").exists()
 
 
+def test_a_lock_of_another_host_is_refused_while_fresh_and_taken_over_when_stale(tmp_path):
+    import os
+    import time
+
+    from openmm_actionmin.checkpoints import CheckpointLock
+
+    ckpt = tmp_path / "run.pt"
+    lock = tmp_path / "run.pt.lock"
+    lock.write_text("12345 node-that-is-not-this-one")
+    with pytest.raises(CheckpointInUse, match="process 12345 on host node-that-is-not-this-one"):
+        am.minimize("LJ13", "basin_hopping", budget_s=None, checkpoint=str(ckpt), max_steps=1, **BH)
+    old = time.time() - 2 * 900
+    os.utime(lock, (old, old))  # its holder stopped refreshing it
+    with CheckpointLock(ckpt) as held:
+        assert held.held and lock.read_text().split()[0] == str(os.getpid())
+
+
 def test_a_failing_checkpoint_write_is_a_warning_and_the_run_finishes(tmp_path, monkeypatch):
     def disk_full(obj, path):
         raise OSError(28, "No space left on device")
