@@ -91,7 +91,7 @@ def test_killed_worker_job_resumes_from_its_checkpoint(tmp_path, cluster):
             lock = Path(f"{ckpt}.lock")
             if ckpt.exists() and lock.exists():
                 try:
-                    pid = int(lock.read_text())
+                    pid = int(lock.read_text().split()[0])
                 except (OSError, ValueError):
                     continue
                 os.kill(pid, signal.SIGKILL)
