@@ -82,10 +82,13 @@ def summary(args: argparse.Namespace) -> None:
             budget = rs[0]["budget_s"]
             times = [r["time_to_gm_s"] if r["success"] else math.inf for r in rs]
             med_t = statistics.median(times)
-            gaps = [r["best_energy"] - r["reference_energy"] for r in rs]
-            table.append([system, arm, f"{sum(bool(r['success']) for r in rs)}/{len(rs)}",
-                          round(med_t, 2) if math.isfinite(med_t) else f">{budget:g}",
-                          round(statistics.median(gaps), 4), round(statistics.mean(r["action_s"] for r in rs), 2),
+            known = rs[0]["reference_energy"] is not None
+            gaps = [r["best_energy"] - r["reference_energy"] for r in rs] if known else []
+            table.append([system, arm, f"{sum(bool(r['success']) for r in rs)}/{len(rs)}" if known else "n/a",
+                          (round(med_t, 2) if math.isfinite(med_t) else f">{budget:g}") if known else "-",
+                          round(statistics.median(gaps), 4) if known else None,
+                          round(statistics.median(r["best_energy"] for r in rs), 4),
+                          round(statistics.mean(r["action_s"] for r in rs), 2),
                           round(statistics.median(r["hops"] for r in rs))])
             per_seed += [[system, arm, r["seed"], r["success"], None if r["time_to_gm_s"] is None else round(r["time_to_gm_s"], 3),
                           round(r["best_energy"], 6), r["hops"], round(r["action_s"], 2), r["action_runs"]] for r in rs]
@@ -96,7 +99,8 @@ def summary(args: argparse.Namespace) -> None:
         "date": date.today().isoformat(),
         "commit": commit,
         "machine": args.machine,
-        "columns": ["system", "arm", "success", "median time to GM (s)", "median energy gap", "mean action s",
+        "columns": ["system", "arm", "success", "median time to GM (s)", "median energy gap",
+                    "median best energy", "mean action s",
                     "median hops"],
         "rows": table,
         "notes": args.notes,

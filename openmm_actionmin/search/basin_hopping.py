@@ -222,7 +222,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     step = step or ClusterStep(angular_prob=cfg.angular_prob)
     acceptance = acceptance or Metropolis(cfg.temperature)
     step_rule = step_rule or AdaptiveStepSize(target=cfg.target_acceptance, interval=cfg.adapt_interval)
-    database = database or MinimaDatabase(cfg.database_size, types=system.types if system.types and len(set(system.types)) > 1 else None)
+    database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if system.types and len(set(system.types)) > 1 else None)
     radius = Container.default_radius(n) if cfg.container_radius is None else float(cfg.container_radius)
     container = Container(radius) if radius > 0 else None
     target = cfg.target_energy if cfg.target_energy is not None else system.reference_energy

@@ -179,13 +179,6 @@ class QuenchedEnergyOracle(EnergyOracle):
 
 
 # ------------------------------------------------------------ the step
-class _SharedDatabase(MinimaDatabase):
-    """A :class:`~.steps.MinimaDatabase` that is truthy when empty, so ``basin_hopping`` keeps the one it is given."""
-
-    def __bool__(self) -> bool:
-        return True
-
-
 class ActionGuidedStep:
     """A cluster step whose proposals are sometimes the action trainer's candidate.
 
@@ -365,7 +358,7 @@ def guided_basin_hopping(system: System, config: Optional[GuidedConfig] = None, 
     if not cfg.action:
         return basin_hopping(system, bh, starts=starts)
     types = system.types if system.types and len(set(system.types)) > 1 else None
-    database = _SharedDatabase(bh.database_size, types=types)
+    database = MinimaDatabase(bh.database_size, types=types)
     deadline = None if cfg.budget_s is None else time.perf_counter() + cfg.budget_s - 0.5
     action_cfg = ActionConfig(**{"budget_s": 1.0, **cfg.action_overrides})
     step = ActionGuidedStep(database, system.oracle, action_cfg, base=ClusterStep(angular_prob=bh.angular_prob),
