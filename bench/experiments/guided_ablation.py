@@ -44,6 +44,10 @@ ARMS: Dict[str, Dict[str, Any]] = {
 }
 
 
+#: Registry methods run beside the arms (``hybrid``: action candidates first, then basin hopping).
+REGISTRY_ARMS = ("hybrid", "basin_hopping")
+
+
 def _seeds(text: str) -> List[int]:
     if "-" in text:
         lo, hi = text.split("-")
@@ -58,7 +62,12 @@ def run(args: argparse.Namespace) -> None:
         for arm in args.arms.split(","):
             system = named_system(args.system)
             t0 = time.perf_counter()
-            res = guided_basin_hopping(system, GuidedConfig(seed=seed, budget_s=args.budget_s, **ARMS[arm]))
+            if arm in REGISTRY_ARMS:
+                from openmm_actionmin.registry import METHODS, RunConfig
+
+                res = METHODS[arm].run(system, RunConfig(seed=seed, budget_s=args.budget_s))
+            else:
+                res = guided_basin_hopping(system, GuidedConfig(seed=seed, budget_s=args.budget_s, **ARMS[arm]))
             e = res.extra
             row = {"system": system.name, "arm": arm, "seed": seed, "budget_s": args.budget_s,
                    "success": e["success"], "time_to_gm_s": e["time_to_target_s"],
