@@ -58,7 +58,7 @@ import torch
 
 from .. import checkpoints
 from ..result import Result
-from .hopping import BasinHoppingLoop, LoopSettings, Quenched, ResetToBest
+from .hopping import BasinHoppingLoop, HopOutcome, LoopSettings, Quenched, ResetToBest
 from .openmm_baselines import Observer, _check_positions, _minimize_in, _state, make_context, resolve_target, rms_force
 from .steps import Metropolis, MinimaDatabase
 
@@ -707,6 +707,7 @@ def torsion_hopping(
             checkpoints.RunIdentity(cfg.method_name, int(cfg.seed), str(tgt.name), n, "")
     resuming = ckpt is not None and cfg.resume and ckpt.exists()
     kept: Dict[str, Any] = {"start_energy": math.inf, "observed": {}}
+    minimised: Optional[Tuple[np.ndarray, float, np.ndarray]] = None
 
     def observe(x: np.ndarray) -> None:
         if observer is not None:
@@ -717,6 +718,15 @@ def torsion_hopping(
             quencher.context.setPositions(s)
             kept["start_energy"] = min(kept["start_energy"], _state(quencher.context)[0])
             quencher.force_calls += 1
+        if len(start_list) == 1 and cfg.budget_s is not None:
+            # One uninterrupted minimisation of the input, which may use the whole budget: on a
+            # protein whose minimisation outlasts the budget the run is OpenMM's minimiser itself
+            # (no restart before the polish), and otherwise the hops start from its minimum.
+            end = t_entry + float(cfg.budget_s)
+            e_min, x_min, f_min = quencher(start_list[0], cfg.tolerance_kj_mol_nm, 0, end)
+            if math.isfinite(e_min):
+                start_list = [x_min]
+                minimised = (x_min, e_min, f_min)
 
     def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if event == "sweep":
@@ -746,7 +756,19 @@ def torsion_hopping(
         save_extra=lambda: {**kept, "clash_retries": kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0,
                             "config": dataclasses.asdict(cfg)},
         load_extra=kept.update)
-    out = loop.run(spent_s=time.perf_counter() - t_entry)
+    if minimised is not None and time.perf_counter() - t_entry >= float(cfg.budget_s) - reserve:
+        # the input's minimisation used the budget: no time for a hop or a polish restart
+        x_min, e_min, f_min = minimised
+        wall = time.perf_counter() - t_entry
+        observe(x_min)
+        row = {"wall_s": wall, "energy": e_min, "best_energy": e_min, "force_calls": quencher.force_calls,
+               "accepted": True, **kept["observed"]}
+        out = HopOutcome(x=x_min, energy=e_min, search_energy=e_min, polish_info=f_min, walkers=[], hops=0, accepted=0,
+                         history=[{**row, "phase": "start"}, {**row, "phase": "polish"}], time_to_target_s=None,
+                         force_calls_to_target=None, stop_reason="budget", search_s=wall, wall_s=wall,
+                         force_calls=quencher.force_calls, resumed=False, unfinished=False, counters={})
+    else:
+        out = loop.run(spent_s=time.perf_counter() - t_entry)
     clash_retries = kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0
     final_f = out.polish_info
     hops = max(out.hops, 1)
