@@ -1,6 +1,6 @@
 """ASE integration: global optimizers that behave like ASE's own, and a calculator.
 
-* :class:`BasinHoppingMin` and :class:`ActionMin` subclass
+* :class:`BasinHoppingMin`, :class:`LatticeBasinHoppingMin` and :class:`ActionMin` subclass
   :class:`ase.optimize.optimize.Optimizer`. They implement ``initialize()``,
   ``step()`` and ``read()`` (for restart files) and inherit everything else:
   ``run(fmax, steps)`` (True when converged), ``irun``, ``log``/``logfile``,
@@ -39,6 +39,7 @@ median nearest-neighbour distance of the (loosely quenched) starting atoms, the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 import time
@@ -436,6 +437,34 @@ class BasinHoppingMin(_GlobalOptimizer):
     """
 
     method = "basin_hopping"
+
+
+class LatticeBasinHoppingMin(BasinHoppingMin):
+    """:class:`BasinHoppingMin` whose first round also starts walkers from lattice packings.
+
+    The registry's ``basin_hopping_lattice`` (the default for clusters in
+    ``minimize``) as an ASE optimizer: in the first global round some walkers
+    start from icosahedral, decahedral and fcc structures searched for the
+    cluster's size, scaled to the nearest-neighbour distance of the quenched
+    start. Suited to close-packed clusters (noble gases, many metals); for
+    anything else the blind :class:`BasinHoppingMin` assumes less.
+
+    Example::
+
+        atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=1e3)   # Ar38
+        LatticeBasinHoppingMin(atoms, budget_s=15, seed=0).run(fmax=1e-3)
+    """
+
+    method = "basin_hopping_lattice"
+
+    def _search_config(self) -> BasinHoppingConfig:
+        from .search.lattices import lattice_walkers
+
+        config = super()._search_config()
+        if self.rounds_done > 0:
+            return config
+        return dataclasses.replace(config, lattice_starts=lattice_walkers(config.n_walkers),
+                                   lattice_nn=float(self._length_scale()))
 
 
 class ActionMin(_GlobalOptimizer):

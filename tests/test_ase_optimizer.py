@@ -12,7 +12,7 @@ from ase.constraints import FixAtoms
 from ase.io import read
 from ase.optimize import LBFGS
 
-from openmm_actionmin.ase import ActionMin, BasinHoppingMin, OracleCalculator
+from openmm_actionmin.ase import ActionMin, BasinHoppingMin, LatticeBasinHoppingMin, OracleCalculator
 from openmm_actionmin.oracles import lennard_jones
 from openmm_actionmin.systems import lj_reference_energies
 
@@ -60,6 +60,18 @@ def test_lj38_with_our_calculator_beats_a_local_minimisation():
     assert opt.run(fmax=1e-3, steps=100)
     assert atoms.get_potential_energy() < local - 1.0
     assert atoms.get_potential_energy() >= lj_reference_energies()[38] - 1e-6
+
+
+def test_lattice_basin_hopping_starts_walkers_from_packings_in_argon_units():
+    """Ar38 in eV and Angstrom: the first round seeds lattice walkers scaled to argon; it finds the LJ38 minimum."""
+    atoms = random_cluster("Ar", 38, 12.0, seed=3)
+    atoms.calc = LennardJones(sigma=3.4, epsilon=0.0104, rc=1e3)
+    opt = LatticeBasinHoppingMin(atoms, global_steps=1, hops_per_step=2, n_walkers=8, seed=0, logfile=None)
+    config = opt._search_config()
+    assert config.lattice_starts > 0 and config.lattice_nn == pytest.approx(2 ** (1 / 6) * 3.4, rel=0.05)
+    assert opt.todict()["method"] == "basin_hopping_lattice"
+    assert opt.run(fmax=1e-3, steps=100)
+    assert atoms.get_potential_energy() == pytest.approx(lj_reference_energies()[38] * 0.0104, abs=1e-4)
 
 
 def test_action_min_trains_the_action_plnet_every_global_round():
