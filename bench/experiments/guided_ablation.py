@@ -1,6 +1,6 @@
 """Ablation of the action-guided step in cluster basin hopping (equal wall time, same starts).
 
-Arms, all :func:`openmm_actionmin.search.guided.guided_basin_hopping` with the
+Arms, all :func:`guided.guided_basin_hopping` (``bench/experiments/guided.py``) with the
 same seed (so the same random starts and the same loop):
 
 * ``bh``: plain basin hopping (``action=False``), the ablation;
@@ -33,7 +33,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Dict, List
 
-from openmm_actionmin.search.guided import GuidedConfig, guided_basin_hopping
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from guided import GuidedConfig, guided_basin_hopping  # noqa: E402
 from openmm_actionmin.systems.clusters import named_system
 
 ARMS: Dict[str, Dict[str, Any]] = {
@@ -95,7 +99,7 @@ def summary(args: argparse.Namespace) -> None:
             gaps = [r["best_energy"] - r["reference_energy"] for r in rs] if known else []
             table.append([system, arm, f"{sum(bool(r['success']) for r in rs)}/{len(rs)}" if known else "n/a",
                           (round(med_t, 2) if math.isfinite(med_t) else f">{budget:g}") if known else "-",
-                          round(statistics.median(gaps), 4) if known else None,
+                          round(statistics.median(gaps), 4) + 0.0 if known else None,
                           round(statistics.median(r["best_energy"] for r in rs), 4),
                           round(statistics.mean(r["action_s"] for r in rs), 2),
                           round(statistics.median(r["hops"] for r in rs))])

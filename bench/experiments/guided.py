@@ -1,5 +1,9 @@
 """Action-guided basin hopping for clusters: the PLNet action trainer as a global step.
 
+A research probe, outside the package: measured against its own ablation and the
+registry's ``hybrid`` on LJ38, LJ55, LJ75 and BLJ100, it did not help
+(``bench/results/clusters/action_ablation_10seeds_10s.json``, ``docs/decisions.md``).
+
 The action trainer (:class:`~.action.ActionTrainer`) fits its PLNet to the
 *quenched* energy ``U~(x) = U(quench(x))``, the transform that makes basin
 hopping work, inside a trust region spanned by the lowest minima found so
@@ -33,14 +37,14 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..geometry import kabsch_rotation
-from ..oracles.base import EnergyOracle
-from ..result import Result
-from ..spaces import Box
-from ..systems.base import System
-from .basin_hopping import BasinHoppingConfig, basin_hopping
-from .local import minimize_batch
-from .steps import ClusterStep, MinimaDatabase
+from openmm_actionmin.geometry import kabsch_rotation
+from openmm_actionmin.oracles.base import EnergyOracle
+from openmm_actionmin.result import Result
+from openmm_actionmin.spaces import Box
+from openmm_actionmin.systems.base import System
+from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
+from openmm_actionmin.search.local import minimize_batch
+from openmm_actionmin.search.steps import ClusterStep, MinimaDatabase
 
 __all__ = ["ActionGuidedStep", "GuidedConfig", "QuenchedEnergyOracle", "canonical_form", "guided_basin_hopping",
            "trust_region"]
@@ -253,7 +257,7 @@ class ActionGuidedStep:
 
     def candidate(self) -> Tuple[torch.Tensor, Dict[str, Any]]:
         """Run the trainer once in the current trust region; its candidate ``[N, 3]`` and a record of the run."""
-        from .action import ActionTrainer
+        from openmm_actionmin.search.action import ActionTrainer
 
         t0 = time.perf_counter()
         minima = [m.x for m in self.database.minima[: self.n_minima]]
@@ -350,7 +354,7 @@ def guided_basin_hopping(system: System, config: Optional[GuidedConfig] = None, 
         ``extra["action_runs"]`` lists each trainer run (seconds, candidate
         energy, best energy before) and ``extra["action_s"]`` their time.
     """
-    from .action import ActionConfig
+    from openmm_actionmin.search.action import ActionConfig
 
     cfg = config or GuidedConfig()
     bh = dataclasses.replace(cfg.basin_hopping, seed=cfg.seed, budget_s=cfg.budget_s,

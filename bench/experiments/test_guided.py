@@ -1,14 +1,18 @@
 """Action-guided basin hopping: the canonical-form map, the trust region, the learned step, reproducibility, resume."""
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
-from openmm_actionmin.search.guided import (ActionGuidedStep, GuidedConfig, canonical_form, guided_basin_hopping,
+from guided import (ActionGuidedStep, GuidedConfig, canonical_form, guided_basin_hopping,
                                             trust_region)
 from openmm_actionmin.search.local import minimize_batch
 from openmm_actionmin.search.steps import MinimaDatabase
