@@ -66,6 +66,20 @@ def run(args: argparse.Namespace) -> None:
         for arm in args.arms.split(","):
             system = named_system(args.system)
             t0 = time.perf_counter()
+            if arm == "scipy_basinhopping_unbounded":
+                from openmm_actionmin.benchmarks.clusters import run_scipy_basinhopping_unbounded
+
+                r = run_scipy_basinhopping_unbounded(system, seed, args.budget_s, 1e-4)
+                row = {"system": system.name, "arm": arm, "seed": seed, "budget_s": args.budget_s,
+                       "success": bool(r["success"]), "time_to_gm_s": r["time_to_gm_s"],
+                       "force_calls_to_gm": r["force_calls_to_gm"], "best_energy": r["best_energy"],
+                       "reference_energy": system.reference_energy, "force_calls": r["total_force_calls"],
+                       "hops": r.get("hops", 0), "wall_s": time.perf_counter() - t0, "action_s": 0.0,
+                       "action_runs": 0, "action_candidate_energies": []}
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps({k: row[k] for k in ("arm", "seed", "success", "time_to_gm_s", "best_energy")}))
+                continue
             if arm in REGISTRY_ARMS:
                 from openmm_actionmin.registry import METHODS, RunConfig
 
