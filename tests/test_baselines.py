@@ -147,6 +147,6 @@ def test_synthetic_benchmark_cli_writes_rows_and_medians(tmp_path, capsys):
     assert rows[0]["avg_error_per_dim"] == pytest.approx(rows[0]["distance"] / 2.0)
     assert len(payload["medians"]) == 3
     printed = capsys.readouterr().out
-    assert "Medians over seeds" in printed and "| alpine1 | 4 | True | adam | 2 |" in printed
+    assert "Medians over seeds" in printed and "| alpine1 | 4 | True | False | adam | 2 |" in printed
     assert main(["--methods", "action,nope"]) == 2
     assert "unknown method(s) nope" in capsys.readouterr().err
