@@ -34,11 +34,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import date
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -51,6 +49,8 @@ from ase.optimize.minimahopping import MinimaHopping
 
 import openmm_actionmin as am
 from openmm_actionmin.ase import BasinHoppingMin
+
+from make_results import git_commit, write_table  # bench/ is the script's folder
 
 AR_EPSILON, AR_SIGMA = 0.0104, 3.4
 CLUSTERS = {
@@ -182,13 +182,6 @@ def run_ase_minima(name: str, seed: int, limit_s: float) -> Dict[str, float]:
     return {"time_s": wall, "energy": polished_energy(name, x) if x is not None else float("inf")}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the comparison and print (or write) the results table."""
@@ -232,7 +225,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                  f"wall time, {args.starts} random starts",
         "command": command,
         "date": date.today().isoformat(),
-        "commit": _commit(),
+        "commit": git_commit(),
         "machine": args.machine,
         "columns": ["optimizer", "median energy (eV)", "lowest (eV)", "highest (eV)", f"at {target}",
                     "median wall (s)"],
@@ -245,9 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     print(json.dumps(rows))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1) + "\n")
+        write_table(args.json, table)
     return 0
 
 

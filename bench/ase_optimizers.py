@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from datetime import date
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -37,6 +35,8 @@ from ase.optimize import FIRE
 from ase.optimize.basin import BasinHopping
 
 from openmm_actionmin.ase import BasinHoppingMin
+
+from make_results import git_commit, write_table  # bench/ is the script's folder
 
 LJ13 = -44.326801
 TARGET = LJ13 + 1e-4
@@ -95,13 +95,6 @@ def run_ase(seed: int, limit_s: float) -> Dict[str, float]:
     return {"time_s": time.perf_counter() - start, "energy": float(emin)}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the comparison and print (or write) the results table."""
@@ -135,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "title": "LJ13 through ASE's LennardJones(rc=1e3): time to the global minimum, 10 random starts",
         "command": command,
         "date": date.today().isoformat(),
-        "commit": _commit(),
+        "commit": git_commit(),
         "machine": args.machine,
         "columns": ["optimizer", "reached -44.326801", "median time (s)", "max time (s)"],
         "rows": [ours_row, ase_row, ["median ASE / median ours", None, ratio, None]],
@@ -147,9 +140,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     print(json.dumps(table["rows"]))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1) + "\n")
+        write_table(args.json, table)
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import time
 from datetime import date
 from pathlib import Path
@@ -25,13 +24,8 @@ from typing import List, Optional
 import openmm_actionmin as am
 from openmm_actionmin.registry import DEFAULTS
 
+from make_results import git_commit, write_table  # bench/ is the script's folder
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -74,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "title": f"{name} ({atoms} atoms prepared): the default against OpenMM's minimiser, {args.budget_s:g} s each",
         "command": command,
         "date": date.today().isoformat(),
-        "commit": _commit(),
+        "commit": git_commit(),
         "machine": args.machine,
         "columns": ["method", "energy per repeat (kJ/mol)", "median (kJ/mol)", "median - openmm (kJ/mol)",
                     "max wall (s)"],
@@ -84,9 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     print(json.dumps(rows))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(table, indent=1) + "\n")
+        write_table(args.json, table)
     return 0
 
 

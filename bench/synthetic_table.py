@@ -17,18 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 from datetime import date
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from make_results import git_commit, write_table  # bench/ is the script's folder
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -72,15 +66,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         "title": args.title,
         "command": commands,
         "date": date.today().isoformat(),
-        "commit": _commit(),
+        "commit": git_commit(),
         "machine": args.machine,
         "columns": ["function", "rotated", "method"] + [f"seed {s}" for s in seeds_sorted] + ["median"],
         "rows": rows,
         "notes": ("Distance of the returned point to the global minimum (lower is better). Rotated: U(R (x - o)) "
                   "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_table(args.out, out)
     print(json.dumps(rows))
     return 0
 
