@@ -70,30 +70,25 @@ def run(args: argparse.Namespace) -> None:
                 from openmm_actionmin.benchmarks.clusters import run_scipy_basinhopping_unbounded
 
                 r = run_scipy_basinhopping_unbounded(system, seed, args.budget_s, 1e-4)
-                row = {"system": system.name, "arm": arm, "seed": seed, "budget_s": args.budget_s,
-                       "success": bool(r["success"]), "time_to_gm_s": r["time_to_gm_s"],
-                       "force_calls_to_gm": r["force_calls_to_gm"], "best_energy": r["best_energy"],
-                       "reference_energy": system.reference_energy, "force_calls": r["total_force_calls"],
-                       "hops": r.get("hops", 0), "wall_s": time.perf_counter() - t0, "action_s": 0.0,
-                       "action_runs": 0, "action_candidate_energies": []}
-                with out.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-                print(json.dumps({k: row[k] for k in ("arm", "seed", "success", "time_to_gm_s", "best_energy")}))
-                continue
-            if arm in REGISTRY_ARMS:
-                from openmm_actionmin.registry import METHODS, RunConfig
-
-                res = METHODS[arm].run(system, RunConfig(seed=seed, budget_s=args.budget_s))
+                fields = {"success": bool(r["success"]), "time_to_gm_s": r["time_to_gm_s"],
+                          "force_calls_to_gm": r["force_calls_to_gm"], "best_energy": r["best_energy"],
+                          "force_calls": r["total_force_calls"], "hops": r.get("hops", 0), "action_s": 0.0,
+                          "action_runs": 0, "action_candidate_energies": []}
             else:
-                res = guided_basin_hopping(system, GuidedConfig(seed=seed, budget_s=args.budget_s, **ARMS[arm]))
-            e = res.extra
+                if arm in REGISTRY_ARMS:
+                    from openmm_actionmin.registry import METHODS, RunConfig
+
+                    res = METHODS[arm].run(system, RunConfig(seed=seed, budget_s=args.budget_s))
+                else:
+                    res = guided_basin_hopping(system, GuidedConfig(seed=seed, budget_s=args.budget_s, **ARMS[arm]))
+                e = res.extra
+                fields = {"success": e["success"], "time_to_gm_s": e["time_to_target_s"],
+                          "force_calls_to_gm": e["force_calls_to_target"], "best_energy": res.energy,
+                          "force_calls": res.force_calls, "hops": e["hops"], "action_s": e.get("action_s", 0.0),
+                          "action_runs": len(e.get("action_runs", [])),
+                          "action_candidate_energies": [r["candidate_energy"] for r in e.get("action_runs", [])]}
             row = {"system": system.name, "arm": arm, "seed": seed, "budget_s": args.budget_s,
-                   "success": e["success"], "time_to_gm_s": e["time_to_target_s"],
-                   "force_calls_to_gm": e["force_calls_to_target"], "best_energy": res.energy,
-                   "reference_energy": system.reference_energy, "force_calls": res.force_calls,
-                   "hops": e["hops"], "wall_s": time.perf_counter() - t0, "action_s": e.get("action_s", 0.0),
-                   "action_runs": len(e.get("action_runs", [])),
-                   "action_candidate_energies": [r["candidate_energy"] for r in e.get("action_runs", [])]}
+                   "reference_energy": system.reference_energy, "wall_s": time.perf_counter() - t0, **fields}
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps({k: row[k] for k in ("arm", "seed", "success", "time_to_gm_s", "best_energy", "action_runs")}))
