@@ -688,10 +688,6 @@ def torsion_hopping(
         raise ValueError("torsion_hopping needs an OpenMM topology (bond graph) to find rotatable bonds")
     n = tgt.system.getNumParticles()
     start_list = [_check_positions(tgt, s) for s in starts] if starts is not None and len(starts) > 0 else [_check_positions(tgt, None)]
-    move = move if move is not None else PivotMove.from_topology(
-        tgt.topology, include_chi=cfg.include_chi, max_residues=cfg.max_residues, basin_prob=cfg.basin_prob,
-        noise_deg=cfg.noise_deg, chi_prob=cfg.chi_prob, local_prob=cfg.local_prob, local_deg=cfg.local_deg,
-        clash_nm=cfg.clash_nm)
     temperature = cfg.temperature
     if temperature is None:
         temperature = cfg.temperature_per_residue * max(tgt.topology.getNumResidues(), 1)
@@ -727,6 +723,11 @@ def torsion_hopping(
             if math.isfinite(e_min):
                 start_list = [x_min]
                 minimised = (x_min, e_min, f_min)
+    # the pivots are built after the input's minimisation, which may need every second of the budget
+    move = move if move is not None else PivotMove.from_topology(
+        tgt.topology, include_chi=cfg.include_chi, max_residues=cfg.max_residues, basin_prob=cfg.basin_prob,
+        noise_deg=cfg.noise_deg, chi_prob=cfg.chi_prob, local_prob=cfg.local_prob, local_deg=cfg.local_deg,
+        clash_nm=cfg.clash_nm)
 
     def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if event == "sweep":
