@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Turn ``actionmin bench synthetic --json`` outputs into one results table (bench/results schema).
 
-Rows: function, rotated or not, method, the distance to the global minimum per seed and its
-median. Unrotated rows of an existing results table (``--unrotated``, the same function,
+Rows: function, rotated or not, method (with the ``--option`` settings a run had), the
+distance to the global minimum per seed and its median. Unrotated rows of an existing results table (``--unrotated``, the same function,
 dimension and budget) can be put beside the rotated ones.
 
 Usage:
@@ -41,7 +41,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         data = json.loads(Path(path).read_text())
         commands.append(data["command"])
         for row in data["rows"]:
-            key = (row["function"], bool(row.get("rotated", False)), row["method"])
+            options = row.get("options") or {}
+            label = row["method"] + "".join(f" {k}={v}" for k, v in sorted(options.items()))
+            key = (row["function"], bool(row.get("rotated", False)), label)
             runs.setdefault(key, {})[int(row["seed"])] = round(float(row["distance"]), 2)
             seeds.add(int(row["seed"]))
     seeds_sorted = sorted(seeds)

@@ -192,3 +192,51 @@ def _bowl():
     from openmm_actionmin.search.action_config import SYNTHETIC_ACTION
 
     return {k: v for k, v in SYNTHETIC_ACTION.items() if k not in ("model_hidden",)}
+
+
+def _kurtosis(v: torch.Tensor) -> float:
+    v = v - v.mean()
+    return float((v ** 4).mean() / (v ** 2).mean() ** 2)
+
+
+@pytest.mark.parametrize("shape", ["ball", "cube"])
+def test_only_the_ball_trust_region_samples_alike_in_every_direction(shape):
+    """Offsets from the region centre, projected on a coordinate axis and on a random direction:
+    the ball's two projections share one distribution (kurtosis 3(d+2)/(d+4)); the cube's do not
+    (uniform along an axis, kurtosis 1.8; nearly Gaussian along a diagonal)."""
+    dim = 20
+    trainer = ActionTrainer(slow_system(0.0, dim=dim), small_config(region="trust", region_shape=shape, max_rounds=1))
+    trainer.run()
+    trainer.region_center = trainer._to_z(torch.zeros(dim, dtype=trainer.center.dtype))  # away from the walls
+    trainer.region_radius = 0.1
+    offsets = trainer._to_scaled(trainer._sample(40_000)).double()
+    axis = offsets[:, 3]
+    direction = torch.randn(dim, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    diagonal = offsets @ (direction / direction.norm())
+    k_axis, k_diag = _kurtosis(axis), _kurtosis(diagonal)
+    if shape == "ball":
+        assert k_axis == pytest.approx(3 * (dim + 2) / (dim + 4), abs=0.1)
+        assert abs(k_axis - k_diag) < 0.15
+    else:
+        assert k_axis == pytest.approx(1.8, abs=0.05) and k_diag > 2.6
+
+
+def test_benchmark_passes_trainer_options_and_records_them(tmp_path, capsys):
+    import json
+
+    from openmm_actionmin.benchmarks.synthetic import main
+
+    out = tmp_path / "rows.json"
+    assert main(["--functions", "alpine1", "--dims", "4", "--seeds", "1", "--budget-s", "0.5", "--rotate",
+                 "--methods", "random_only,adam", "--max-rounds", "2", "--option", "region_shape=ball",
+                 "--option", "translation_update=isotropic", "--json", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["random_only"]["options"] == {"region_shape": "ball", "translation_update": "isotropic"}
+    assert "options" not in rows["adam"]
+    capsys.readouterr()
+    assert main(["--methods", "adam", "--option", "region_form=ball"]) == 2
+    assert "unknown option(s) region_form" in capsys.readouterr().err
+    assert main(["--methods", "action", "--option", "region_shape=sphere"]) == 2
+    assert "region_shape" in capsys.readouterr().err
+    assert main(["--methods", "adam", "--option", "ball"]) == 2
+    assert "use NAME=VALUE" in capsys.readouterr().err

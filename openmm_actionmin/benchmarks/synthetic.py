@@ -45,7 +45,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -56,13 +56,15 @@ from ..oracles.synthetic import SyntheticOracle, parse_name, random_rotation, ra
 from ..plots import save_figure
 from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
 from ..result import Result
+from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig
 from ..search.local import torch_threads
 from ..systems.base import System
 from .threads import blas_threads
 from .warmup import warm_up
 
 
-def run_method(method: str, system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
+def run_method(method: str, system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None,
+               options: Optional[Mapping[str, Any]] = None) -> Result:
     """Run the registry's ``method`` on a function system.
 
     Args:
@@ -123,6 +125,8 @@ class SyntheticBenchConfig:
         device: Torch device of the oracle (``"cpu"`` or ``"cuda"``); the
             PLNet trainers and Adam run there, scipy's basin hopping and
             CMA-ES step on the CPU and evaluate there.
+        options: Settings of the PLNet trainers' ``ActionConfig`` (for example
+            ``{"region_shape": "ball"}``); rows of those trainers record them.
     """
 
     functions: Sequence[str] = ("alpine1", "schaffer_f7")
@@ -138,9 +142,20 @@ class SyntheticBenchConfig:
     max_rounds: Optional[int] = None
     rotated: bool = False
     device: str = "cpu"
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_device(self.device)
+        fields = {f.name for f in dataclasses.fields(ActionConfig)}
+        unknown_options = sorted(set(self.options) - fields)
+        if unknown_options:
+            raise ValueError(f"unknown option(s) {', '.join(unknown_options)}: use ActionConfig fields "
+                             "(see 'help(openmm_actionmin.ActionConfig)')")
+        if self.options:  # a bad value is refused before any run, as the registry would build each config
+            if "action" in self.methods:
+                ActionConfig(**{**SYNTHETIC_ACTION, **self.options})
+            if "random_only" in self.methods:
+                ActionConfig.random_only(**{**BOWL_MODEL, **self.options})
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHOD_NAMES)}")
@@ -272,9 +287,12 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
                                          device=config.device)
                     rotated = bool(system.metadata["rotated"])
                     start = time.perf_counter()
-                    result = run_method(method, system, config.budget_s, seed, max_rounds=config.max_rounds)
+                    result = run_method(method, system, config.budget_s, seed, max_rounds=config.max_rounds,
+                                        options=config.options)
                     row = evaluate_run(system, result, function=parse_name(function)[0].name, dim=dim, seed=seed,
                                        shifted=config.shifted, rotated=rotated)
+                    if method in PLNET_METHODS and config.options:
+                        row["options"] = dict(config.options)
                     rows.append(row)
                     tag = "rotated " if rotated else ""
                     log(f"{tag}{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
@@ -404,7 +422,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)")
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1)")
     p.add_argument("--device", default="cpu", help="torch device of the oracle and the PLNet trainers: cpu (default) or cuda")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an ActionConfig setting of action and random_only (repeatable), e.g. --option region_shape=ball")
     return p
+
+
+def _parse_option(text: str) -> Tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE read as JSON where it parses (numbers, booleans), else as a string."""
+    if "=" not in text:
+        raise ValueError(f"--option {text!r}: use NAME=VALUE")
+    name, value = text.split("=", 1)
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -424,6 +455,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             max_rounds=args.max_rounds,
             rotated=args.rotate,
             device=args.device,
+            options=dict(_parse_option(o) for o in args.option),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
