@@ -49,6 +49,7 @@ import torch
 from .. import checkpoints
 from ..result import Result
 from ..systems.base import System
+from .compression import CompressedOracle, TwoPhaseQuench
 from .hopping import BasinHoppingLoop, LoopSettings
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
 from .local import torch_threads
@@ -83,6 +84,12 @@ class BasinHoppingConfig:
         quench_max_steps: Oracle evaluations per quench before it is abandoned
             (the hop is then rejected).
         quench_max_step: Largest atom displacement per quench step.
+        compression: Spring constant ``k`` of two-phase compressed quenches
+            (:mod:`.compression`): each quench first minimises
+            ``U + k * sum_i |r_i - r_com|^2`` to ``compression_fmax``, then ``U``;
+            hops are judged on ``U``. Energy / length^2 (reduced units for
+            clusters); 0 (the default): one-phase quenches.
+        compression_fmax: Convergence threshold of the compressed phase.
         container_radius: Radius of the confining sphere; ``None`` picks
             :meth:`~.steps.Container.default_radius`; ``0`` disables it.
         polish_fmax: The best structure is re-minimised to this threshold at
@@ -128,6 +135,8 @@ class BasinHoppingConfig:
     quench_fmax: float = 1e-3
     quench_max_steps: int = 2000
     quench_max_step: float = 0.2
+    compression: float = 0.0
+    compression_fmax: float = 1e-2
     container_radius: Optional[float] = None
     polish_fmax: float = 1e-6
     lattice_starts: int = 0
@@ -156,6 +165,9 @@ class BasinHoppingConfig:
             raise ValueError(f"step_size must be positive, got {self.step_size}")
         if self.reseed_interval < 0 or not 0 < self.reseed_fraction <= 1 or self.reseed_pool < 1:
             raise ValueError("reseed_interval must be >= 0, reseed_fraction in (0, 1] and reseed_pool >= 1")
+        if not self.compression >= 0 or not self.compression_fmax > 0:
+            raise ValueError(f"compression must be >= 0 and compression_fmax > 0, got {self.compression} and "
+                             f"{self.compression_fmax}")
         if not 0 <= self.angular_prob <= 1:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if not 0 <= self.lattice_starts <= self.n_walkers or self.lattice_restarts < 1:
@@ -256,6 +268,10 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     proposal = ClusterProposal(step, b, cfg.step_size, sample, gen, step_rule if cfg.adaptive_step else None, container, dev)
     quench = BatchQuench(oracle, b, cfg.quench_method, container, gen, fmax=cfg.quench_fmax,
                          max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step)
+    if cfg.compression > 0:
+        quench = TwoPhaseQuench(BatchQuench(CompressedOracle(oracle, cfg.compression), b, cfg.quench_method, None, gen,
+                                            fmax=cfg.compression_fmax, max_steps=cfg.quench_max_steps,
+                                            max_step=cfg.quench_max_step), quench)
     polish = BatchPolish(oracle, cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps,
                          max_step=cfg.quench_max_step)
     restart = GoWithTheWinners(cfg.reseed_interval, cfg.reseed_fraction, cfg.reseed_pool, dev) if cfg.reseed_interval > 0 else None
