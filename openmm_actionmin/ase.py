@@ -201,7 +201,8 @@ def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_at
     The cluster defaults are in reduced LJ units (sigma = 1, epsilon = 1); here
     lengths scale with ``nn_distance / 2^(1/6)`` (sigma of the LJ pair with that
     minimum) and the temperature is ``0.2 |energy_per_atom|`` (0.8 epsilon for
-    an LJ cluster near its minimum).
+    an LJ cluster near its minimum); the compression constant scales as
+    energy / length^2.
 
     Args:
         n_atoms: Atom count.
@@ -214,8 +215,12 @@ def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_at
     """
     scale = nn_distance / 2 ** (1 / 6)
     fmax = 0.05 if fmax is None else fmax
+    epsilon = max(0.25 * abs(energy_per_atom), 1e-6)  # the well depth whose 0.8 is the temperature
+    defaults = BasinHoppingConfig()
     return {
-        "temperature": max(0.2 * abs(energy_per_atom), 1e-6),
+        "temperature": 0.8 * epsilon,
+        "compression": defaults.compression * epsilon / scale ** 2,
+        "compression_fmax": defaults.compression_fmax * epsilon / scale,
         "step_size": 0.4 * scale,
         "quench_fmax": min(1e-3 * scale, 0.1 * fmax),
         "quench_max_step": 0.2 * scale,

@@ -100,7 +100,7 @@ def test_checkpoint_and_resume(tmp_path):
     cfg2 = BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=4, stop_at_target=False, checkpoint_path=str(ck), resume=True)
     second = basin_hopping(lj_cluster(10), cfg2)
     assert second.extra["resumed"] is True
-    assert second.extra["hops"] >= first.extra["hops"] + 8
+    assert second.extra["hops"] >= 4 * 4 > first.extra["hops"]  # every walker reached max_steps = 4 in all
     assert second.energy <= first.energy + 1e-9
     with pytest.raises(ValueError, match="checkpoint .* belongs to another run"):
         basin_hopping(lj_cluster(11), cfg2)

@@ -88,7 +88,7 @@ class BasinHoppingConfig:
             (:mod:`.compression`): each quench first minimises
             ``U + k * sum_i |r_i - r_com|^2`` to ``compression_fmax``, then ``U``;
             hops are judged on ``U``. Energy / length^2 (reduced units for
-            clusters); 0 (the default): one-phase quenches.
+            clusters; why 1: ``docs/decisions.md``); 0: one-phase quenches.
         compression_fmax: Convergence threshold of the compressed phase.
         container_radius: Radius of the confining sphere; ``None`` picks
             :meth:`~.steps.Container.default_radius`; ``0`` disables it.
@@ -135,7 +135,7 @@ class BasinHoppingConfig:
     quench_fmax: float = 1e-3
     quench_max_steps: int = 2000
     quench_max_step: float = 0.2
-    compression: float = 0.0
+    compression: float = 1.0
     compression_fmax: float = 1e-2
     container_radius: Optional[float] = None
     polish_fmax: float = 1e-6

@@ -100,8 +100,21 @@ class TwoPhaseQuench:
         return []
 
     def lowest(self) -> Optional[Tuple[torch.Tensor, float]]:
-        """The lowest true-energy configuration in the second phase, or ``None``."""
-        return self.relaxed.lowest()
+        """The lowest true-energy configuration in flight, or ``None``.
+
+        From the second phase when it has rows; else the first phase's rows are
+        scored on the true energy (one batched force call).
+        """
+        found = self.relaxed.lowest()
+        if found is not None or not bool(self.compressed.pending.any()):
+            return found
+        rows = torch.nonzero(self.compressed.pending).flatten()
+        n = self.relaxed.oracle.n_atoms
+        x = self.compressed.minimizer.x[rows].reshape(-1, n, 3).clone()
+        energy = self.relaxed.oracle.energy(x)
+        energy = torch.where(torch.isfinite(energy), energy, torch.full_like(energy, float("inf")))
+        k = int(torch.argmin(energy))
+        return (x[k], float(energy[k])) if bool(torch.isfinite(energy[k])) else None
 
     def state_dict(self) -> Dict[str, Any]:
         """Failure counters for checkpoints (quenches in flight are not kept)."""
