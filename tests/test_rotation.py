@@ -240,3 +240,25 @@ def test_benchmark_passes_trainer_options_and_records_them(tmp_path, capsys):
     assert "region_shape" in capsys.readouterr().err
     assert main(["--methods", "adam", "--option", "ball"]) == 2
     assert "use NAME=VALUE" in capsys.readouterr().err
+
+
+def test_the_ball_penalty_point_turns_with_the_minimiser():
+    """Rotating the model's minimiser about the ball's centre rotates the point the penalty pulls it to."""
+    dim = 20
+    trainer = ActionTrainer(slow_system(0.0, dim=dim), small_config(region="trust", region_shape="ball",
+                                                                    region_penalty=1.0, max_rounds=1))
+    trainer.run()
+    trainer.region_center = trainer._to_z(torch.zeros(dim, dtype=trainer.center.dtype))
+    trainer.region_radius = 0.1
+    gen = torch.Generator().manual_seed(3)
+    s_star = torch.randn(dim, generator=gen, dtype=torch.float64)
+    s_star = 0.5 * s_star / s_star.norm()  # outside the ball (radius 0.26), inside the box
+    rotation = random_rotation(dim, gen)
+    trainer.last_minimizer = s_star
+    point = trainer._penalty_point()
+    trainer.last_minimizer = rotation @ s_star
+    turned = trainer._penalty_point()
+    assert point is not None and float(point.norm()) == pytest.approx(trainer._ball_radius(), rel=1e-6)
+    torch.testing.assert_close(turned.reshape(-1).double(), (rotation @ point.reshape(-1).double()), rtol=1e-5, atol=1e-6)
+    trainer.last_minimizer = 0.1 * s_star  # inside the ball: no penalty
+    assert trainer._penalty_point() is None
