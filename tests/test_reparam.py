@@ -122,3 +122,16 @@ def test_bad_input_gets_a_clear_error():
     with pytest.raises(ValueError, match="form must be one of"):
         ReparamConfig(form="mlp")
 
+
+
+def test_copies_of_one_start_share_their_modes_and_random_starts_do_not():
+    chain = loop_chain(40, "pure_lj", seed=1)
+    config = dict(form="linear", budget_s=None, max_steps=20, patience=1000, n_starts=3, seed=1, polish="none")
+    shared = reparam_search(chain, ReparamConfig(**config))
+    assert len(shared.extra["eigenvalues"]) == 1 and not shared.extra["modes_timed_out"]
+    assert shared.extra["adam_steps"] == 20
+    apart = reparam_search(chain, ReparamConfig(**config, shared_modes=False))
+    assert len(apart.extra["eigenvalues"]) == 3
+    np.testing.assert_allclose(apart.extra["eigenvalues"][0], shared.extra["eigenvalues"][0], rtol=1e-3, atol=1e-6)
+    cluster = reparam_search(lj_cluster(13), ReparamConfig(**{**config, "n_starts": 2, "max_steps": 5}))
+    assert len(cluster.extra["eigenvalues"]) == 2  # random starts: modes of each

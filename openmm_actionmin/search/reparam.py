@@ -103,6 +103,10 @@ class ReparamConfig:
         eig_tol: Tolerance of the eigensolver.
         eig_maxiter: Iterations of the eigensolver at most.
         modes_fraction: Share of the budget the modes may take.
+        shared_modes: Compute the modes once, at the first start, and use them
+            for every start. ``None`` (the default) shares them when the starts
+            are copies of the system's one start (displaced by ``start_noise``),
+            and computes them per start for random starts or ``starts`` given.
         polish: ``"lbfgs"`` (batched L-BFGS on ``X``), ``"openmm"``
             (LocalEnergyMinimizer; peptides) or ``"none"``.
         polish_fraction: Share of the budget kept for the polish.
@@ -135,6 +139,7 @@ class ReparamConfig:
     eig_tol: float = 1e-3
     eig_maxiter: int = 100
     modes_fraction: float = 0.3
+    shared_modes: Optional[bool] = None
     polish: str = "lbfgs"
     polish_fraction: float = 0.25
     polish_fmax: float = 1e-3
@@ -569,6 +574,7 @@ def reparam_search(
     k = int(cfg.n_modes) if cfg.n_modes is not None else default_n_modes(n)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     x = _starts(system, cfg, gen) if starts is None else oracle.as_batch(starts).detach().to(torch.float64)
+    shared = cfg.shared_modes if cfg.shared_modes is not None else (starts is None and system.start_positions is not None)
     if tuple(x.shape[1:]) != (n, 3):
         raise ValueError(f"reparam starts must be [B, {n}, 3], got {tuple(x.shape)}")
     if cfg.form != "cartesian":
@@ -600,7 +606,7 @@ def reparam_search(
         out = []
         vals = []
         try:
-            for b in range(at.shape[0]):
+            for b in range(1 if shared else at.shape[0]):
                 prod = HessianProducts(oracle, at[b], cfg.hessian, cfg.fd_step, deadline=share_end)
                 try:
                     w, psi = slow_modes(prod, at[b], k, solver=cfg.solver, tol=cfg.eig_tol, maxiter=cfg.eig_maxiter,
@@ -615,6 +621,8 @@ def reparam_search(
         finally:
             modes_s += time.perf_counter() - t
         eigenvalues.extend(vals)
+        if shared:
+            return torch.stack(out).expand(at.shape[0], *out[0].shape).clone()
         return torch.stack(out)
 
     modes = None
