@@ -94,6 +94,9 @@ def test_loop_chains_pass_the_conformance_kit_and_know_their_minimum(variant):
 
 @pytest.mark.parametrize("form", ["linear", "gnn"])
 def test_a_short_run_lowers_the_energy_of_a_cluster_and_a_loop_chain(form):
+    from openmm_actionmin.benchmarks.warmup import warm_up
+
+    warm_up()  # torch's first optimizer imports torch._dynamo: seconds a 1.5-s budget cannot spare
     for system in (lj_cluster(13), loop_chain(40, "pure_lj", seed=1)):
         res = reparam_search(system, ReparamConfig(form=form, budget_s=1.5, n_starts=2, seed=1))
         assert res.energy < res.extra["start_energy"] and res.extra["before_polish_energy"] <= res.extra["start_energy"]

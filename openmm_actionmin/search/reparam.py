@@ -277,18 +277,21 @@ class HessianProducts:
         return out.cpu().numpy()
 
     def _autograd(self, v: torch.Tensor) -> torch.Tensor:
-        if self._grad is None:
-            self._xg = self.x0.clone().requires_grad_(True)
-            with torch.enable_grad():
-                e = self.oracle.energy_fn(self._xg.reshape(1, -1, 3).to(self.oracle.dtype)).sum()
-                (self._grad,) = torch.autograd.grad(e, self._xg, create_graph=True)
+        # a batch of copies of x0, one per column: one double backward gives every product;
+        # chunks keep the batch's pair arrays near 2e7 entries
+        n = self.dim // 3
+        chunk = max(1, int(2e7 // (n * n)))
         cols = []
-        for j in range(v.shape[1]):
+        for lo in range(0, v.shape[1], chunk):
+            vc = v[:, lo:lo + chunk].T  # [m, D]
+            xb = self.x0.expand(vc.shape[0], -1).clone().requires_grad_(True)
             with torch.enable_grad():
-                (hv,) = torch.autograd.grad(self._grad, self._xg, v[:, j], retain_graph=True)
-            cols.append(hv.detach())
+                e = self.oracle.energy_fn(xb.reshape(vc.shape[0], n, 3).to(self.oracle.dtype)).sum()
+                (g,) = torch.autograd.grad(e, xb, create_graph=True)
+                (hv,) = torch.autograd.grad((g.to(torch.float64) * vc).sum(), xb)
+            cols.append(hv.detach().to(torch.float64))
         self.force_calls += 2 * v.shape[1]
-        return torch.stack(cols, dim=1)
+        return torch.cat(cols, dim=0).T
 
     def _fd(self, v: torch.Tensor) -> torch.Tensor:
         norms = torch.linalg.vector_norm(v, dim=0)
