@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """First-encounter statistics of cluster searches from ``actionmin bench many`` results, with GMIN's anchors.
 
-Reads one or more JSON Lines files of ``actionmin bench many`` and writes one results table
+Reads JSON Lines files of ``actionmin bench many`` (and JSON files of ``actionmin bench clusters``,
+for its bench-only peers) and writes one results table
 (bench/results schema): per target and method (with the options its jobs had), the runs, the
 runs that reached the target's reference energy (within 1e-4 epsilon), and the mean, median,
 minimum and maximum of the force calls and seconds to its first encounter over those runs,
@@ -36,6 +37,17 @@ def _label(row: Dict[str, Any]) -> str:
     return row["method"] + "".join(f" {k}={v}" for k, v in sorted(options.items()))
 
 
+def _read(path: Path) -> List[Dict[str, Any]]:
+    """Rows of ``actionmin bench many`` (JSON Lines) or ``actionmin bench clusters --json`` (a JSON list),
+    in the first's keys."""
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [{"target": r["system"], "method": r["method"], "options": {}, "budget_s": r["budget_s"],
+             "success": r["success"], "force_calls_to_target": r["force_calls_to_gm"],
+             "time_to_target_s": r["time_to_gm_s"], "energy": r["best_energy"], "error": r.get("error")}
+            for r in json.loads(path.read_text())]
+
+
 def _stats(values: List[float], digits: int) -> Tuple[Optional[float], ...]:
     if not values:
         return None, None, None, None
@@ -46,7 +58,8 @@ def _stats(values: List[float], digits: int) -> Tuple[Optional[float], ...]:
 def main(argv: Optional[List[str]] = None) -> int:
     """Build the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("raw", nargs="+", help="JSON Lines files of actionmin bench many")
+    parser.add_argument("raw", nargs="+", help="JSON Lines files of actionmin bench many (.jsonl) or JSON files "
+                        "of actionmin bench clusters (.json)")
     parser.add_argument("--commands", nargs="+", required=True, help="the commands that wrote them")
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
@@ -55,10 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
     for path in args.raw:
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                groups.setdefault((row["target"], _label(row)), []).append(row)
+        for row in _read(Path(path)):
+            groups.setdefault((row["target"], _label(row)), []).append(row)
     rows = []
     for (target, label), runs in groups.items():
         budget = runs[0].get("budget_s")
