@@ -51,6 +51,7 @@ import torch
 from ..fileio import atomic_write_text
 from ..result import Result
 from ..systems.base import System
+from .threads import blas_threads
 
 #: Methods of every system, and the peptide-only ones.
 METHODS = ("adam_x", "lbfgs_x", "linear", "gnn")
@@ -320,7 +321,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         systems=tuple(s for s in args.systems.split(",") if s), methods=tuple(m for m in args.methods.split(",") if m),
         seeds=args.seeds, budget_s=args.budget_s, device=args.device, threads=args.threads,
         collapse_fraction=args.collapse_fraction, options=dict(_parse_option(o) for o in args.option))
-    rows, curves = run_benchmark(config)
+    with blas_threads(config.threads or 1):  # SciPy's eigensolver: a pool per process stalls on a shared machine
+        rows, curves = run_benchmark(config)
     columns, table = summary(rows)
     print()
     print(" | ".join(columns))
