@@ -169,15 +169,17 @@ def thread_environment(threads: int) -> Dict[str, str]:
 
 @contextlib.contextmanager
 def _thread_limits(threads: int) -> Iterator[None]:
-    """Torch's threads limited to ``threads`` for the length of a job.
+    """Torch's and OpenBLAS's threads limited to ``threads`` for the length of a job.
 
-    Native pools that size themselves when their library loads (OpenBLAS,
-    OpenMP) follow :func:`thread_environment`, which the ``processes``
-    executor and a new ``LocalCluster`` set before their workers start.
+    Pools that size themselves when their library loads (OpenMP) follow
+    :func:`thread_environment`, which the ``processes`` executor and a new
+    ``LocalCluster`` set before their workers start; NumPy's and SciPy's
+    OpenBLAS pools are also limited here, so serial jobs get the same limit.
     """
+    from .benchmarks.threads import blas_threads
     from .search.local import torch_threads
 
-    with torch_threads(threads):
+    with torch_threads(threads), blas_threads(threads):
         yield
 
 
