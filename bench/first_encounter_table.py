@@ -64,11 +64,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--notes", default="")
+    parser.add_argument("--skip", default="", help="comma-separated methods whose rows are left out")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
     for path in args.raw:
         for row in _read(Path(path)):
+            if row["method"] in args.skip.split(","):
+                continue
             groups.setdefault((row["target"], _label(row)), []).append(row)
     rows = []
     for (target, label), runs in groups.items():
@@ -79,7 +82,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         energies = [r["energy"] for r in runs if r.get("error") is None and r.get("energy") is not None]
         mean_c, med_c, min_c, max_c = _stats(calls, 0)
         mean_t, med_t, _, max_t = _stats(times, 2)
-        rows.append([target, label, f"{len(runs)} x {budget:g} s", f"{len(hits)}",
+        judged = any(r.get("success") is not None for r in runs)
+        rows.append([target, label, f"{len(runs)} x {budget:g} s", f"{len(hits)}" if judged else "no reference",
                      None if mean_c is None else int(mean_c), None if med_c is None else int(med_c),
                      None if min_c is None else int(min_c), None if max_c is None else int(max_c),
                      mean_t, med_t, round(statistics.median(energies), 6) if energies else None])
