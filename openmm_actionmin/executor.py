@@ -176,7 +176,7 @@ def _thread_limits(threads: int) -> Iterator[None]:
     ``LocalCluster`` set before their workers start; NumPy's and SciPy's
     OpenBLAS pools are also limited here, so serial jobs get the same limit.
     """
-    from .benchmarks.threads import blas_threads
+    from .threads import blas_threads
     from .search.local import torch_threads
 
     with torch_threads(threads), blas_threads(threads):

@@ -1,6 +1,6 @@
-"""Thread limits of benchmark runs: OpenBLAS (NumPy, SciPy) next to torch's own.
+"""Thread limits of runs: OpenBLAS (NumPy, SciPy) next to torch's own.
 
-Benchmarks run one process per core on shared 2-core machines. torch's
+Benchmarks and ``minimize_many`` jobs run one process per core on shared machines. torch's
 threads are limited by ``torch.set_num_threads``; NumPy's and SciPy's OpenBLAS
 keep their own pool (one thread per core by default), and two processes that
 each spin a pool of two on two cores slow every BLAS call down by an order of

@@ -2,7 +2,7 @@
 
 import pytest
 
-from openmm_actionmin.benchmarks import threads
+from openmm_actionmin import threads
 
 
 @pytest.fixture()

@@ -38,7 +38,7 @@ except ModuleNotFoundError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from openmm_actionmin.benchmarks import synthetic  # noqa: E402
-from openmm_actionmin.benchmarks.threads import blas_threads  # noqa: E402
+from openmm_actionmin.threads import blas_threads  # noqa: E402
 from openmm_actionmin.fileio import atomic_write_text  # noqa: E402
 from openmm_actionmin.oracles.synthetic import get_spec  # noqa: E402
 from openmm_actionmin.result import Result  # noqa: E402

@@ -98,7 +98,7 @@ from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
 from ..systems.base import System
 from ..systems.clusters import named_system
-from .threads import blas_threads
+from ..threads import blas_threads
 from .warmup import warm_up
 
 #: Defaults of our basin hopping (walkers, angular moves) come from its config.

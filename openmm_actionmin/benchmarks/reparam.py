@@ -51,7 +51,7 @@ import torch
 from ..fileio import atomic_write_text
 from ..result import Result
 from ..systems.base import System
-from .threads import blas_threads
+from ..threads import blas_threads
 
 #: Methods of every system, and the peptide-only ones.
 METHODS = ("adam_x", "lbfgs_x", "linear", "gnn")

@@ -16,7 +16,7 @@ minimum, the distance of the lowest-energy point seen, and the average error
 per dimension (distance / sqrt(D)); plus energy, wall time and force calls.
 
 ``--threads`` (default 1) limits torch *and* NumPy's / SciPy's OpenBLAS pool
-(:func:`~.threads.blas_threads`): CMA-ES and scipy's basin hopping run on
+(:func:`openmm_actionmin.threads.blas_threads`): CMA-ES and scipy's basin hopping run on
 OpenBLAS, and two benchmark processes with the default pool on a 2-core machine
 slowed CMA-ES 23x.
 
@@ -59,7 +59,7 @@ from ..result import Result
 from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig
 from ..search.local import torch_threads
 from ..systems.base import System
-from .threads import blas_threads
+from ..threads import blas_threads
 from .warmup import warm_up
 
 
