@@ -239,7 +239,7 @@ def test_benchmark_passes_trainer_options_and_records_them(tmp_path, capsys):
     assert main(["--methods", "action", "--option", "region_shape=sphere"]) == 2
     assert "region_shape" in capsys.readouterr().err
     assert main(["--methods", "adam", "--option", "ball"]) == 2
-    assert "use NAME=VALUE" in capsys.readouterr().err
+    assert "write KEY=VALUE" in capsys.readouterr().err
 
 
 def test_the_ball_penalty_point_turns_with_the_minimiser():

@@ -45,7 +45,7 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +60,7 @@ from ..search.action_config import BOWL_MODEL, SYNTHETIC_ACTION, ActionConfig
 from ..search.local import torch_threads
 from ..systems.base import System
 from ..threads import blas_threads
+from .many import parse_options
 from .warmup import warm_up
 
 
@@ -427,17 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_option(text: str) -> Tuple[str, Any]:
-    """``NAME=VALUE`` with VALUE read as JSON where it parses (numbers, booleans), else as a string."""
-    if "=" not in text:
-        raise ValueError(f"--option {text!r}: use NAME=VALUE")
-    name, value = text.split("=", 1)
-    try:
-        return name.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return name.strip(), value
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the benchmark from command-line arguments; returns an exit code."""
     args = build_parser().parse_args(argv)
@@ -455,7 +445,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             max_rounds=args.max_rounds,
             rotated=args.rotate,
             device=args.device,
-            options=dict(_parse_option(o) for o in args.option),
+            options=parse_options(args.option),
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
