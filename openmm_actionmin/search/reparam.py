@@ -258,7 +258,6 @@ class HessianProducts:
         self.x0 = x0.detach().to(device=oracle.device, dtype=torch.float64).reshape(-1)
         self.dim = self.x0.numel()
         self.force_calls = 0
-        self._grad = None
 
     def _check_time(self) -> None:
         if self.deadline is not None and time.perf_counter() > self.deadline:
