@@ -14,6 +14,7 @@ from openmm_actionmin.search.steps import (
     AngularMove,
     ClusterStep,
     Container,
+    ExchangeMove,
     Metropolis,
     MinimaDatabase,
     RandomDisplacement,
@@ -164,6 +165,35 @@ def test_proposals():
     assert torch.allclose(moved_r, r_max)
     mixed = ClusterStep(angular_prob=1.0).propose(x, size, gen)
     assert (((mixed - x).norm(dim=-1) > 1e-12).sum(dim=1) == 1).all()
+
+
+def test_exchange_move_swaps_atoms_of_different_types():
+    gen = torch.Generator().manual_seed(0)
+    types = [0, 0, 0, 0, 1, 1]
+    x = torch.randn(5, 6, 3, dtype=torch.float64, generator=gen)
+    z = ExchangeMove(types, n_swaps=1).propose(x, torch.full((5,), 0.3, dtype=torch.float64), gen)
+    moved = (z - x).norm(dim=-1) > 1e-12
+    assert (moved.sum(dim=1) == 2).all()  # one pair per walker
+    t = torch.tensor(types)
+    for k in range(5):
+        i, j = moved[k].nonzero()[:, 0].tolist()
+        assert t[i] != t[j]
+        assert torch.equal(z[k, i], x[k, j]) and torch.equal(z[k, j], x[k, i])
+    # the geometry (the set of sites) is unchanged
+    assert torch.allclose(torch.sort(z.reshape(5, -1), dim=1).values, torch.sort(x.reshape(5, -1), dim=1).values)
+    always = ClusterStep(exchange_prob=1.0, exchange=ExchangeMove(types)).propose(x, torch.zeros(5, dtype=torch.float64), gen)
+    assert (((always - x).norm(dim=-1) > 1e-12).sum(dim=1) == 2).all()
+    with pytest.raises(ValueError, match="at least two types"):
+        ExchangeMove([0, 0, 0])
+
+
+def test_exchange_default_follows_the_system():
+    binary = basin_hopping(binary_lj(6, 3), BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=2))
+    assert binary.extra["config"]["exchange_prob"] is None and np.isfinite(binary.energy)
+    with pytest.raises(ValueError, match="one atom type, so there is nothing to exchange"):
+        basin_hopping(lj_cluster(7), BasinHoppingConfig(n_walkers=2, budget_s=None, max_steps=1, exchange_prob=0.2))
+    with pytest.raises(ValueError, match="exchange_prob must be in"):
+        BasinHoppingConfig(exchange_prob=1.5)
 
 
 def test_minima_database_deduplicates():

@@ -53,8 +53,8 @@ from .compression import CompressedOracle, TwoPhaseQuench
 from .hopping import BasinHoppingLoop, LoopSettings
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
 from .local import torch_threads
-from .steps import (AdaptiveStepSize, BatchPolish, BatchQuench, ClusterProposal, ClusterStep, Container, GoWithTheWinners,
-                    Metropolis, MinimaDatabase)
+from .steps import (AdaptiveStepSize, BatchPolish, BatchQuench, ClusterProposal, ClusterStep, Container, ExchangeMove,
+                    GoWithTheWinners, Metropolis, MinimaDatabase)
 
 
 @dataclasses.dataclass
@@ -71,6 +71,11 @@ class BasinHoppingConfig:
         adapt_interval: Hops between step-size adjustments.
         angular_prob: Probability of an angular (surface) move instead of a
             random displacement (clusters only).
+        exchange_prob: Probability of an exchange move (two atoms of
+            different types swap places, :class:`~.steps.ExchangeMove`)
+            instead of the other moves; ``None`` picks the default for the
+            system (see ``docs/decisions.md``): 0 for one-component clusters,
+            where there is nothing to exchange.
         reseed_interval: Every this many hops of a walker, if its current
             energy is among the highest ``reseed_fraction`` of all walkers,
             it restarts from one of the ``reseed_pool`` lowest distinct minima
@@ -128,6 +133,7 @@ class BasinHoppingConfig:
     target_acceptance: float = 0.5
     adapt_interval: int = 10
     angular_prob: float = 0.5
+    exchange_prob: Optional[float] = None
     reseed_interval: int = 10
     reseed_fraction: float = 0.25
     reseed_pool: int = 8
@@ -170,6 +176,8 @@ class BasinHoppingConfig:
                              f"{self.compression_fmax}")
         if not 0 <= self.angular_prob <= 1:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
+        if self.exchange_prob is not None and not 0 <= self.exchange_prob <= 1:
+            raise ValueError(f"exchange_prob must be in [0, 1], got {self.exchange_prob}")
         if not 0 <= self.lattice_starts <= self.n_walkers or self.lattice_restarts < 1:
             raise ValueError(f"lattice_starts must be in [0, n_walkers={self.n_walkers}] and lattice_restarts >= 1, "
                              f"got {self.lattice_starts} and {self.lattice_restarts}")
@@ -222,6 +230,23 @@ def basin_hopping(
         return _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database)
 
 
+#: Exchange-move probability of multi-component clusters when ``exchange_prob`` is ``None``.
+DEFAULT_EXCHANGE_PROB = 0.1
+
+
+def _default_step(system: System, cfg: BasinHoppingConfig) -> ClusterStep:
+    """The cluster step of ``cfg``: displacement, angular and (multi-component) exchange moves."""
+    kinds = len(set(system.types)) if system.types else 1
+    prob = cfg.exchange_prob
+    if prob is None:
+        prob = DEFAULT_EXCHANGE_PROB if kinds > 1 else 0.0
+    if prob > 0 and kinds < 2:
+        raise ValueError(f"exchange_prob={prob}: {system.name} has one atom type, so there is nothing to exchange; "
+                         "leave exchange_prob unset or 0")
+    exchange = ExchangeMove(system.types) if prob > 0 else None
+    return ClusterStep(angular_prob=cfg.angular_prob, exchange_prob=prob, exchange=exchange)
+
+
 def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -> Result:
     if not system.is_atomic:
         raise ValueError(f"basin_hopping works on atomic systems ([B, N, 3]); {system.name} is a [B, D] function")
@@ -231,7 +256,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     b = cfg.n_walkers
     dev = oracle.device
     gen = torch.Generator().manual_seed(int(cfg.seed))
-    step = step or ClusterStep(angular_prob=cfg.angular_prob)
+    step = step or _default_step(system, cfg)
     acceptance = acceptance or Metropolis(cfg.temperature)
     step_rule = step_rule or AdaptiveStepSize(target=cfg.target_acceptance, interval=cfg.adapt_interval)
     database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if system.types and len(set(system.types)) > 1 else None)

@@ -104,19 +104,70 @@ class AngularMove:
         return new
 
 
+class ExchangeMove:
+    """Swap the positions of atoms of different types (binary and multi-component clusters).
+
+    Each proposal exchanges ``n_swaps`` random pairs of atoms whose types
+    differ, leaving the geometry as it is: the combinatorial half of a
+    multi-component cluster's search (which site holds which element), which
+    displacements reach only by melting the cluster. The field's "exchange"
+    or "swap" move for binary Lennard-Jones clusters.
+
+    Args:
+        types: Atom type index per atom ``[N]``; at least two types.
+        n_swaps: Pairs exchanged per proposal.
+
+    Raises:
+        ValueError: fewer than two types, or ``n_swaps < 1``.
+    """
+
+    def __init__(self, types: Sequence[int], n_swaps: int = 1) -> None:
+        self.types = torch.as_tensor(list(types), dtype=torch.long)
+        if int(torch.unique(self.types).numel()) < 2:
+            raise ValueError("an exchange move needs atoms of at least two types")
+        if n_swaps < 1:
+            raise ValueError(f"n_swaps must be >= 1, got {n_swaps}")
+        self.n_swaps = int(n_swaps)
+
+    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """New configurations ``[k, N, 3]`` (``step_size`` is unused)."""
+        k, n, _ = x.shape
+        if self.types.numel() != n:
+            raise ValueError(f"exchange move: {self.types.numel()} types for {n} atoms")
+        new = x.clone()
+        for _ in range(self.n_swaps):
+            i = torch.randint(n, (k,), generator=generator)
+            # a partner of another type than atom i, uniform among them
+            other = (self.types[None, :] != self.types[i][:, None]).to(torch.float64)
+            j = torch.multinomial(other, 1, generator=generator)[:, 0]
+            rows = torch.arange(k)
+            xi = new[rows, i.to(x.device)].clone()
+            new[rows, i.to(x.device)] = new[rows, j.to(x.device)]
+            new[rows, j.to(x.device)] = xi
+        return new
+
+
 @dataclasses.dataclass
 class ClusterStep:
-    """Random displacement, replaced by an angular move with probability ``angular_prob``.
+    """Random displacement, replaced by an angular or an exchange move with their probabilities.
+
+    Each walker's proposal is an exchange move with probability
+    ``exchange_prob`` (when ``exchange`` is set), else an angular move with
+    probability ``angular_prob``, else a random displacement.
 
     Attributes:
         angular_prob: Probability that a walker's proposal is an angular move.
         angular: The :class:`AngularMove` used.
         displacement: The :class:`RandomDisplacement` used.
+        exchange_prob: Probability that a walker's proposal is an exchange move.
+        exchange: The :class:`ExchangeMove` used (``None``: no exchanges).
     """
 
     angular_prob: float = 0.0
     angular: AngularMove = dataclasses.field(default_factory=AngularMove)
     displacement: RandomDisplacement = dataclasses.field(default_factory=RandomDisplacement)
+    exchange_prob: float = 0.0
+    exchange: Optional[ExchangeMove] = None
 
     def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """New configurations ``[k, N, 3]``."""
@@ -125,6 +176,10 @@ class ClusterStep:
             pick = _rand((x.shape[0],), generator, x) < self.angular_prob
             if bool(pick.any()):
                 out[pick] = self.angular.propose(x[pick], step_size[pick], generator)
+        if self.exchange is not None and self.exchange_prob > 0:
+            pick = _rand((x.shape[0],), generator, x) < self.exchange_prob
+            if bool(pick.any()):
+                out[pick] = self.exchange.propose(x[pick], step_size[pick], generator)
         return out
 
 
