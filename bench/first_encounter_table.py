@@ -65,6 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--notes", default="")
     parser.add_argument("--skip", default="", help="comma-separated methods whose rows are left out")
+    parser.add_argument("--keep", default=None, help="an earlier table of this script: its rows for (target, method) "
+                        "pairs the raw files do not have are kept, with its commands")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
@@ -87,12 +89,19 @@ def main(argv: Optional[List[str]] = None) -> int:
                      None if mean_c is None else int(mean_c), None if med_c is None else int(med_c),
                      None if min_c is None else int(min_c), None if max_c is None else int(max_c),
                      mean_t, med_t, round(statistics.median(energies), 6) if energies else None])
+    commands = list(args.commands)
+    if args.keep:
+        kept = json.loads(Path(args.keep).read_text())
+        have = {(r[0], r[1]) for r in rows} | {(r[0], r[1]) for r in GMIN_ANCHORS}
+        rows.extend(r for r in kept["rows"] if (r[0], r[1]) not in have)
+        commands += [c for c in kept["command"] if not c.startswith("python bench/first_encounter_table.py")]
     rows.extend(GMIN_ANCHORS)
     order = {t: i for i, t in enumerate(["LJ38", "LJ55", "LJ75", "LJ98", "LJ102", "BLJ100"])}
     rows.sort(key=lambda r: (order.get(r[0], 99), r[0]))
     table = {
         "title": args.title,
-        "command": list(args.commands) + [f"python bench/first_encounter_table.py {' '.join(args.raw)} ..."],
+        "command": commands + [f"python bench/first_encounter_table.py {' '.join(args.raw)} ..."
+                               + (f" --keep {args.keep}" if args.keep else "")],
         "date": date.today().isoformat(),
         "commit": git_commit(),
         "machine": args.machine,

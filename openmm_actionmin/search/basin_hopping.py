@@ -85,7 +85,9 @@ class BasinHoppingConfig:
         reseed_fraction: Fraction of walkers eligible for reseeding.
         reseed_pool: Number of lowest distinct minima to reseed from.
         quench_method: ``"lbfgs"`` or ``"fire"``.
-        quench_fmax: Quench convergence threshold (largest per-atom force).
+        quench_fmax: Quench convergence threshold (largest per-atom force;
+            the best structure is polished to ``polish_fmax`` at the end; why
+            1e-2: ``docs/decisions.md``).
         quench_max_steps: Oracle evaluations per quench before it is abandoned
             (the hop is then rejected).
         quench_max_step: Largest atom displacement per quench step.
@@ -138,7 +140,7 @@ class BasinHoppingConfig:
     reseed_fraction: float = 0.25
     reseed_pool: int = 8
     quench_method: str = "lbfgs"
-    quench_fmax: float = 1e-3
+    quench_fmax: float = 1e-2
     quench_max_steps: int = 2000
     quench_max_step: float = 0.2
     compression: float = 1.0
