@@ -30,6 +30,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw", nargs="+", help="outputs of actionmin bench synthetic --json")
     parser.add_argument("--unrotated", default=None, help="a results table whose shifted rows go beside")
+    parser.add_argument("--keep", default=None, help="an earlier table of this script: its rotated rows for "
+                        "methods the raw files do not have are kept, with its commands")
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--out", required=True)
@@ -46,6 +48,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             key = (row["function"], bool(row.get("rotated", False)), label)
             runs.setdefault(key, {})[int(row["seed"])] = round(float(row["distance"]), 2)
             seeds.add(int(row["seed"]))
+    if args.keep:
+        table = json.loads(Path(args.keep).read_text())
+        cols = table["columns"]
+        kept = []
+        for old in table["rows"]:
+            rec = dict(zip(cols, old))
+            key = (rec["function"], rec["rotated"] == "yes", rec["method"])
+            if key[1] and key not in runs:
+                runs[key] = {int(c.split()[1]): rec[c] for c in cols if c.startswith("seed ") and rec[c] is not None}
+                seeds.update(runs[key])
+                kept.append(key)
+
+        def wrote_kept(command: str) -> bool:
+            return any(f"--functions {fn} " in command and all(part in command for part in label.split())
+                       for fn, _, label in kept)
+
+        commands += [c for c in table["command"] if wrote_kept(c) and c not in commands]
     seeds_sorted = sorted(seeds)
     rows = []
     functions = sorted({k[0] for k in runs})
