@@ -236,9 +236,11 @@ def _random_only(system: System, config: RunConfig) -> Result:
 
 
 def _scipy_basinhopping(system: System, config: RunConfig) -> Result:
-    from .search.baselines import ScipyBasinHoppingConfig, scipy_basinhopping
+    from .search.baselines import ScipyBasinHoppingConfig, ScipyClusterBasinHoppingConfig, scipy_basinhopping
 
-    opts = _options("scipy_basinhopping", target_kind(system), ScipyBasinHoppingConfig, config.options, _RESERVED)
+    kind = target_kind(system)
+    cls = ScipyClusterBasinHoppingConfig if kind == "cluster" else ScipyBasinHoppingConfig
+    opts = _options("scipy_basinhopping", kind, cls, config.options, _RESERVED)
     return scipy_basinhopping(system, config.budget_s, config.seed, **opts)
 
 
@@ -275,7 +277,7 @@ def _settings() -> Dict[str, Dict[str, type]]:
     """Method -> kind -> settings dataclass."""
     from .proteins import PeptideSettings
     from .search.action_config import ActionConfig
-    from .search.baselines import AdamMultistartConfig, CMAESConfig, ScipyBasinHoppingConfig
+    from .search.baselines import AdamMultistartConfig, CMAESConfig, ScipyBasinHoppingConfig, ScipyClusterBasinHoppingConfig
     from .search.basin_hopping import BasinHoppingConfig
     from .search.hybrid import HybridConfig
     from .search.reparam import PeptideReparamConfig, ReparamConfig
@@ -288,7 +290,7 @@ def _settings() -> Dict[str, Dict[str, type]]:
         "random_only": {"peptide": PeptideSettings, "function": ActionConfig},
         "openmm": {"peptide": PeptideSettings},
         "anneal": {"peptide": PeptideSettings},
-        "scipy_basinhopping": {"cluster": ScipyBasinHoppingConfig, "function": ScipyBasinHoppingConfig},
+        "scipy_basinhopping": {"cluster": ScipyClusterBasinHoppingConfig, "function": ScipyBasinHoppingConfig},
         "adam": {"function": AdamMultistartConfig},
         "cma": {"function": CMAESConfig},
         "reparam": {"cluster": ReparamConfig, "peptide": PeptideReparamConfig},
@@ -308,7 +310,7 @@ _TABLE = (
      ("peptide", "function"), _random_only, True),
     ("openmm", "OpenMM's LocalEnergyMinimizer (L-BFGS) from the prepared input", ("peptide",), _peptide("openmm"), False),
     ("anneal", "OpenMM Langevin simulated annealing to 0 K, then LocalEnergyMinimizer", ("peptide",), _peptide("anneal"), False),
-    ("scipy_basinhopping", "SciPy's basinhopping with bounded L-BFGS-B quenches", ("cluster", "function"), _scipy_basinhopping, False),
+    ("scipy_basinhopping", "SciPy's basinhopping with L-BFGS-B quenches (bounded to the box on functions)", ("cluster", "function"), _scipy_basinhopping, False),
     ("adam", "Adam from many uniform starts over a sweep of learning rates", ("function",), _adam, False),
     ("cma", "CMA-ES (the cma package) with box bounds", ("function",), _cma, False),
     ("reparam", "Adam on a reparametrisation by the Hessian's slow modes (linear) or a graph network on them, then L-BFGS",

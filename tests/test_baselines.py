@@ -107,6 +107,22 @@ def test_basinhopping_and_cma_find_the_convex_minimum_within_budget():
     assert es.extra["generations"] > 10
 
 
+def test_scipy_basinhopping_on_a_cluster_is_unbounded_and_stops_at_the_reference():
+    from openmm_actionmin import minimize
+    from openmm_actionmin.systems import lj_cluster
+
+    system = lj_cluster(13)
+    bh = scipy_basinhopping(system, 30.0, seed=0)
+    assert bh.extra["success"] is True and bh.energy == pytest.approx(-44.326801, abs=1e-4)
+    assert bh.extra["time_to_target_s"] < 30.0 and bh.wall_s < 30.0  # stopped at the target, not the budget
+    assert bh.extra["config"] == {"temperature": 0.8, "step_size": 0.4, "local_maxiter": None, "target_tolerance": 1e-4}
+    # the registry passes cluster settings, and refuses the function ones
+    run = minimize(lj_cluster(7), method="scipy_basinhopping", budget_s=1.0, seed=0, temperature=0.5)
+    assert run.extra["config"]["temperature"] == 0.5
+    with pytest.raises(ValueError, match="step_fraction"):
+        minimize(lj_cluster(7), method="scipy_basinhopping", budget_s=1.0, step_fraction=0.1)
+
+
 def test_config_or_fields_not_both_and_configs_are_not_interchangeable():
     system = quadratic_system()
     bh = scipy_basinhopping(system, 0.5, seed=0, local_maxiter=20)

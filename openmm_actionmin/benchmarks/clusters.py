@@ -46,7 +46,8 @@ Bench-only peers (other programs' basin hopping, not methods of this package;
 * ``scipy_basinhopping_unbounded``: ``scipy.optimize.basinhopping`` as it is
   usually called on clusters: unbounded L-BFGS-B quench with our torch energy
   and gradient (the same oracle), T = 0.8, step 0.4, stopped by its callback
-  at the reference energy or the budget.
+  at the reference energy or the budget: the registry's ``scipy_basinhopping``
+  on a cluster, from the start every method of the seed gets.
 * ``ase_basinhopping``: ``ase.optimize.basin.BasinHopping`` with ASE's
   ``LennardJones`` calculator (rc = 100 sigma, unsmoothed, so energies match
   the uncut model to ~1e-9), LBFGS quench to fmax 1e-3 (at most 2000 steps), temperature 0.8:
@@ -279,7 +280,8 @@ def _registry_runner(method: str) -> Callable[..., Dict[str, Any]]:
 
 
 def run_scipy_basinhopping_unbounded(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
-    """Bench-only peer: ``scipy.optimize.basinhopping`` (unbounded L-BFGS-B, T = 0.8, step 0.4) on our oracle; one row."""
+    """``scipy.optimize.basinhopping`` called as on clusters (unbounded L-BFGS-B, T = 0.8, step 0.4), the registry's
+    ``scipy_basinhopping`` on a cluster, from the start every method of the seed gets; one row."""
     from scipy.optimize import basinhopping
 
     oracle = system.oracle

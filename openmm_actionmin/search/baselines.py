@@ -271,6 +271,28 @@ class ScipyBasinHoppingConfig:
     local_maxiter: int = 200
 
 
+@dataclasses.dataclass
+class ScipyClusterBasinHoppingConfig:
+    """Settings of :func:`scipy_basinhopping` on clusters, as it is usually called there.
+
+    Reduced units (epsilon, sigma); quenches are unbounded L-BFGS-B, steps
+    are SciPy's own uniform displacements of every coordinate (adapted by
+    SciPy towards a 50 % acceptance).
+
+    Attributes:
+        temperature: Metropolis temperature T (epsilon).
+        step_size: Initial half-width of the displacement (sigma).
+        local_maxiter: L-BFGS-B iterations per quench (``None``: SciPy's default).
+        target_tolerance: The run stops when a quenched energy is within this
+            of the system's reference energy (if it has one).
+    """
+
+    temperature: float = 0.8
+    step_size: float = 0.4
+    local_maxiter: Optional[int] = None
+    target_tolerance: float = 1e-4
+
+
 class _BoxStep:
     """Uniform random displacement clipped to the box (scipy adapts ``stepsize``).
 
@@ -289,25 +311,32 @@ class _BoxStep:
 def scipy_basinhopping(
     system: System, budget_s: float, seed: int = 0, config: Optional[ScipyBasinHoppingConfig] = None, **kwargs: Any
 ) -> Result:
-    """``scipy.optimize.basinhopping`` with bounded L-BFGS-B quenches on the true energy.
+    """``scipy.optimize.basinhopping`` with L-BFGS-B quenches on the true energy.
 
     Runs from one uniform start until the budget is spent (checked at every
     energy evaluation); if scipy stops on its own, it restarts from a new
-    uniform start. The answer is the lowest energy evaluated.
+    uniform start. The answer is the lowest energy evaluated. On a function
+    the quenches are bounded to the box and steps are clipped to it
+    (:class:`ScipyBasinHoppingConfig`); on a cluster it is called as it usually
+    is there: unbounded quenches, SciPy's own steps, a stop at the reference
+    energy (:class:`ScipyClusterBasinHoppingConfig`).
 
     Args:
         system: The landscape.
         budget_s: Wall-clock budget in seconds.
         seed: Seed of the start and the steps.
-        config: Settings (defaults if ``None``).
-        **kwargs: Fields of :class:`ScipyBasinHoppingConfig` (only without
-            ``config``).
+        config: Settings (defaults if ``None``): a
+            :class:`ScipyBasinHoppingConfig` for functions, a
+            :class:`ScipyClusterBasinHoppingConfig` for clusters.
+        **kwargs: Fields of that config (only without ``config``).
 
     Returns:
         A :class:`Result` (method ``"scipy_basinhopping"``).
     """
     from scipy.optimize import basinhopping
 
+    if system.is_atomic:
+        return _scipy_cluster_basinhopping(system, budget_s, seed, _make_config(ScipyClusterBasinHoppingConfig, config, kwargs))
     cfg = _make_config(ScipyBasinHoppingConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
@@ -359,6 +388,53 @@ def scipy_basinhopping(
     return tracker.result("scipy_basinhopping", seed, tracker.best_z, tracker.best_energy,
                           {"quenches": quenches[0], "restarts": restarts, "final_stepsize": step.stepsize,
                            "config": dataclasses.asdict(cfg)})
+
+
+def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg: ScipyClusterBasinHoppingConfig) -> Result:
+    """:func:`scipy_basinhopping` on a cluster (see there)."""
+    from scipy.optimize import basinhopping
+
+    tracker = _Tracker(system, budget_s)
+    space = system.space
+    dtype = space.lower.dtype
+    gen = torch.Generator().manual_seed(int(seed))
+    rng = np.random.default_rng(int(seed))
+    target = system.reference_energy
+    state = {"quenches": 0, "restarts": 0, "time_to_target_s": None, "force_calls_to_target": None}
+    options = {} if cfg.local_maxiter is None else {"maxiter": cfg.local_maxiter}
+
+    def fun(x: np.ndarray):
+        if tracker.out_of_time():
+            raise _BudgetExhausted
+        z = torch.as_tensor(x, dtype=dtype).reshape(1, -1).to(space.lower.device)
+        e, g = _energy_and_grad(system, z, tracker)
+        tracker.row(quenches=state["quenches"])
+        return float(e[0]), g[0].cpu().numpy().astype(np.float64)
+
+    def callback(x, f, accept):
+        state["quenches"] += 1
+        if target is not None and f <= target + cfg.target_tolerance:
+            state["time_to_target_s"], state["force_calls_to_target"] = tracker.elapsed(), tracker.force_calls()
+            return True
+        return tracker.out_of_time()
+
+    try:
+        while not tracker.out_of_time() and state["time_to_target_s"] is None:
+            x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
+            basinhopping(fun, x0, niter=10**9, T=cfg.temperature, stepsize=cfg.step_size,
+                         minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": options},
+                         callback=callback, rng=rng)
+            state["restarts"] += 1
+    except _BudgetExhausted:
+        pass
+    if tracker.best_z is None:
+        _energy(system, space.sample(1, generator=gen), tracker)
+    tracker.row(force=True, quenches=state["quenches"])
+    success = None if target is None else bool(tracker.best_energy <= target + cfg.target_tolerance)
+    return tracker.result("scipy_basinhopping", seed, tracker.best_z, tracker.best_energy,
+                          {"quenches": state["quenches"], "restarts": state["restarts"], "success": success,
+                           "target_energy": target, "time_to_target_s": state["time_to_target_s"],
+                           "force_calls_to_target": state["force_calls_to_target"], "config": dataclasses.asdict(cfg)})
 
 
 # ------------------------------------------------------------------ CMA-ES
