@@ -48,6 +48,11 @@ def _read(path: Path) -> List[Dict[str, Any]]:
             for r in json.loads(path.read_text())]
 
 
+def _budget(runs: str) -> float:
+    """The budget of a table row's "runs" cell ("100 x 60 s"; published rows last)."""
+    return float(runs.split(" x ")[1].split()[0]) if " x " in runs else float("inf")
+
+
 def _stats(values: List[float], digits: int) -> Tuple[Optional[float], ...]:
     if not values:
         return None, None, None, None
@@ -69,14 +74,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "pairs the raw files do not have are kept, with its commands")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    groups: Dict[Tuple[str, str, float], List[Dict[str, Any]]] = {}
     for path in args.raw:
         for row in _read(Path(path)):
             if row["method"] in args.skip.split(","):
                 continue
-            groups.setdefault((row["target"], _label(row)), []).append(row)
+            groups.setdefault((row["target"], _label(row), float(row.get("budget_s") or 0)), []).append(row)
     rows = []
-    for (target, label), runs in groups.items():
+    for (target, label, _), runs in groups.items():
         budget = runs[0].get("budget_s")
         hits = [r for r in runs if r.get("success")]
         calls = [float(r["force_calls_to_target"]) for r in hits if r.get("force_calls_to_target") is not None]
@@ -92,12 +97,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     commands = list(args.commands)
     if args.keep:
         kept = json.loads(Path(args.keep).read_text())
-        have = {(r[0], r[1]) for r in rows} | {(r[0], r[1]) for r in GMIN_ANCHORS}
-        rows.extend(r for r in kept["rows"] if (r[0], r[1]) not in have)
+        have = {(r[0], r[1], r[2]) for r in rows} | {(r[0], r[1], r[2]) for r in GMIN_ANCHORS}
+        rows.extend(r for r in kept["rows"] if (r[0], r[1], r[2]) not in have)
         commands += [c for c in kept["command"] if not c.startswith("python bench/first_encounter_table.py")]
     rows.extend(GMIN_ANCHORS)
     order = {t: i for i, t in enumerate(["LJ38", "LJ55", "LJ75", "LJ98", "LJ102", "BLJ100"])}
-    rows.sort(key=lambda r: (order.get(r[0], 99), r[0]))
+    rows.sort(key=lambda r: (order.get(r[0], 99), r[0], _budget(r[2])))
     table = {
         "title": args.title,
         "command": commands + [f"python bench/first_encounter_table.py {' '.join(args.raw)} ..."
