@@ -139,11 +139,11 @@ class ExchangeMove:
             i = torch.randint(n, (k,), generator=generator)
             # a partner of another type than atom i, uniform among them
             other = (self.types[None, :] != self.types[i][:, None]).to(torch.float64)
-            j = torch.multinomial(other, 1, generator=generator)[:, 0]
-            rows = torch.arange(k)
-            xi = new[rows, i.to(x.device)].clone()
-            new[rows, i.to(x.device)] = new[rows, j.to(x.device)]
-            new[rows, j.to(x.device)] = xi
+            j = torch.multinomial(other, 1, generator=generator)[:, 0].to(x.device)
+            i, rows = i.to(x.device), torch.arange(k, device=x.device)
+            xi = new[rows, i].clone()
+            new[rows, i] = new[rows, j]
+            new[rows, j] = xi
         return new
 
 
