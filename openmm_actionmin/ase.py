@@ -202,13 +202,13 @@ def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_at
     lengths scale with ``nn_distance / 2^(1/6)`` (sigma of the LJ pair with that
     minimum) and the temperature is ``0.2 |energy_per_atom|`` (0.8 epsilon for
     an LJ cluster near its minimum); the compression constant scales as
-    energy / length^2.
+    energy / length^2 and force thresholds as energy / length.
 
     Args:
         n_atoms: Atom count.
         nn_distance: Median nearest-neighbour distance of a quenched structure.
         energy_per_atom: Its energy per atom.
-        fmax: The user's force threshold (quenches go to a tenth of it).
+        fmax: The user's force threshold (quenches go no looser than a tenth of it).
 
     Returns:
         Fields of :class:`~openmm_actionmin.search.basin_hopping.BasinHoppingConfig`.
@@ -222,7 +222,7 @@ def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_at
         "compression": defaults.compression * epsilon / scale ** 2,
         "compression_fmax": defaults.compression_fmax * epsilon / scale,
         "step_size": 0.4 * scale,
-        "quench_fmax": min(1e-3 * scale, 0.1 * fmax),
+        "quench_fmax": min(defaults.quench_fmax * epsilon / scale, 0.1 * fmax),
         "quench_max_step": 0.2 * scale,
         "container_radius": scale * Container.default_radius(n_atoms),
         "polish_fmax": 0.01 * fmax,
