@@ -183,7 +183,7 @@ class _TargetWatch:
 
 
 def run_registry_method(method: str, system: System, seed: int, budget_s: float, tol: float,
-                        options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                        options: Optional[Dict[str, Any]] = None, label: Optional[str] = None) -> Dict[str, Any]:
     """Run the registry's ``method`` on ``system`` from the run's random start; one row.
 
     Args:
@@ -194,6 +194,7 @@ def run_registry_method(method: str, system: System, seed: int, budget_s: float,
         tol: Success tolerance above the reference energy.
         options: Fields of the method's settings dataclass
             (``REGISTRY[method].settings_for("cluster")``).
+        label: The row's method name (default ``method``).
 
     Returns:
         The row (see the module docstring); basin-hopping rows also hold
@@ -220,7 +221,9 @@ def run_registry_method(method: str, system: System, seed: int, budget_s: float,
                        temperature=cfg["temperature"], quench_fmax=cfg["quench_fmax"], lattice_starts=cfg["lattice_starts"])
     if "action_s" in e:
         columns.update(action_s=e["action_s"], action_best_energy=e.get("action_best_energy"))
-    return _row(system, method, seed, budget_s, tol, best_energy=res.energy, t_gm=t_gm, calls_gm=calls_gm,
+    if "quenches" in e and "hops" not in e:
+        columns.update(hops=e["quenches"])
+    return _row(system, label or method, seed, budget_s, tol, best_energy=res.energy, t_gm=t_gm, calls_gm=calls_gm,
                 wall_s=res.wall_s, total_calls=res.force_calls, **columns)
 
 
@@ -280,40 +283,10 @@ def _registry_runner(method: str) -> Callable[..., Dict[str, Any]]:
 
 
 def run_scipy_basinhopping_unbounded(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
-    """``scipy.optimize.basinhopping`` called as on clusters (unbounded L-BFGS-B, T = 0.8, step 0.4), the registry's
-    ``scipy_basinhopping`` on a cluster, from the start every method of the seed gets; one row."""
-    from scipy.optimize import basinhopping
-
-    oracle = system.oracle
-    n = oracle.n_atoms
-    ref = system.reference_energy
-    calls0 = oracle.counters.force_calls
-    state = {"t_gm": None, "calls_gm": None, "best": math.inf, "hops": 0}
-
-    def fun(v: np.ndarray):
-        e, f = oracle.energy_and_forces(torch.from_numpy(v).reshape(1, n, 3))
-        return float(e[0]), -f.reshape(-1).numpy()
-
-    t0 = time.perf_counter()
-
-    def callback(x, f, accept):
-        state["hops"] += 1
-        state["best"] = min(state["best"], float(f))
-        if ref is not None and state["t_gm"] is None and f <= ref + tol:
-            state["t_gm"] = time.perf_counter() - t0
-            state["calls_gm"] = oracle.counters.force_calls - calls0
-            return True
-        return time.perf_counter() - t0 >= budget_s
-
-    x0 = _random_start(system, seed).numpy().ravel()
-    res = basinhopping(fun, x0, niter=10**9, T=0.8, stepsize=0.4, minimizer_kwargs={"method": "L-BFGS-B", "jac": True},
-                       callback=callback, seed=seed)
-    wall = time.perf_counter() - t0
-    best = min(state["best"], float(res.fun))
-    if ref is not None and state["t_gm"] is None and best <= ref + tol:  # the first quench hit it
-        state["t_gm"], state["calls_gm"] = wall, oracle.counters.force_calls - calls0
-    return _row(system, "scipy_basinhopping_unbounded", seed, budget_s, tol, best_energy=best, t_gm=state["t_gm"], calls_gm=state["calls_gm"],
-                wall_s=wall, total_calls=oracle.counters.force_calls - calls0, hops=state["hops"])
+    """The registry's ``scipy_basinhopping`` on a cluster (unbounded L-BFGS-B, T = 0.8, step 0.4), from the start
+    every method of the seed gets; one row."""
+    return run_registry_method("scipy_basinhopping", system, seed, budget_s, tol, {"target_tolerance": tol},
+                               label="scipy_basinhopping_unbounded")
 
 
 def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:

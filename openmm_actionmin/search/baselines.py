@@ -319,7 +319,8 @@ def scipy_basinhopping(
     the quenches are bounded to the box and steps are clipped to it
     (:class:`ScipyBasinHoppingConfig`); on a cluster it is called as it usually
     is there: unbounded quenches, SciPy's own steps, a stop at the reference
-    energy (:class:`ScipyClusterBasinHoppingConfig`).
+    energy (:class:`ScipyClusterBasinHoppingConfig`), from the system's
+    ``start_positions`` when it has them.
 
     Args:
         system: The landscape.
@@ -420,7 +421,10 @@ def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg:
 
     try:
         while not tracker.out_of_time() and state["time_to_target_s"] is None:
-            x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
+            if state["restarts"] == 0 and system.start_positions is not None:
+                x0 = system.start_positions.detach().reshape(-1).cpu().numpy().astype(np.float64)
+            else:
+                x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
             basinhopping(fun, x0, niter=10**9, T=cfg.temperature, stepsize=cfg.step_size,
                          minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": options},
                          callback=callback, rng=rng)
