@@ -17,6 +17,7 @@ from openmm_actionmin.search.steps import (
     ExchangeMove,
     Metropolis,
     MinimaDatabase,
+    OccasionalJumping,
     RandomDisplacement,
 )
 from openmm_actionmin.systems import binary_lj, lj_cluster
@@ -125,6 +126,38 @@ def test_metropolis():
     many_old = torch.zeros(20000, dtype=torch.float64)
     rate = hot.accept(torch.ones(20000, dtype=torch.float64), many_old, gen).double().mean().item()
     assert rate == pytest.approx(np.exp(-1.0), abs=0.02)
+
+
+def test_occasional_jumping_accepts_a_stuck_walkers_next_hops():
+    jumping = OccasionalJumping(Metropolis(temperature=0.0), stay=2, jump=2)
+    up, down = torch.tensor([1.0], dtype=torch.float64), torch.tensor([-1.0], dtype=torch.float64)
+    zero, inf = torch.zeros(1, dtype=torch.float64), torch.tensor([float("inf")], dtype=torch.float64)
+    # walker 0: two uphill hops rejected, then the next two are accepted whatever their energy
+    assert [bool(jumping.accept_rows([0], up, zero)[0]) for _ in range(2)] == [False, False]
+    assert bool(jumping.accept_rows([0], inf, zero)[0]) is False  # an invalid minimum is never taken
+    assert [bool(jumping.accept_rows([0], up, zero)[0]) for _ in range(3)] == [True, True, False]
+    assert jumping.jumps == 1
+    # walkers are counted apart, and an accepted hop resets the count
+    assert jumping.accept_rows([1, 2], torch.cat([up, down]), torch.cat([zero, zero])).tolist() == [False, True]
+    assert jumping.accept_rows([1, 2], torch.cat([up, up]), torch.cat([zero, zero])).tolist() == [False, False]
+    assert jumping.jumps == 2 and jumping.jumping[1] == 2 and jumping.rejected[2] == 1
+    restored = OccasionalJumping(Metropolis(temperature=0.0), stay=2, jump=2)
+    restored.load_state_dict(jumping.state_dict())
+    assert restored.accept_rows([1, 2], torch.cat([up, up]), torch.cat([zero, zero])).tolist() == [True, False]
+    assert restored.jumps == 3 and restored.jumping == {0: 0, 1: 1, 2: 2}
+    with pytest.raises(ValueError, match="stay >= 1"):
+        OccasionalJumping(Metropolis(), stay=0, jump=1)
+    with pytest.raises(ValueError, match="jump_after must be >= 0"):
+        BasinHoppingConfig(jump_after=-1)
+
+
+def test_jumping_runs_through_the_loop_and_its_checkpoint(tmp_path):
+    ckpt = tmp_path / "bh.ckpt"
+    cfg = BasinHoppingConfig(n_walkers=4, max_steps=30, budget_s=None, seed=1, jump_after=1, jump_hops=2, target_energy=-1e9,
+                             checkpoint_path=str(ckpt))
+    res = basin_hopping(lj_cluster(13), cfg)
+    assert res.extra["jumps"] > 0 and res.extra["config"]["jump_after"] == 1
+    assert ckpt.exists()
 
 
 def test_adaptive_step_size():

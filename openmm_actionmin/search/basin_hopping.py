@@ -15,7 +15,7 @@ This is a configuration of the one basin-hopping loop
 (:class:`~.hopping.BasinHoppingLoop`) with the cluster pieces of :mod:`.steps`:
 :class:`~.steps.ClusterProposal` (displacement and angular moves, adaptive
 step sizes, container), :class:`~.steps.BatchQuench`,
-:class:`~.steps.Metropolis`, :class:`~.steps.MinimaDatabase`,
+:class:`~.steps.Metropolis` (or :class:`~.steps.OccasionalJumping`), :class:`~.steps.MinimaDatabase`,
 :class:`~.steps.GoWithTheWinners` and :class:`~.steps.BatchPolish`; the step,
 acceptance, step-size rule and storage can be replaced through the keyword
 arguments of :func:`basin_hopping`. ``max_steps`` counts the hops of each
@@ -54,7 +54,7 @@ from .hopping import BasinHoppingLoop, LoopSettings
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
 from .local import torch_threads
 from .steps import (AdaptiveStepSize, BatchPolish, BatchQuench, ClusterProposal, ClusterStep, Container, ExchangeMove,
-                    GoWithTheWinners, Metropolis, MinimaDatabase)
+                    GoWithTheWinners, Metropolis, MinimaDatabase, OccasionalJumping)
 
 
 @dataclasses.dataclass
@@ -76,6 +76,11 @@ class BasinHoppingConfig:
             instead of the other moves; ``None`` picks the default for the
             system (see ``docs/decisions.md``): 0 for one-component clusters,
             where there is nothing to exchange.
+        jump_after: Occasional jumping (:class:`~.steps.OccasionalJumping`):
+            after this many consecutive rejected hops a walker accepts its
+            next ``jump_hops`` hops whatever their energy; 0 (the default):
+            plain Metropolis (why: ``docs/decisions.md``).
+        jump_hops: Hops of a jump.
         reseed_interval: Every this many hops of a walker, if its current
             energy is among the highest ``reseed_fraction`` of all walkers,
             it restarts from one of the ``reseed_pool`` lowest distinct minima
@@ -136,6 +141,8 @@ class BasinHoppingConfig:
     adapt_interval: int = 10
     angular_prob: float = 0.5
     exchange_prob: Optional[float] = None
+    jump_after: int = 0
+    jump_hops: int = 3
     reseed_interval: int = 10
     reseed_fraction: float = 0.25
     reseed_pool: int = 8
@@ -180,6 +187,9 @@ class BasinHoppingConfig:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if self.exchange_prob is not None and not 0 <= self.exchange_prob <= 1:
             raise ValueError(f"exchange_prob must be in [0, 1], got {self.exchange_prob}")
+        if self.jump_after < 0 or self.jump_hops < 1:
+            raise ValueError(f"jump_after must be >= 0 (0: no jumps) and jump_hops >= 1, got {self.jump_after} and "
+                             f"{self.jump_hops}")
         if not 0 <= self.lattice_starts <= self.n_walkers or self.lattice_restarts < 1:
             raise ValueError(f"lattice_starts must be in [0, n_walkers={self.n_walkers}] and lattice_restarts >= 1, "
                              f"got {self.lattice_starts} and {self.lattice_restarts}")
@@ -210,7 +220,8 @@ def basin_hopping(
         step: Proposal object with ``propose(x, step_size, generator)``
             (default :class:`~.steps.ClusterStep` with ``config.angular_prob``).
         acceptance: Object with ``accept(e_new, e_old, generator)`` (default
-            :class:`~.steps.Metropolis` at ``config.temperature``).
+            :class:`~.steps.Metropolis` at ``config.temperature``, inside
+            :class:`~.steps.OccasionalJumping` when ``config.jump_after`` > 0).
         step_rule: Step-size rule (default :class:`~.steps.AdaptiveStepSize`
             with the config's target; ignored if ``adaptive_step`` is off).
         database: Minima storage (default :class:`~.steps.MinimaDatabase`).
@@ -259,7 +270,10 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
     dev = oracle.device
     gen = torch.Generator().manual_seed(int(cfg.seed))
     step = step or _default_step(system, cfg)
-    acceptance = acceptance or Metropolis(cfg.temperature)
+    if acceptance is None:
+        acceptance = Metropolis(cfg.temperature)
+        if cfg.jump_after > 0:
+            acceptance = OccasionalJumping(acceptance, cfg.jump_after, cfg.jump_hops)
     step_rule = step_rule or AdaptiveStepSize(target=cfg.target_acceptance, interval=cfg.adapt_interval)
     database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if system.types and len(set(system.types)) > 1 else None)
     radius = Container.default_radius(n) if cfg.container_radius is None else float(cfg.container_radius)
@@ -346,6 +360,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
             "quench_failures": quench.failures,
             "evaporated": quench.evaporated,
             "reseeded": out.counters.get("reseeded", 0),
+            "jumps": getattr(acceptance, "jumps", 0),
             "minima_energies": database.energies,
             "final_step_sizes": proposal.step_size.cpu().tolist(),
             "n_walkers": b,

@@ -18,7 +18,9 @@ peptide moved by torsion pivots) lives only in the pieces:
   one configuration per step. Optional ``lowest()`` gives the lowest
   configuration still in flight, for a run in which no quench finished.
 * acceptance: ``accept(e_new [k], e_old [k], generator) -> bool [k]``
-  (:class:`~.steps.Metropolis`).
+  (:class:`~.steps.Metropolis`); a rule that keeps state per walker defines
+  ``accept_rows(rows, e_new, e_old, generator)`` instead, which the loop
+  then calls with the walkers' rows (:class:`~.steps.OccasionalJumping`).
 * storage: ``add(x, energy)``, ``minima``, ``state_dict()``,
   ``load_state_dict()`` (:class:`~.steps.MinimaDatabase`).
 * restart rule (optional): ``restart(walkers, finished, loop)`` after each
@@ -400,7 +402,10 @@ class BasinHoppingLoop:
         walkers = [w for w, _, _ in hops]
         e_new = torch.tensor([e for _, _, e in hops], dtype=torch.float64)
         e_old = torch.tensor([w.energy for w in walkers], dtype=torch.float64)
-        acc = self.acceptance.accept(e_new, e_old, self.generator).tolist()
+        if hasattr(self.acceptance, "accept_rows"):
+            acc = self.acceptance.accept_rows([w.index for w in walkers], e_new, e_old, self.generator).tolist()
+        else:
+            acc = self.acceptance.accept(e_new, e_old, self.generator).tolist()
         for (w, q, energy), ok in zip(hops, acc):
             if ok:
                 w.x, w.energy = q.x, energy

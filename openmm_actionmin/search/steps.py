@@ -214,6 +214,73 @@ class Metropolis:
         return (down | up) & torch.isfinite(e_new)
 
 
+class OccasionalJumping:
+    """Metropolis acceptance with occasional jumps (basin hopping with occasional jumping).
+
+    A walker whose last ``stay`` hops were all rejected is stuck in its funnel;
+    its next ``jump`` hops are accepted whatever their energy (an infinite
+    temperature), which carries it over the barrier, then it goes back to the
+    Metropolis rule. The idea is Iwamatsu and Okabe's (Chem. Phys. Lett. 399,
+    396, 2004); here the counters are per walker. Invalid (infinite) minima are
+    never accepted, not even in a jump.
+
+    Args:
+        metropolis: The rule between jumps.
+        stay: Consecutive rejections that trigger a jump (>= 1).
+        jump: Hops accepted unconditionally in a jump (>= 1).
+    """
+
+    def __init__(self, metropolis: Metropolis, stay: int, jump: int) -> None:
+        if stay < 1 or jump < 1:
+            raise ValueError(f"occasional jumping needs stay >= 1 and jump >= 1, got {stay} and {jump}")
+        self.metropolis = metropolis
+        self.stay, self.jump = int(stay), int(jump)
+        self.rejected: Dict[int, int] = {}
+        self.jumping: Dict[int, int] = {}
+        self.jumps = 0
+
+    @property
+    def temperature(self) -> float:
+        """The Metropolis temperature between jumps."""
+        return self.metropolis.temperature
+
+    def accept(self, e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Plain Metropolis (no walker identities, so no jumps)."""
+        return self.metropolis.accept(e_new, e_old, generator)
+
+    def accept_rows(self, rows: Sequence[int], e_new: torch.Tensor, e_old: torch.Tensor,
+                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Boolean ``[k]`` for the hops of walkers ``rows``: a jump's hops are accepted, the rest by Metropolis."""
+        acc = self.metropolis.accept(e_new, e_old, generator)
+        finite = torch.isfinite(e_new)
+        for i, row in enumerate(rows):
+            row = int(row)
+            if self.jumping.get(row, 0) > 0:
+                if bool(finite[i]):
+                    acc[i] = True
+                    self.jumping[row] -= 1
+                continue
+            if bool(acc[i]):
+                self.rejected[row] = 0
+                continue
+            self.rejected[row] = self.rejected.get(row, 0) + 1
+            if self.rejected[row] >= self.stay:
+                self.rejected[row] = 0
+                self.jumping[row] = self.jump
+                self.jumps += 1
+        return acc
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Counters, for checkpoints."""
+        return {"rejected": dict(self.rejected), "jumping": dict(self.jumping), "jumps": self.jumps}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.rejected = {int(k): int(v) for k, v in state["rejected"].items()}
+        self.jumping = {int(k): int(v) for k, v in state["jumping"].items()}
+        self.jumps = int(state["jumps"])
+
+
 # ---------------------------------------------------------------- step size
 @dataclasses.dataclass
 class AdaptiveStepSize:
