@@ -185,3 +185,24 @@ def test_constraints_and_periodic_cells_are_refused():
     atoms.pbc = True
     with pytest.raises(ValueError, match="atoms.pbc"):
         ActionMin(atoms)
+
+
+def test_scaled_settings_carry_each_quantity_in_its_own_units():
+    from openmm_actionmin.ase import scaled_basin_hopping_options
+    from openmm_actionmin.search.basin_hopping import BasinHoppingConfig
+
+    nn = 2 ** (1 / 6)
+    reduced = scaled_basin_hopping_options(38, nn, -4.0, fmax=1.0)
+    # an LJ cluster in reduced units gets the cluster defaults
+    defaults = BasinHoppingConfig()
+    assert reduced["quench_fmax"] == pytest.approx(defaults.quench_fmax)
+    assert reduced["temperature"] == pytest.approx(defaults.temperature)
+    assert reduced["step_size"] == pytest.approx(defaults.step_size)
+    # argon: lengths x 3.4 (Angstrom), energies x 0.0104 (eV); forces scale as energy / length
+    argon = scaled_basin_hopping_options(38, 3.4 * nn, -4.0 * 0.0104, fmax=1.0)
+    assert argon["step_size"] == pytest.approx(3.4 * reduced["step_size"])
+    assert argon["temperature"] == pytest.approx(0.0104 * reduced["temperature"])
+    assert argon["quench_fmax"] == pytest.approx(0.0104 / 3.4 * reduced["quench_fmax"])
+    assert argon["compression"] == pytest.approx(0.0104 / 3.4 ** 2 * reduced["compression"])
+    # never looser than a tenth of the user's fmax
+    assert scaled_basin_hopping_options(38, nn, -4.0, fmax=0.01)["quench_fmax"] == pytest.approx(1e-3)
