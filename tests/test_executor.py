@@ -181,6 +181,8 @@ def test_bench_many_help_example_runs_and_resumes(capsys, tmp_path, monkeypatch)
     assert parse_seeds("3") == [0, 1, 2] and parse_seeds("5-7") == [5, 6, 7] and parse_seeds("0,4-5,4") == [0, 4, 5]
     with pytest.raises(ValueError, match="--seeds"):
         parse_seeds("7-5")
+    with pytest.raises(ValueError, match="for seed 0 alone write 0-0"):
+        parse_seeds("0")
     assert parse_options(["max_steps=5", "quench_method=fire", "target_energy=null"]) == \
         {"max_steps": 5, "quench_method": "fire", "target_energy": None}
     with pytest.raises(SystemExit) as stop:

@@ -45,6 +45,8 @@ def parse_seeds(text: str) -> List[int]:
     """
     text = text.strip()
     if text.isdigit():
+        if int(text) == 0:
+            raise ValueError("--seeds 0 is a count of no seeds; for seed 0 alone write 0-0")
         return list(range(int(text)))
     seeds: List[int] = []
     for part in text.split(","):
