@@ -2,7 +2,7 @@
 """Turn ``actionmin bench synthetic --json`` outputs into one results table (bench/results schema).
 
 Rows: function, rotated or not, method (with the ``--option`` settings a run had), the
-distance to the global minimum per seed and its median. Unrotated rows of an existing results table (``--unrotated``, the same function,
+distance to the global minimum (or with ``--value energy``, the energy) per seed and its median. Unrotated rows of an existing results table (``--unrotated``, the same function,
 dimension and budget) can be put beside the rotated ones.
 
 Usage:
@@ -32,10 +32,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--unrotated", default=None, help="a results table whose shifted rows go beside")
     parser.add_argument("--keep", default=None, help="an earlier table of this script: its rotated rows for "
                         "methods the raw files do not have are kept, with its commands")
+    parser.add_argument("--value", choices=("distance", "energy"), default="distance",
+                        help="what a cell holds: the distance to the global minimum or the energy reached")
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.value == "energy" and (args.unrotated or args.keep):
+        parser.error("--value energy reads the raw files only: --unrotated and --keep tables hold distances")
     runs: Dict[Tuple[str, bool, str], Dict[int, float]] = {}
     commands = []
     seeds = set()
@@ -46,7 +50,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             options = row.get("options") or {}
             label = row["method"] + "".join(f" {k}={v}" for k, v in sorted(options.items()))
             key = (row["function"], bool(row.get("rotated", False)), label)
-            runs.setdefault(key, {})[int(row["seed"])] = round(float(row["distance"]), 2)
+            value = float(row[args.value])
+            runs.setdefault(key, {})[int(row["seed"])] = round(value, 2) if args.value == "distance" else float(f"{value:.4g}")
             seeds.add(int(row["seed"]))
     if args.keep:
         table = json.loads(Path(args.keep).read_text())
@@ -80,8 +85,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     for (fn, rotated, method), per_seed in sorted(runs.items()):
         values = [per_seed.get(s) for s in seeds_sorted]
         done = [v for v in values if v is not None]
-        rows.append([fn, "yes" if rotated else "no", method] + values
-                    + [round(statistics.median(done), 2) if done else None])
+        median = statistics.median(done) if done else None
+        if median is not None:
+            median = round(median, 2) if args.value == "distance" else float(f"{median:.4g}")
+        rows.append([fn, "yes" if rotated else "no", method] + values + [median])
     rows.sort(key=lambda r: (r[0], r[1], r[-1] if r[-1] is not None else float("inf")))
     out = {
         "title": args.title,
@@ -91,7 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": args.machine,
         "columns": ["function", "rotated", "method"] + [f"seed {s}" for s in seeds_sorted] + ["median"],
         "rows": rows,
-        "notes": ("Distance of the returned point to the global minimum (lower is better). Rotated: U(R (x - o)) "
+        "notes": (("Distance of the returned point to the global minimum" if args.value == "distance" else
+                   "Energy of the returned point (the global minimum is 0)") + " (lower is better). Rotated: U(R (x - o)) "
                   "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."),
     }
     write_table(args.out, out)
