@@ -35,6 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--value", choices=("distance", "energy"), default="distance",
                         help="what a cell holds: the distance to the global minimum or the energy reached")
     parser.add_argument("--title", required=True)
+    parser.add_argument("--note", default="", help="a sentence added to the table's notes (what the rows show)")
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
@@ -98,9 +99,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": args.machine,
         "columns": ["function", "rotated", "method"] + [f"seed {s}" for s in seeds_sorted] + ["median"],
         "rows": rows,
-        "notes": (("Distance of the returned point to the global minimum" if args.value == "distance" else
-                   "Energy of the returned point (the global minimum is 0)") + " (lower is better). Rotated: U(R (x - o)) "
-                  "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."),
+        "notes": (("Distance of the returned point to the global minimum (lower is better)" if args.value == "distance" else
+                   "Energy of the returned point (lower is better; the global minimum is 0)") + ". Rotated: U(R (x - o)) "
+                  "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."
+                  + (" " + args.note if args.note else "")),
     }
     write_table(args.out, out)
     print(json.dumps(rows))
