@@ -137,13 +137,14 @@ def _options(method: str, kind: str, settings: type, options: Dict[str, Any], re
 
 # -------------------------------------------------------------------- clusters
 def _basin_hopping(system: System, config: RunConfig, lattice: bool) -> Result:
-    from .search.basin_hopping import BasinHoppingConfig, basin_hopping
+    from .search.basin_hopping import BasinHoppingConfig, basin_hopping, system_defaults
     from .search.lattices import lattice_walkers
 
     name = "basin_hopping_lattice" if lattice else "basin_hopping"
     opts = _options(name, "cluster", BasinHoppingConfig, config.options, _RESERVED)
-    # a structure in its own units (an ase.Atoms) brings settings scaled to it; the user's win
-    opts = {**system.metadata.get("basin_hopping_options", {}), **opts}
+    # defaults for the kind of cluster, then settings scaled to a structure in its own units
+    # (an ase.Atoms); the user's win
+    opts = {**system_defaults(system), **system.metadata.get("basin_hopping_options", {}), **opts}
     if lattice:
         nn = opts.get("lattice_nn", system.metadata.get("nn_distance"))
         if nn is None:

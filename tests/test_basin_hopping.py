@@ -229,6 +229,21 @@ def test_exchange_default_follows_the_system():
         BasinHoppingConfig(exchange_prob=1.5)
 
 
+def test_walkers_and_compression_default_by_kind_of_cluster():
+    from openmm_actionmin import minimize
+    from openmm_actionmin.search.basin_hopping import default_config
+
+    assert (default_config(binary_lj(6, 3)).n_walkers, default_config(binary_lj(6, 3)).compression) == (4, 0.0)
+    assert (default_config(lj_cluster(9)).n_walkers, default_config(lj_cluster(9)).compression) == (16, 1.0)
+    run = minimize(binary_lj(6, 3), method="basin_hopping", budget_s=None, max_steps=2, seed=0)
+    assert run.extra["n_walkers"] == 4 and run.extra["config"]["compression"] == 0.0
+    # the user's settings win, through minimize() and the benchmark
+    run = minimize(binary_lj(6, 3), method="basin_hopping", budget_s=None, max_steps=2, seed=0, n_walkers=8, compression=1.0)
+    assert run.extra["n_walkers"] == 8 and run.extra["config"]["compression"] == 1.0
+    row = bench.run_basin_hopping(binary_lj(6, 3), 0, 2.0, 1e-4)
+    assert row["walkers"] == 4
+
+
 def test_minima_database_deduplicates():
     db = MinimaDatabase(max_size=3)
     rng = np.random.default_rng(0)

@@ -15,7 +15,7 @@ the command line:
 
 * ``basin_hopping``: batched basin hopping
   (:func:`openmm_actionmin.search.basin_hopping.basin_hopping`; ``--walkers``
-  B = 16, streamed batched L-BFGS quench, T = 0.8, step 0.4 adapted to 50 %
+  B = 16, 4 with one-phase quenches on clusters of several atom types, streamed batched L-BFGS quench, T = 0.8, step 0.4 adapted to 50 %
   acceptance, half of the proposals angular moves of the least-coordinated
   atom (``--angular-prob`` 0.5), the worst quarter of the walkers reseeded
   from the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
@@ -27,8 +27,10 @@ the command line:
   search, about 0.1-0.4 s, inside the timed budget). It uses prior knowledge
   of cluster packings, which the blind methods do not, so it is reported as
   a method of its own.
-* ``scipy_basinhopping``: SciPy's basinhopping with L-BFGS-B quenches bounded
-  to the system's box and steps clipped to it (the registry's settings).
+* ``scipy_basinhopping``: SciPy's basinhopping as the registry calls it on
+  clusters (unbounded L-BFGS-B, SciPy's own steps, T = 0.8, step 0.4);
+  ``scipy_basinhopping_unbounded`` is the same call under the name that
+  stored rows use.
 * ``action``: the PLNet action trainer (:mod:`openmm_actionmin.search.action`)
   for the whole budget, its candidates polished by L-BFGS.
 * ``hybrid``: the action trainer for ``--action-fraction`` of the budget, then
@@ -94,7 +96,7 @@ import torch
 from ..fileio import atomic_write_text
 from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
 from ..result import Result
-from ..search.basin_hopping import BasinHoppingConfig, basin_hopping
+from ..search.basin_hopping import BasinHoppingConfig, basin_hopping, default_config
 from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
 from ..systems.base import System
@@ -227,14 +229,17 @@ def run_registry_method(method: str, system: System, seed: int, budget_s: float,
                 wall_s=res.wall_s, total_calls=res.force_calls, **columns)
 
 
-def _bh_options(walkers: int, angular_prob: float, reseed_interval: int, temperature: float, quench_fmax: float,
+def _bh_options(walkers: Optional[int], angular_prob: float, reseed_interval: int, temperature: float, quench_fmax: float,
                 tol: float) -> Dict[str, Any]:
-    """BasinHoppingConfig fields of the benchmark's basin-hopping options."""
-    return dict(n_walkers=walkers, angular_prob=angular_prob, reseed_interval=reseed_interval, temperature=temperature,
+    """BasinHoppingConfig fields of the benchmark's basin-hopping options (``walkers=None``: the system's default)."""
+    opts = dict(angular_prob=angular_prob, reseed_interval=reseed_interval, temperature=temperature,
                 quench_fmax=quench_fmax, target_tolerance=tol)
+    if walkers is not None:
+        opts["n_walkers"] = walkers
+    return opts
 
 
-def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers, angular_prob: float = _BH.angular_prob,
+def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: Optional[int] = None, angular_prob: float = _BH.angular_prob,
                       starts: Optional[torch.Tensor] = None, reseed_interval: int = _BH.reseed_interval,
                       temperature: float = _BH.temperature, quench_fmax: float = _BH.quench_fmax, lattice_starts: int = 0,
                       **_) -> Dict[str, Any]:
@@ -247,12 +252,13 @@ def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, wa
     name = "basin_hopping_lattice" if lattice_starts else "basin_hopping"
     if starts is None:
         return run_registry_method(name, system, seed, budget_s, tol, opts)
-    cfg = BasinHoppingConfig(seed=seed, budget_s=budget_s, lattice_starts=lattice_walkers(walkers, lattice_starts), **opts)
+    cfg = default_config(system, seed=seed, budget_s=budget_s, **opts)
+    cfg = dataclasses.replace(cfg, lattice_starts=lattice_walkers(cfg.n_walkers, lattice_starts))
     res = basin_hopping(system, cfg, starts=starts)
     e = res.extra
     return _row(system, name, seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
                 calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
-                hops=e["hops"], walkers=walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
+                hops=e["hops"], walkers=cfg.n_walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
                 reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax, lattice_starts=cfg.lattice_starts)
 
 
@@ -262,12 +268,12 @@ def run_basin_hopping_lattice(system: System, seed: int, budget_s: float, tol: f
     return run_basin_hopping(system, seed, budget_s, tol, lattice_starts=LATTICE_STARTS, **settings)
 
 
-def run_registry_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: int = _BH.n_walkers,
+def run_registry_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: Optional[int] = None,
                         action_fraction: float = 0.3, angular_prob: float = _BH.angular_prob,
                         reseed_interval: int = _BH.reseed_interval, temperature: float = _BH.temperature,
                         quench_fmax: float = _BH.quench_fmax, **_) -> Dict[str, Any]:
     """The registry's ``hybrid`` with the benchmark's basin-hopping options; one row."""
-    stage = BasinHoppingConfig(**_bh_options(walkers, angular_prob, reseed_interval, temperature, quench_fmax, tol))
+    stage = default_config(system, **_bh_options(walkers, angular_prob, reseed_interval, temperature, quench_fmax, tol))
     return run_registry_method("hybrid", system, seed, budget_s, tol, {"action_fraction": action_fraction, "basin_hopping": stage})
 
 
@@ -426,8 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run in seconds (default 60)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
-    p.add_argument("--walkers", type=int, default=_BH.n_walkers,
-                   help=f"walkers of basin_hopping, basin_hopping_lattice and the hybrid's basin hopping (default {_BH.n_walkers})")
+    p.add_argument("--walkers", type=int, default=None,
+                   help=f"walkers of basin_hopping, basin_hopping_lattice and the hybrid's basin hopping (default {_BH.n_walkers}; "
+                        "4 on clusters of several atom types)")
     p.add_argument("--angular-prob", type=float, default=_BH.angular_prob,
                    help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})")
     p.add_argument("--reseed-interval", type=int, default=_BH.reseed_interval,

@@ -63,7 +63,9 @@ class BasinHoppingConfig:
 
     Attributes:
         n_walkers: Number of walkers B (why 16, and ``angular_prob`` 0.5:
-            ``docs/decisions.md``).
+            ``docs/decisions.md``; :func:`default_config` and every door
+            that runs a method by name use 4 on clusters of several atom
+            types, :data:`MULTICOMPONENT_DEFAULTS`).
         temperature: Metropolis temperature (energy units, k_B = 1).
         step_size: Initial half-width of the random displacement.
         adaptive_step: Adapt each walker's step size toward ``target_acceptance``.
@@ -100,7 +102,8 @@ class BasinHoppingConfig:
             (:mod:`.compression`): each quench first minimises
             ``U + k * sum_i |r_i - r_com|^2`` to ``compression_fmax``, then ``U``;
             hops are judged on ``U``. Energy / length^2 (reduced units for
-            clusters; why 1: ``docs/decisions.md``); 0: one-phase quenches.
+            clusters; why 1: ``docs/decisions.md``); 0: one-phase quenches
+            (the default on clusters of several atom types, as ``n_walkers``).
         compression_fmax: Convergence threshold of the compressed phase.
         container_radius: Radius of the confining sphere; ``None`` picks
             :meth:`~.steps.Container.default_radius`; ``0`` disables it.
@@ -211,7 +214,7 @@ def basin_hopping(
 
     Args:
         system: The system (oracle, search space, optional reference energy).
-        config: Settings (default :class:`BasinHoppingConfig`).
+        config: Settings (default :func:`default_config` of ``system``).
         starts: Optional start configurations ``[S, N, 3]`` with
             ``S <= n_walkers`` (e.g. PLNet candidates); the next
             ``config.lattice_starts`` walkers start from lattice-searched
@@ -238,13 +241,29 @@ def basin_hopping(
     Raises:
         ValueError: non-atomic system, or ``starts`` of the wrong shape.
     """
-    cfg = config or BasinHoppingConfig()
+    cfg = config or default_config(system)
     with torch_threads(cfg.num_threads):
         return _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database)
 
 
 #: Exchange-move probability of multi-component clusters when ``exchange_prob`` is ``None``.
 DEFAULT_EXCHANGE_PROB = 0.1
+
+#: Settings that differ from :class:`BasinHoppingConfig`'s defaults on clusters of several atom
+#: types (fewer walkers, one-phase quenches; why: ``docs/decisions.md``).
+MULTICOMPONENT_DEFAULTS: Dict[str, Any] = {"n_walkers": 4, "compression": 0.0}
+
+
+def system_defaults(system: System) -> Dict[str, Any]:
+    """The :class:`BasinHoppingConfig` fields whose default depends on ``system``: those of
+    :data:`MULTICOMPONENT_DEFAULTS` on a cluster of several atom types, none otherwise."""
+    kinds = len(set(system.types)) if system.types else 1
+    return dict(MULTICOMPONENT_DEFAULTS) if kinds > 1 else {}
+
+
+def default_config(system: System, **fields: Any) -> BasinHoppingConfig:
+    """:class:`BasinHoppingConfig` for ``system``: its :func:`system_defaults`, then ``fields``."""
+    return BasinHoppingConfig(**{**system_defaults(system), **fields})
 
 
 def _default_step(system: System, cfg: BasinHoppingConfig) -> ClusterStep:
