@@ -211,7 +211,7 @@ def _system_from_openmm(topology, openmm_system, positions) -> System:
 
 
 def _system_from_atoms(atoms) -> System:
-    from .ase import OracleCalculator, check_searchable_atoms, scaled_basin_hopping_options, structure_scales
+    from .ase import OracleCalculator, check_searchable_atoms, scaled_basin_hopping_options, species_types, structure_scales
     from .oracles.ase import ASEOracle
 
     check_searchable_atoms(atoms)
@@ -228,7 +228,8 @@ def _system_from_atoms(atoms) -> System:
     metadata = {"nn_distance": nn, "energy_per_atom": scales["energy_per_atom"],
                 "basin_hopping_options": scaled_basin_hopping_options(n, nn, scales["energy_per_atom"])}
     return System(name=atoms.get_chemical_formula(), oracle=oracle, space=space, start_positions=torch.as_tensor(x),
-                  symbols=list(atoms.get_chemical_symbols()), metadata=metadata)
+                  symbols=list(atoms.get_chemical_symbols()), types=species_types(atoms.get_chemical_symbols()),
+                  metadata=metadata)
 
 
 

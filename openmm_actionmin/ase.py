@@ -43,7 +43,7 @@ import dataclasses
 import math
 import warnings
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ from ase.optimize.optimize import Optimizer
 
 from .oracles.ase import ASEOracle, calculator_oracle
 from .oracles.base import ASE_UNITS, EnergyOracle
-from .search.basin_hopping import BasinHoppingConfig, basin_hopping
+from .search.basin_hopping import MULTICOMPONENT_DEFAULTS, BasinHoppingConfig, basin_hopping
 from .search.local import make_minimizer, minimize_batch
 from .search.steps import Container
 from .spaces import Box
@@ -113,6 +113,18 @@ def check_searchable_atoms(atoms) -> None:
         names = ", ".join(type(c).__name__ for c in atoms.constraints)
         raise ValueError(f"the Atoms object has constraints ({names}); a global search moves every atom freely: "
                          "remove them (del atoms.constraints)")
+
+
+def species_types(symbols: Sequence[str]) -> Optional[List[int]]:
+    """Atom types ``[N]`` for a structure of several elements (numbered in order of appearance).
+
+    Basin hopping then adds exchange moves and uses its multi-component defaults
+    (:func:`~openmm_actionmin.search.basin_hopping.system_defaults`). ``None``
+    for a structure of one element.
+    """
+    index: Dict[str, int] = {}
+    types = [index.setdefault(s, len(index)) for s in symbols]
+    return types if len(index) > 1 else None
 
 
 def _oracle_for(atoms, workers: int = 1) -> EnergyOracle:
@@ -261,7 +273,9 @@ class _GlobalOptimizer(Optimizer):
                 (default 10 with a batched oracle, 4 with a calculator evaluated
                 one configuration at a time).
             n_walkers: Parallel walkers of the batched search (default 16
-                with a batched oracle, 4 otherwise).
+                with a batched oracle, 4 otherwise and for a structure of
+                several elements, where exchange moves and one-phase
+                quenches are used as for any multi-component cluster).
             budget_s: Wall-clock seconds for the global rounds, counted from
                 the first step (``None``: no limit); local polishing follows.
             calculator_workers: Threads evaluating a calculator that has no
@@ -291,7 +305,10 @@ class _GlobalOptimizer(Optimizer):
         #: True when the oracle evaluates a whole batch at once (not one ASE calculation per configuration).
         self.batched = not isinstance(self.oracle, ASEOracle)
         self.hops_per_step = int(hops_per_step if hops_per_step is not None else (10 if self.batched else 4))
-        self.n_walkers = int(n_walkers if n_walkers is not None else (16 if self.batched else 4))
+        self.types = species_types(atoms.get_chemical_symbols())
+        if n_walkers is None:
+            n_walkers = 16 if self.batched and self.types is None else MULTICOMPONENT_DEFAULTS["n_walkers"]
+        self.n_walkers = int(n_walkers)
         self._started: Optional[float] = None
         super().__init__(atoms, restart=restart, logfile=logfile, trajectory=trajectory, **kwargs)
 
@@ -376,7 +393,8 @@ class _GlobalOptimizer(Optimizer):
         lower = np.tile(centre - half, n)
         upper = np.tile(centre + half, n)
         space = Box(torch.as_tensor(lower), torch.as_tensor(upper), (n, 3))
-        return System(name=self.atoms.get_chemical_formula(), oracle=self.oracle, space=space, reference_energy=self.target_energy)
+        return System(name=self.atoms.get_chemical_formula(), oracle=self.oracle, space=space, reference_energy=self.target_energy,
+                      types=self.types)
 
     def _search_config(self) -> BasinHoppingConfig:
         n = len(self.best_positions)
@@ -385,6 +403,8 @@ class _GlobalOptimizer(Optimizer):
             scaled["temperature"] = self.temperature
         if self.step_size is not None:
             scaled["step_size"] = self.step_size
+        if self.types is not None:
+            scaled["compression"] = MULTICOMPONENT_DEFAULTS["compression"]
         if not self.batched:
             # one ASE calculation per configuration: quenches only as tight as the user's fmax
             scaled["quench_fmax"] = max(scaled["quench_fmax"], self.fmax)

@@ -142,9 +142,9 @@ def _basin_hopping(system: System, config: RunConfig, lattice: bool) -> Result:
 
     name = "basin_hopping_lattice" if lattice else "basin_hopping"
     opts = _options(name, "cluster", BasinHoppingConfig, config.options, _RESERVED)
-    # defaults for the kind of cluster, then settings scaled to a structure in its own units
-    # (an ase.Atoms); the user's win
-    opts = {**system_defaults(system), **system.metadata.get("basin_hopping_options", {}), **opts}
+    # settings scaled to a structure in its own units (an ase.Atoms), then the defaults for the
+    # kind of cluster (unit-free: walkers, one-phase quenches); the user's win
+    opts = {**system.metadata.get("basin_hopping_options", {}), **system_defaults(system), **opts}
     if lattice:
         nn = opts.get("lattice_nn", system.metadata.get("nn_distance"))
         if nn is None:

@@ -206,3 +206,23 @@ def test_scaled_settings_carry_each_quantity_in_its_own_units():
     assert argon["compression"] == pytest.approx(0.0104 / 3.4 ** 2 * reduced["compression"])
     # never looser than a tenth of the user's fmax
     assert scaled_basin_hopping_options(38, nn, -4.0, fmax=0.01)["quench_fmax"] == pytest.approx(1e-3)
+
+
+def test_a_structure_of_two_elements_searches_with_exchange_moves():
+    from openmm_actionmin import minimize
+    from openmm_actionmin.ase import species_types
+    from openmm_actionmin.search.basin_hopping import MULTICOMPONENT_DEFAULTS
+
+    assert species_types(["Cu", "Au", "Cu"]) == [0, 1, 0] and species_types(["Ar"] * 3) is None
+    atoms = random_cluster("Cu", 8, 4.5, seed=2)
+    atoms.set_chemical_symbols(["Cu"] * 5 + ["Au"] * 3)
+    atoms.calc = EMT()
+    run = minimize(atoms, method="basin_hopping", budget_s=None, max_steps=3, seed=0)
+    assert run.extra["n_walkers"] == MULTICOMPONENT_DEFAULTS["n_walkers"]
+    assert run.extra["config"]["compression"] == 0.0 and run.energy <= atoms.get_potential_energy() + 1e-9
+    other = atoms.copy()
+    other.calc = EMT()
+    opt = BasinHoppingMin(other, global_steps=1, budget_s=2.0, seed=0, logfile=None)
+    opt.run(fmax=0.05, steps=5)
+    assert opt.types == [0] * 5 + [1] * 3 and opt._system().types == opt.types
+    assert opt._search_config().compression == 0.0 and opt.n_walkers == MULTICOMPONENT_DEFAULTS["n_walkers"]
