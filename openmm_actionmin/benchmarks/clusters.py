@@ -15,7 +15,8 @@ the command line:
 
 * ``basin_hopping``: batched basin hopping
   (:func:`openmm_actionmin.search.basin_hopping.basin_hopping`; ``--walkers``
-  B = 16, 4 with one-phase quenches on clusters of several atom types, streamed batched L-BFGS quench, T = 0.8, step 0.4 adapted to 50 %
+  B = 16, 4 with one-phase quenches on clusters of several atom types,
+  streamed batched L-BFGS quench, T = 0.8, step 0.4 adapted to 50 %
   acceptance, half of the proposals angular moves of the least-coordinated
   atom (``--angular-prob`` 0.5), the worst quarter of the walkers reseeded
   from the 8 lowest minima every ``--reseed-interval`` = 10 hops; ``--label``
