@@ -97,7 +97,7 @@ import torch
 from ..fileio import atomic_write_text
 from ..registry import METHODS as REGISTRY, METHODS_FOR, RunConfig
 from ..result import Result
-from ..search.basin_hopping import BasinHoppingConfig, basin_hopping, default_config
+from ..search.basin_hopping import BasinHoppingConfig, basin_hopping, default_config, is_multicomponent
 from ..search.lattices import DEFAULT_LATTICE_STARTS, lattice_walkers
 from ..search.local import torch_threads
 from ..systems.base import System
@@ -304,7 +304,7 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
 
     from ..structures import to_ase
 
-    if system.types is not None and len(set(system.types)) > 1 or getattr(system.oracle, "charges", None) is not None:
+    if is_multicomponent(system) or getattr(system.oracle, "charges", None) is not None:
         raise MethodUnavailable(f"ase_basinhopping supports single-component LJ only, not {system.name}")
 
     class BoundedLBFGS(LBFGS):

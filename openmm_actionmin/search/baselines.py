@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -308,6 +308,22 @@ class _BoxStep:
         return np.clip(x, self.lower, self.upper)
 
 
+def _scipy_objective(system: System, tracker: _Tracker, row_info: Callable[[], Dict[str, Any]]):
+    """SciPy's ``fun(x) -> (energy, gradient)`` on ``system``: counted by ``tracker``, a history row with
+    ``row_info()`` per call, :class:`_BudgetExhausted` once the budget is spent."""
+    space = system.space
+
+    def fun(x: np.ndarray):
+        if tracker.out_of_time():
+            raise _BudgetExhausted
+        z = torch.as_tensor(x, dtype=space.lower.dtype).reshape(1, -1).to(space.lower.device)
+        e, g = _energy_and_grad(system, z, tracker)
+        tracker.row(**row_info())
+        return float(e[0]), g[0].cpu().numpy().astype(np.float64)
+
+    return fun
+
+
 def scipy_basinhopping(
     system: System, budget_s: float, seed: int = 0, config: Optional[ScipyBasinHoppingConfig] = None, **kwargs: Any
 ) -> Result:
@@ -341,7 +357,6 @@ def scipy_basinhopping(
     cfg = _make_config(ScipyBasinHoppingConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
-    dtype = space.lower.dtype
     lower = space.lower.cpu().numpy().astype(np.float64)
     upper = space.upper.cpu().numpy().astype(np.float64)
     rng = np.random.default_rng(int(seed))
@@ -352,13 +367,7 @@ def scipy_basinhopping(
     step = _BoxStep(first_step, lower, upper, rng)
     quenches = [0]
 
-    def fun(x: np.ndarray):
-        if tracker.out_of_time():
-            raise _BudgetExhausted
-        z = torch.as_tensor(x, dtype=dtype).reshape(1, -1).to(space.lower.device)
-        e, g = _energy_and_grad(system, z, tracker)
-        tracker.row(quenches=quenches[0], stepsize=step.stepsize)
-        return float(e[0]), g[0].cpu().numpy().astype(np.float64)
+    fun = _scipy_objective(system, tracker, lambda: {"quenches": quenches[0], "stepsize": step.stepsize})
 
     def callback(x, f, accept):
         quenches[0] += 1
@@ -397,20 +406,13 @@ def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg:
 
     tracker = _Tracker(system, budget_s)
     space = system.space
-    dtype = space.lower.dtype
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(int(seed))
     target = system.reference_energy
     state = {"quenches": 0, "restarts": 0, "time_to_target_s": None, "force_calls_to_target": None}
     options = {} if cfg.local_maxiter is None else {"maxiter": cfg.local_maxiter}
 
-    def fun(x: np.ndarray):
-        if tracker.out_of_time():
-            raise _BudgetExhausted
-        z = torch.as_tensor(x, dtype=dtype).reshape(1, -1).to(space.lower.device)
-        e, g = _energy_and_grad(system, z, tracker)
-        tracker.row(quenches=state["quenches"])
-        return float(e[0]), g[0].cpu().numpy().astype(np.float64)
+    fun = _scipy_objective(system, tracker, lambda: {"quenches": state["quenches"]})
 
     def callback(x, f, accept):
         state["quenches"] += 1

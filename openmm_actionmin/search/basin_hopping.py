@@ -254,11 +254,15 @@ DEFAULT_EXCHANGE_PROB = 0.1
 MULTICOMPONENT_DEFAULTS: Dict[str, Any] = {"n_walkers": 4, "compression": 0.0}
 
 
+def is_multicomponent(system: System) -> bool:
+    """Whether ``system`` is a cluster of several atom types."""
+    return bool(system.types) and len(set(system.types)) > 1
+
+
 def system_defaults(system: System) -> Dict[str, Any]:
     """The :class:`BasinHoppingConfig` fields whose default depends on ``system``: those of
     :data:`MULTICOMPONENT_DEFAULTS` on a cluster of several atom types, none otherwise."""
-    kinds = len(set(system.types)) if system.types else 1
-    return dict(MULTICOMPONENT_DEFAULTS) if kinds > 1 else {}
+    return dict(MULTICOMPONENT_DEFAULTS) if is_multicomponent(system) else {}
 
 
 def default_config(system: System, **fields: Any) -> BasinHoppingConfig:
@@ -268,11 +272,11 @@ def default_config(system: System, **fields: Any) -> BasinHoppingConfig:
 
 def _default_step(system: System, cfg: BasinHoppingConfig) -> ClusterStep:
     """The cluster step of ``cfg``: displacement, angular and (multi-component) exchange moves."""
-    kinds = len(set(system.types)) if system.types else 1
+    multi = is_multicomponent(system)
     prob = cfg.exchange_prob
     if prob is None:
-        prob = DEFAULT_EXCHANGE_PROB if kinds > 1 else 0.0
-    if prob > 0 and kinds < 2:
+        prob = DEFAULT_EXCHANGE_PROB if multi else 0.0
+    if prob > 0 and not multi:
         raise ValueError(f"exchange_prob={prob}: {system.name} has one atom type, so there is nothing to exchange; "
                          "leave exchange_prob unset or 0")
     exchange = ExchangeMove(system.types) if prob > 0 else None
@@ -294,7 +298,7 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
         if cfg.jump_after > 0:
             acceptance = OccasionalJumping(acceptance, cfg.jump_after, cfg.jump_hops)
     step_rule = step_rule or AdaptiveStepSize(target=cfg.target_acceptance, interval=cfg.adapt_interval)
-    database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if system.types and len(set(system.types)) > 1 else None)
+    database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if is_multicomponent(system) else None)
     radius = Container.default_radius(n) if cfg.container_radius is None else float(cfg.container_radius)
     container = Container(radius) if radius > 0 else None
     target = cfg.target_energy if cfg.target_energy is not None else system.reference_energy

@@ -239,15 +239,6 @@ class OccasionalJumping:
         self.jumping: Dict[int, int] = {}
         self.jumps = 0
 
-    @property
-    def temperature(self) -> float:
-        """The Metropolis temperature between jumps."""
-        return self.metropolis.temperature
-
-    def accept(self, e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Plain Metropolis (no walker identities, so no jumps)."""
-        return self.metropolis.accept(e_new, e_old, generator)
-
     def accept_rows(self, rows: Sequence[int], e_new: torch.Tensor, e_old: torch.Tensor,
                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """Boolean ``[k]`` for the hops of walkers ``rows``: a jump's hops are accepted, the rest by Metropolis."""
