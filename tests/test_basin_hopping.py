@@ -19,6 +19,7 @@ from openmm_actionmin.search.steps import (
     MinimaDatabase,
     OccasionalJumping,
     RandomDisplacement,
+    SymmetryMove,
 )
 from openmm_actionmin.systems import binary_lj, lj_cluster
 
@@ -218,6 +219,60 @@ def test_exchange_move_swaps_atoms_of_different_types():
     assert (((always - x).norm(dim=-1) > 1e-12).sum(dim=1) == 2).all()
     with pytest.raises(ValueError, match="at least two types"):
         ExchangeMove([0, 0, 0])
+
+
+def _icosahedron(radius=1.1):
+    phi = (1 + 5 ** 0.5) / 2
+    v = []
+    for a in (-1, 1):
+        for b in (-1, 1):
+            v += [(0, a, b * phi), (a, b * phi, 0), (b * phi, 0, a)]
+    v = torch.tensor(v, dtype=torch.float64)
+    v = v / v.norm(dim=1, keepdim=True) * radius
+    return torch.cat([torch.zeros(1, 3, dtype=torch.float64), v])
+
+
+def test_symmetry_move_fills_the_site_the_symmetry_asks_for():
+    ico = _icosahedron()
+    # a vertex moved to the hollow above the farthest face: one vacancy, one stray atom
+    far = torch.argsort((ico[1:] - ico[1]).norm(dim=1))[-3:] + 1
+    defect = ico.clone()
+    defect[1] = ico[far].mean(0) / ico[far].mean(0).norm() * 1.1 * 1.6
+    gen = torch.Generator().manual_seed(0)
+    move = SymmetryMove()
+    for _ in range(5):
+        out = move.propose_one(defect, gen)
+        assert out is not None
+        # the stray atom is back on the icosahedron: 12 atoms at the vertex radius around the centre
+        r = torch.sort((out - out[0]).norm(dim=1)).values
+        assert torch.allclose(r, torch.sort((ico - ico[0]).norm(dim=1)).values, atol=1e-8)
+    # a complete icosahedron has nothing to complete, in any orientation
+    rot, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=gen))
+    assert move.propose_one(ico @ rot.T, gen) is None
+    # through ClusterStep: the walkers it finds nothing for keep their displacement
+    x = torch.stack([defect, ico])
+    size = torch.full((2,), 0.05, dtype=torch.float64)
+    both = ClusterStep(symmetry_prob=1.0).propose(x, size, gen)
+    assert torch.allclose(torch.sort((both[0] - both[0, 0]).norm(dim=1)).values, r)
+    assert 0 < float((both[1] - ico).abs().amax()) <= 0.05
+    with pytest.raises(ValueError, match="max_moved"):
+        SymmetryMove(max_moved=0)
+
+
+def test_symmetry_moves_off_leave_runs_unchanged():
+    gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    x = torch.randn(4, 13, 3, dtype=torch.float64)
+    size = torch.full((4,), 0.3, dtype=torch.float64)
+    plain = ClusterStep(angular_prob=0.5).propose(x, size, gen_a)
+    off = ClusterStep(angular_prob=0.5, symmetry_prob=0.0).propose(x, size, gen_b)
+    assert torch.equal(plain, off)
+    run = basin_hopping(lj_cluster(13), BasinHoppingConfig(n_walkers=4, seed=0, budget_s=30.0, symmetry_prob=0.5))
+    assert run.energy == pytest.approx(LJ13_GM, abs=1e-4)
+    assert run.extra["config"]["symmetry_prob"] == 0.5
+    with pytest.raises(ValueError, match="symmetry_prob must be in"):
+        BasinHoppingConfig(symmetry_prob=-0.1)
+    with pytest.raises(ValueError, match="do not yet tell atom types apart"):
+        basin_hopping(binary_lj(6, 3), BasinHoppingConfig(n_walkers=2, budget_s=None, max_steps=1, symmetry_prob=0.2))
 
 
 def test_exchange_default_follows_the_system():

@@ -78,6 +78,11 @@ class BasinHoppingConfig:
             instead of the other moves; ``None`` picks the default for the
             system (see ``docs/decisions.md``): 0 for one-component clusters,
             where there is nothing to exchange.
+        symmetry_prob: Probability of a symmetry move (stray atoms moved into
+            the sites a partly symmetric cluster's symmetry asks for,
+            :class:`~.steps.SymmetryMove`) instead of the other moves;
+            one-component clusters only. 0 (the default) until it measures a
+            gain (``docs/decisions.md``).
         jump_after: Occasional jumping (:class:`~.steps.OccasionalJumping`):
             after this many consecutive rejected hops a walker accepts its
             next ``jump_hops`` hops whatever their energy; 0 (the default):
@@ -144,6 +149,7 @@ class BasinHoppingConfig:
     adapt_interval: int = 10
     angular_prob: float = 0.5
     exchange_prob: Optional[float] = None
+    symmetry_prob: float = 0.0
     jump_after: int = 0
     jump_hops: int = 3
     reseed_interval: int = 10
@@ -190,6 +196,8 @@ class BasinHoppingConfig:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if self.exchange_prob is not None and not 0 <= self.exchange_prob <= 1:
             raise ValueError(f"exchange_prob must be in [0, 1], got {self.exchange_prob}")
+        if not 0 <= self.symmetry_prob <= 1:
+            raise ValueError(f"symmetry_prob must be in [0, 1], got {self.symmetry_prob}")
         if self.jump_after < 0 or self.jump_hops < 1:
             raise ValueError(f"jump_after must be >= 0 (0: no jumps) and jump_hops >= 1, got {self.jump_after} and "
                              f"{self.jump_hops}")
@@ -280,7 +288,11 @@ def _default_step(system: System, cfg: BasinHoppingConfig) -> ClusterStep:
         raise ValueError(f"exchange_prob={prob}: {system.name} has one atom type, so there is nothing to exchange; "
                          "leave exchange_prob unset or 0")
     exchange = ExchangeMove(system.types) if prob > 0 else None
-    return ClusterStep(angular_prob=cfg.angular_prob, exchange_prob=prob, exchange=exchange)
+    if cfg.symmetry_prob > 0 and multi:
+        raise ValueError(f"symmetry_prob={cfg.symmetry_prob}: symmetry moves do not yet tell atom types apart, and "
+                         f"{system.name} has several; leave symmetry_prob at 0")
+    return ClusterStep(angular_prob=cfg.angular_prob, exchange_prob=prob, exchange=exchange,
+                       symmetry_prob=cfg.symmetry_prob)
 
 
 def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -> Result:

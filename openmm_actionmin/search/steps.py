@@ -147,13 +147,184 @@ class ExchangeMove:
         return new
 
 
+def _rotation(axis: torch.Tensor, angle: float) -> torch.Tensor:
+    """Rotation matrices ``[A, 3, 3]`` by ``angle`` about unit axes ``[A, 3]`` (Rodrigues)."""
+    a = axis
+    zero = torch.zeros_like(a[:, 0])
+    k = torch.stack([torch.stack([zero, -a[:, 2], a[:, 1]], -1),
+                     torch.stack([a[:, 2], zero, -a[:, 0]], -1),
+                     torch.stack([-a[:, 1], a[:, 0], zero], -1)], 1)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(k)
+    return eye + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k)
+
+
+@dataclasses.dataclass
+class SymmetryMove:
+    """Complete a partly symmetric cluster: move stray surface atoms into the sites its symmetry asks for.
+
+    A move in the spirit of the field's symmetrisation and core-completion
+    schemes for atomic clusters (Oakley, Johnston and Wales, PCCP 2013). For
+    each walker's minimum:
+
+    1. The core is the half of the atoms nearest the centroid; the centre is
+       the core's centroid. Lengths are measured in the structure's own median
+       nearest-neighbour distance ``d``, so the move needs no units.
+    2. Candidate point operations about the centre: rotations by ``2 pi / n``
+       (``n`` in ``orders``) and the reflections perpendicular to axes through
+       the core's atoms, the midpoints of neighbouring core atoms and the
+       core's principal axes, plus the inversion.
+    3. An operation qualifies when it maps at least ``core_match`` of the core
+       onto atoms (within ``tolerance * d``) without mapping every atom; among
+       those, one of the ``choose_from`` that match the most atoms is drawn.
+    4. Its images of atoms that land on no atom, are clear of every atom
+       (``>= 0.8 d``) and touch at least three atoms are vacant sites of the
+       symmetric structure. Atoms whose own image is unmatched move into
+       them, the least coordinated atom into the best surrounded site, as long
+       as the site has more neighbours than the atom (at most ``max_moved``);
+       the quench that follows settles them.
+
+    A walker for which no operation qualifies, or nothing is vacant, gets
+    ``None`` back, and :class:`ClusterStep` gives it a random displacement.
+
+    Attributes:
+        max_moved: Most atoms moved per proposal.
+        tolerance: Distance, in nearest-neighbour distances, within which an
+            image matches an atom.
+        core_match: Fraction of the core an operation must map onto atoms.
+        orders: Rotation orders tried about each axis.
+        choose_from: The best operations one is drawn from.
+    """
+
+    max_moved: int = 3
+    tolerance: float = 0.2
+    core_match: float = 0.8
+    orders: Tuple[int, ...] = (2, 3, 4, 5, 6)
+    choose_from: int = 3
+
+    def __post_init__(self) -> None:
+        if self.max_moved < 1 or not self.tolerance > 0 or not 0 < self.core_match <= 1 or self.choose_from < 1:
+            raise ValueError("SymmetryMove needs max_moved >= 1, tolerance > 0, core_match in (0, 1] and "
+                             "choose_from >= 1")
+        if not self.orders or min(self.orders) < 2:
+            raise ValueError(f"SymmetryMove orders must be integers >= 2, got {self.orders}")
+
+    def operations(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Candidate operations of one structure.
+
+        Two centres are tried: the core's centroid and the atom nearest to it
+        (icosahedra and decahedra have an atom at their centre).
+
+        Args:
+            x: One structure ``[N, 3]``.
+
+        Returns:
+            ``(ops [K, 3, 3], centres [K, 3], core bool [N])``; operation ``k``
+            maps ``x`` to ``(x - centres[k]) @ ops[k]^T + centres[k]``.
+        """
+        n = x.shape[0]
+        rel = x - x.mean(0)
+        core = torch.zeros(n, dtype=torch.bool, device=x.device)
+        core[torch.argsort(torch.linalg.vector_norm(rel, dim=-1))[:max(2, (n + 1) // 2)]] = True
+        d = torch.cdist(x[core], x[core])
+        d.fill_diagonal_(float("inf"))
+        nn = d.amin(1).median()
+        i, j = torch.nonzero(torch.triu(d < 1.2 * nn), as_tuple=True)
+        centroid = x[core].mean(0)
+        nearest = x[torch.argmin(torch.linalg.vector_norm(x - centroid, dim=-1))]
+        eye = torch.eye(3, dtype=x.dtype, device=x.device)
+        all_ops, all_centres = [], []
+        for centre in (centroid, nearest):
+            c = x[core] - centre
+            _, vecs = torch.linalg.eigh(c.T @ c)
+            axes = torch.cat([vecs.T, c, 0.5 * (c[i] + c[j])])
+            norm = torch.linalg.vector_norm(axes, dim=-1)
+            axes = axes[norm > 0.25 * nn] / norm[norm > 0.25 * nn, None]
+            # one axis per direction (a and -a give the same operations)
+            keep: List[int] = []
+            for a in range(axes.shape[0]):
+                if not keep or float((axes[keep] @ axes[a]).abs().max()) < 0.995:
+                    keep.append(a)
+            axes = axes[keep]
+            ops = [_rotation(axes, 2.0 * math.pi / m) for m in self.orders]
+            ops.append(eye - 2.0 * axes[:, :, None] * axes[:, None, :])
+            ops.append(-eye[None])
+            ops_c = torch.cat(ops)
+            all_ops.append(ops_c)
+            all_centres.append(centre.expand(ops_c.shape[0], 3))
+        return torch.cat(all_ops), torch.cat(all_centres), core
+
+    def propose_one(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> Optional[torch.Tensor]:
+        """The move for one structure ``[N, 3]``, or ``None`` where it finds nothing to complete."""
+        n = x.shape[0]
+        if n < 4:
+            return None
+        ops, centres, core = self.operations(x)
+        d_all = torch.cdist(x, x)
+        d_all.fill_diagonal_(float("inf"))
+        nn = float(d_all.amin(1).median())
+        images = torch.einsum("kij,knj->kni", ops, x[None] - centres[:, None]) + centres[:, None]   # [K, N, 3]
+        dist = torch.cdist(images, x.expand(ops.shape[0], n, 3))                                   # [K, N, N]
+        gap = dist.amin(-1)                                                                        # [K, N]
+        matched = gap < self.tolerance * nn
+        support = (dist < 1.2 * nn).sum(-1)                                                        # [K, N]
+        vacant = (gap >= 0.8 * nn) & (support >= 3)
+        stray = ~matched & ~core
+        coord = (d_all < 1.2 * nn).sum(1)
+        big = n + 1
+        site_support = torch.where(vacant, support, torch.full_like(support, -1))
+        best_site = site_support.argmax(1)                                                          # [K]
+        best_mover = torch.where(stray, coord[None], torch.full_like(support, big)).argmin(1)      # [K]
+        rows = torch.arange(ops.shape[0], device=x.device)
+        # a move gains when the site has more neighbours than the atom had, the atom itself not counted
+        self_count = (torch.linalg.vector_norm(images[rows, best_site] - x[best_mover], dim=-1) < 1.2 * nn).long()
+        gains = site_support[rows, best_site] - self_count > coord[best_mover]
+        usable = (matched[:, core].to(x.dtype).mean(1) >= self.core_match) & stray.any(1) & vacant.any(1) & gains
+        if not bool(usable.any()):
+            return None
+        # the most atoms in place, plus how well the best vacant site is surrounded
+        score = matched.sum(1) + site_support[rows, best_site]
+        score = torch.where(usable, score.to(x.dtype), torch.full_like(score, -1, dtype=x.dtype))
+        top = torch.topk(score, min(self.choose_from, int(usable.sum())))
+        pick = top.indices[int(torch.randint(top.indices.numel(), (1,), generator=generator))]
+        sites = images[pick]
+        # distinct vacant sites, best surrounded first
+        order = torch.argsort(-support[pick].to(x.dtype) - 0.1 * _rand((n,), generator, x))
+        vacancies: List[int] = []
+        for s in order.tolist():
+            if bool(vacant[pick, s]) and all(float(torch.dist(sites[s], sites[v])) > 0.8 * nn for v in vacancies):
+                vacancies.append(s)
+        movers = torch.nonzero(stray[pick], as_tuple=True)[0]
+        movers = movers[torch.argsort(coord[movers].to(x.dtype) + 0.5 * _rand((movers.numel(),), generator, x))]
+        # pair the least coordinated movers with the best surrounded sites while the atom gains neighbours
+        m = 0
+        while m < min(self.max_moved, len(vacancies), movers.numel()):
+            site = sites[vacancies[m]]
+            own = int(float(torch.dist(site, x[movers[m]])) < 1.2 * nn)
+            if int(support[pick, vacancies[m]]) - own <= int(coord[movers[m]]):
+                break
+            m += 1
+        if m == 0:
+            return None
+        new = x.clone()
+        new[movers[:m]] = sites[torch.tensor(vacancies[:m], device=x.device)]
+        return new
+
+    def propose(self, x: torch.Tensor, step_size: torch.Tensor,
+                generator: Optional[torch.Generator] = None) -> List[Optional[torch.Tensor]]:
+        """One proposal ``[N, 3]`` (or ``None``) per structure of ``x [k, N, 3]`` (``step_size`` is unused)."""
+        return [self.propose_one(xi, generator) for xi in x.unbind(0)]
+
+
 @dataclasses.dataclass
 class ClusterStep:
-    """Random displacement, replaced by an angular or an exchange move with their probabilities.
+    """Random displacement, replaced by an angular, exchange or symmetry move with their probabilities.
 
-    Each walker's proposal is an exchange move with probability
-    ``exchange_prob`` (when ``exchange`` is set), else an angular move with
-    probability ``angular_prob``, else a random displacement.
+    Each walker's proposal is a symmetry move with probability
+    ``symmetry_prob`` where that move finds a site to complete, else an
+    exchange move with probability ``exchange_prob`` (when ``exchange`` is
+    set), else an angular move with probability ``angular_prob``, else a
+    random displacement. With a probability of 0 a move draws no random
+    numbers, so runs without it are unchanged.
 
     Attributes:
         angular_prob: Probability that a walker's proposal is an angular move.
@@ -161,6 +332,8 @@ class ClusterStep:
         displacement: The :class:`RandomDisplacement` used.
         exchange_prob: Probability that a walker's proposal is an exchange move.
         exchange: The :class:`ExchangeMove` used (``None``: no exchanges).
+        symmetry_prob: Probability that a walker's proposal is a symmetry move.
+        symmetry: The :class:`SymmetryMove` used.
     """
 
     angular_prob: float = 0.0
@@ -168,6 +341,8 @@ class ClusterStep:
     displacement: RandomDisplacement = dataclasses.field(default_factory=RandomDisplacement)
     exchange_prob: float = 0.0
     exchange: Optional[ExchangeMove] = None
+    symmetry_prob: float = 0.0
+    symmetry: SymmetryMove = dataclasses.field(default_factory=SymmetryMove)
 
     def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """New configurations ``[k, N, 3]``."""
@@ -180,6 +355,11 @@ class ClusterStep:
             pick = _rand((x.shape[0],), generator, x) < self.exchange_prob
             if bool(pick.any()):
                 out[pick] = self.exchange.propose(x[pick], step_size[pick], generator)
+        if self.symmetry_prob > 0:
+            pick = torch.nonzero(_rand((x.shape[0],), generator, x) < self.symmetry_prob, as_tuple=True)[0]
+            for row, moved in zip(pick.tolist(), self.symmetry.propose(x[pick], step_size[pick], generator)):
+                if moved is not None:
+                    out[row] = moved
         return out
 
 
