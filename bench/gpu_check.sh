@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The CUDA checks, run on a machine with a CUDA GPU from the repository root:
-#   tests/test_cuda.py, then bench/gpu.py (trainer rounds, oracle throughput, equal-budget runs).
+#   tests/test_cuda.py, then bench/gpu.py (trainer rounds, oracle throughput, equal-budget runs), then
+#   (PARTS=tests,reparam) the reparametrisation benchmark on the 1000-bead loops with CUDA oracles and
+#   the same on the CPU, about 3 minutes.
 # Logs and JSON go to $OUT (default ./gpu_out). Missing Python packages travel as wheels in
 # .whl/ (openmm, OpenMM-CUDA-13, pdbfixer, cma for the GPU image's Python 3.12; about 17 MB), made with
 #   P="--platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64"
@@ -12,7 +14,7 @@
 set -uo pipefail
 OUT=${OUT:-gpu_out}
 BUDGET_S=${BUDGET_S:-45}
-PARTS=${PARTS:-tests,bench}  # which of: tests, bench (BUDGET_S=0 skips the equal-budget runs)
+PARTS=${PARTS:-tests,bench}  # which of: tests, bench, reparam (BUDGET_S=0 skips the equal-budget runs)
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/env.log"
@@ -41,4 +43,11 @@ PY
 if [[ "$BUDGET_S" != "0" && ,$PARTS, == *,bench,* ]]; then
   timeout $((4 * BUDGET_S + 40)) python3 bench/gpu.py --skip rounds,oracles --budget-s "$BUDGET_S" \
     --json "$OUT/gpu_budget.json" 2>&1 | tee "$OUT/budget.log"
+fi
+if [[ ,$PARTS, == *,reparam,* ]]; then
+  for dev in cuda cpu; do
+    timeout 200 python3 -m openmm_actionmin.cli bench reparam --systems loop_pure_lj_1000 \
+      --methods adam_x,lbfgs_x,linear,gnn --seeds 1 --budget-s 20 --device $dev \
+      --json "$OUT/reparam_$dev.json" 2>&1 | tee "$OUT/reparam_$dev.log"
+  done
 fi

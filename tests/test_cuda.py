@@ -1,4 +1,4 @@
-"""The CUDA paths: PLNet, ActionTrainer, baselines and oracles with ``device="cuda"``.
+"""The CUDA paths: PLNet, ActionTrainer, reparametrisation, baselines and oracles with ``device="cuda"``.
 
 Skipped where torch sees no CUDA device (CI and the developers' machines); run
 on a lent GPU machine with ``bench/gpu_check.sh``. Real parts throughout: the
@@ -160,3 +160,24 @@ def test_minimize_builds_clusters_and_functions_on_cuda():
     assert lj.energy == pytest.approx(-44.326801, abs=1e-4)  # the LJ13 icosahedron
     fn = am.minimize("alpine1:30", "action", budget_s=5.0, seed=0, device="cuda", progress=False, max_rounds=3)
     assert math.isfinite(fn.energy) and fn.force_calls > 0
+
+
+# ------------------------------------------------------ neural reparametrisation
+def test_reparam_runs_on_cuda_with_the_gnn_and_the_loop_oracle():
+    from openmm_actionmin.oracles import validate_oracle as check
+    from openmm_actionmin.search.reparam import GNNReparam, HessianProducts, ReparamConfig, reparam_search, slow_modes
+    from openmm_actionmin.systems.loops import loop_chain
+
+    system = loop_chain(40, "pure_lj", seed=1, device="cuda")
+    x0 = system.start_positions.to(CUDA)
+    check(system.oracle, x0[None] + 0.01 * torch.randn(3, *x0.shape, dtype=torch.float64, device=CUDA))
+    _, psi = slow_modes(HessianProducts(system.oracle, x0), x0, 6)
+    psi = torch.as_tensor(psi, device=CUDA)
+    model = GNNReparam(x0[None], psi[None], depth=2, hidden=8, init_scale=0.1, generator=torch.Generator().manual_seed(0))
+    assert model().device.type == "cuda" and torch.equal(model(), x0[None])
+    assert all(p.device.type == "cuda" for p in model.parameters())
+    for form in ("linear", "gnn"):
+        res = reparam_search(system, ReparamConfig(form=form, budget_s=3.0, n_starts=2, seed=1))
+        assert res.energy < res.extra["start_energy"] and res.force_calls > 0
+        e = float(system.oracle.energy(torch.as_tensor(res.positions, device=CUDA)[None])[0])
+        assert e == pytest.approx(res.energy, rel=1e-9, abs=1e-9)
