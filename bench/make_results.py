@@ -12,6 +12,10 @@ Every ``bench/results/<topic>/<name>.json`` file holds one table in a common sch
 * ``notes``: one or two plain sentences on what the table shows;
 * ``per_seed`` (optional): ``{"columns": [...], "rows": [...]}``, the per-seed final values
   that the table summarises. It is kept in the JSON and not printed.
+* ``curves`` (optional): ``{"columns": ["wall_s", "force_calls", "best_energy"], "runs":
+  {"<system>/<method>/<seed>": [[...], ...]}}``, each run's best energy over time. The
+  document links a figure of them, ``docs/figures/<topic>_<name>.png``, which
+  ``--figures`` draws (matplotlib).
 
 The output is deterministic: topics and files in sorted order, cells printed as stored
 (floats in their shortest round-trip form).
@@ -19,6 +23,7 @@ The output is deterministic: topics and files in sorted order, cells printed as 
 Usage:
     python bench/make_results.py            # write docs/results.md
     python bench/make_results.py --check    # exit 1 and print a diff if it is out of date
+    python bench/make_results.py --figures  # also draw the figures of the tables with curves
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any, Dict, List, Optional
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
 OUTPUT = ROOT / "docs" / "results.md"
+FIGURES = ROOT / "docs" / "figures"
 
 REQUIRED_KEYS = ("title", "command", "date", "commit", "machine", "columns", "rows", "notes")
 TOPIC_TITLES = {
@@ -175,6 +181,10 @@ def render(results_dir: Path = RESULTS_DIR) -> str:
         if isinstance(commands, str):
             commands = [commands]
         lines += ["```bash"] + commands + ["```", ""]
+        if data.get("curves"):
+            name = figure_name(path)
+            lines += [f"![Lowest energy so far of every run, against wall time and against force calls]"
+                      f"(figures/{name})", ""]
         source = f"`{rel}`"
         if data.get("per_seed"):
             source += " (per-seed values under `per_seed`)"
@@ -182,6 +192,62 @@ def render(results_dir: Path = RESULTS_DIR) -> str:
                   f"- Machine: {data['machine']}",
                   f"- Data: {source}", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def figure_name(path: Path) -> str:
+    """File name of the curves figure of the results file ``path``: ``<topic>_<name>.png``."""
+    return f"{path.parent.name}_{path.stem}.png"
+
+
+def draw_curves(data: Dict[str, Any], out: Path) -> Path:
+    """Draw a results table's ``curves``: per system, best energy against wall time and force calls.
+
+    Each run is a step curve of the lowest energy known so far, so a method that reports only
+    at its end (OpenMM's minimiser) stays at its start energy until then.
+
+    Args:
+        data: One results table with ``curves``.
+        out: PNG file to write.
+
+    Returns:
+        ``out``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = data["curves"]["columns"]
+    t_col, c_col, e_col = (columns.index(k) for k in ("wall_s", "force_calls", "best_energy"))
+    runs: Dict[str, Dict[str, List[list]]] = {}
+    for key, points in data["curves"]["runs"].items():
+        system, method, _ = key.split("/")
+        runs.setdefault(system, {}).setdefault(method, []).append(points)
+    methods = sorted({m for per in runs.values() for m in per})
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(len(runs), 2, figsize=(10, 3.2 * len(runs)), squeeze=False)
+    for row, (system, per) in enumerate(sorted(runs.items())):
+        finals = [p[-1][e_col] for curves in per.values() for p in curves if p]
+        starts = sorted(p[0][e_col] for curves in per.values() for p in curves if p)
+        low, high = min(finals), starts[len(starts) // 2]
+        for ax, col, label in ((axes[row, 0], t_col, "wall time (s)"), (axes[row, 1], c_col, "force calls")):
+            for method, curves in sorted(per.items()):
+                for i, p in enumerate(curves):
+                    ax.plot([q[col] for q in p], [q[e_col] for q in p], color=colours[method], alpha=0.7, lw=1, drawstyle="steps-post",
+                            label=method if i == 0 else None)
+            ax.set_xlabel(label)
+            ax.set_ylabel(f"{system}: best energy")
+            ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+            if col == c_col:
+                ax.set_xscale("symlog", linthresh=100)
+            ax.set_xlim(left=0)
+        axes[row, 0].legend(fontsize=7)
+    fig.suptitle(data["title"], fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -198,11 +264,18 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="do not write; exit 1 and print a diff if docs/results.md is out of date")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="document to write or check")
+    parser.add_argument("--figures", action="store_true",
+                        help="also draw the figure of every table with curves (docs/figures/, next to the document)")
     args = parser.parse_args(argv)
     text = render(args.results)
+    figures = args.output.parent / "figures"
+    with_curves = [(path, data) for path, data in load_results(args.results) if data.get("curves")]
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
-        if current == text:
+        missing = [figure_name(path) for path, _ in with_curves if not (figures / figure_name(path)).exists()]
+        for name in missing:
+            print(f"{figures / name} is missing: run python bench/make_results.py --figures")
+        if current == text and not missing:
             return 0
         sys.stdout.writelines(difflib.unified_diff(
             current.splitlines(keepends=True), text.splitlines(keepends=True),
@@ -210,6 +283,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
+    if args.figures:
+        for path, data in with_curves:
+            print(draw_curves(data, figures / figure_name(path)))
     return 0
 
 

@@ -49,4 +49,19 @@ def test_check_flags_a_stale_doc(tmp_path, capsys):
     assert make_results.main(["--check", "--output", str(stale)]) == 1
     assert "+# Benchmark results" in capsys.readouterr().out
     assert make_results.main(["--output", str(stale)]) == 0
+    # the document is current, but the figures of the tables with curves are not there yet
+    assert make_results.main(["--check", "--output", str(stale)]) == 1
+    assert "is missing: run python bench/make_results.py --figures" in capsys.readouterr().out
+    assert make_results.main(["--output", str(stale), "--figures"]) == 0
     assert make_results.main(["--check", "--output", str(stale)]) == 0
+
+
+def test_every_table_with_curves_has_its_figure():
+    make_results = _make_results()
+    with_curves = [path for path, data in make_results.load_results(RESULTS) if data.get("curves")]
+    assert with_curves
+    doc = (ROOT / "docs" / "results.md").read_text()
+    for path in with_curves:
+        name = make_results.figure_name(path)
+        assert (ROOT / "docs" / "figures" / name).stat().st_size > 10_000
+        assert f"(figures/{name})" in doc
