@@ -56,7 +56,7 @@ setup(
     extras_require={
         "ani": ["torchani>=2.2"],
         "dask": ["dask[distributed]>=2024.1"],
-        "test": ["pytest>=7", "torchani>=2.2", "dask[distributed]>=2024.1"],
+        "test": ["pytest>=7", "torchani>=2.2", "dask[distributed]>=2024.1", "ruff==0.16.9"],
     },
     entry_points={"console_scripts": ["actionmin=openmm_actionmin.cli:main"]},
     cmdclass={"build_py": BuildPyWithData},

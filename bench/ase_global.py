@@ -125,9 +125,18 @@ def run_ase_basin(name: str, seed: int, limit_s: float) -> Dict[str, float]:
     atoms = random_start(name, seed)
     np.random.seed(seed)
     t = time.perf_counter()
-    bh = _TimedBasinHopping(atoms, temperature=0.3 * eps, dr=0.3 * d_nn, optimizer=FIRE, fmax=0.01 * eps / d_nn,
-                            logfile=None, trajectory=None, optimizer_logfile=None, local_minima_trajectory=None,
-                            limit_s=limit_s)
+    bh = _TimedBasinHopping(
+        atoms,
+        temperature=0.3 * eps,
+        dr=0.3 * d_nn,
+        optimizer=FIRE,
+        fmax=0.01 * eps / d_nn,
+        logfile=None,
+        trajectory=None,
+        optimizer_logfile=None,
+        local_minima_trajectory=None,
+        limit_s=limit_s,
+    )
     try:
         bh.run(10**9)
     except _TimeUp:
@@ -182,7 +191,6 @@ def run_ase_minima(name: str, seed: int, limit_s: float) -> Dict[str, float]:
     return {"time_s": wall, "energy": polished_energy(name, x) if x is not None else float("inf")}
 
 
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the comparison and print (or write) the results table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -193,8 +201,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", default=None, help="write the results table here")
     args = parser.parse_args(argv)
     name = args.cluster
-    runners = [("minimize(atoms)", None), ("BasinHoppingMin", None), ("ASE BasinHopping", run_ase_basin),
-               ("ASE MinimaHopping", run_ase_minima)]
+    runners = [
+        ("minimize(atoms)", None),
+        ("BasinHoppingMin", None),
+        ("ASE BasinHopping", run_ase_basin),
+        ("ASE MinimaHopping", run_ase_minima),
+    ]
     per_seed = []
     for seed in range(args.starts):
         first = run_minimize(name, seed, args.budget_s)
@@ -214,27 +226,45 @@ def main(argv: Optional[List[str]] = None) -> int:
         times = [row[1 + 2 * k] for row in per_seed]
         energies = [row[2 + 2 * k] for row in per_seed]
         hits = sum(e <= best + 1e-4 for e in energies)
-        rows.append([label, round(statistics.median(energies), 6), round(min(energies), 6), round(max(energies), 6),
-                     f"{hits}/{len(per_seed)}", round(statistics.median(times), 2)])
+        rows.append(
+            [
+                label,
+                round(statistics.median(energies), 6),
+                round(min(energies), 6),
+                round(max(energies), 6),
+                f"{hits}/{len(per_seed)}",
+                round(statistics.median(times), 2),
+            ]
+        )
     command = f"python bench/ase_global.py --cluster {name} --starts {args.starts} --budget-s {args.budget_s:g}"
     if args.json:
         command += f" --json {args.json}"
     target = f"the global minimum {best:.6f} eV" if known is not None else f"the lowest energy found, {best:.6f} eV"
     table = {
         "title": f"{name} through ASE ({'LennardJones, argon' if name == 'Ar38' else 'EMT'}): final energy at equal "
-                 f"wall time, {args.starts} random starts",
+        f"wall time, {args.starts} random starts",
         "command": command,
         "date": date.today().isoformat(),
         "commit": git_commit(),
         "machine": args.machine,
-        "columns": ["optimizer", "median energy (eV)", "lowest (eV)", "highest (eV)", f"at {target}",
-                    "median wall (s)"],
+        "columns": [
+            "optimizer",
+            "median energy (eV)",
+            "lowest (eV)",
+            "highest (eV)",
+            f"at {target}",
+            "median wall (s)",
+        ],
         "rows": rows,
-        "notes": (f"Same random starts, one process. budget_s = {args.budget_s:g} s for ours; ASE's BasinHopping and "
-                  "MinimaHopping get the wall time BasinHoppingMin used on the same start, and their lowest minimum "
-                  "is polished with LBFGS to fmax = 1e-4 eV/A (untimed). Peer settings are in the script's docstring."),
-        "per_seed": {"columns": ["seed"] + [f"{label} {col}" for label, _ in runners for col in ("time (s)", "energy")],
-                     "rows": per_seed},
+        "notes": (
+            f"Same random starts, one process. budget_s = {args.budget_s:g} s for ours; ASE's BasinHopping and "
+            "MinimaHopping get the wall time BasinHoppingMin used on the same start, and their lowest minimum "
+            "is polished with LBFGS to fmax = 1e-4 eV/A (untimed). Peer settings are in the script's docstring."
+        ),
+        "per_seed": {
+            "columns": ["seed"] + [f"{label} {col}" for label, _ in runners for col in ("time (s)", "energy")],
+            "rows": per_seed,
+        },
     }
     print(json.dumps(rows))
     if args.json:

@@ -60,8 +60,11 @@ def run_ours(seed: int) -> Dict[str, float]:
     start = time.perf_counter()
     opt = BasinHoppingMin(atoms, seed=seed, target_energy=TARGET, logfile=None)
     opt.run(fmax=1e-3, steps=200)
-    return {"time_s": time.perf_counter() - start, "energy": float(atoms.get_potential_energy()),
-            "rounds": opt.rounds_done}
+    return {
+        "time_s": time.perf_counter() - start,
+        "energy": float(atoms.get_potential_energy()),
+        "rounds": opt.rounds_done,
+    }
 
 
 class _StoppedBasinHopping(BasinHopping):
@@ -85,15 +88,23 @@ def run_ase(seed: int, limit_s: float) -> Dict[str, float]:
     start = time.perf_counter()
     bh = None
     try:
-        bh = _StoppedBasinHopping(atoms, temperature=0.3, dr=0.3, optimizer=FIRE, fmax=0.01, logfile=None,
-                                  trajectory=None, optimizer_logfile=None, local_minima_trajectory=None,
-                                  limit_s=limit_s)
+        bh = _StoppedBasinHopping(
+            atoms,
+            temperature=0.3,
+            dr=0.3,
+            optimizer=FIRE,
+            fmax=0.01,
+            logfile=None,
+            trajectory=None,
+            optimizer_logfile=None,
+            local_minima_trajectory=None,
+            limit_s=limit_s,
+        )
         bh.run(10**9)
     except _Reached:
         pass
     emin = bh.Emin if bh is not None else float(atoms.get_potential_energy())
     return {"time_s": time.perf_counter() - start, "energy": float(emin)}
-
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -109,8 +120,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     for seed in range(args.starts):
         ours = run_ours(seed)
         ase = run_ase(seed, args.ase_limit_s)
-        per_seed.append([seed, round(ours["time_s"], 2), round(ours["energy"], 6), ours["rounds"],
-                         round(ase["time_s"], 2), round(ase["energy"], 6)])
+        per_seed.append(
+            [
+                seed,
+                round(ours["time_s"], 2),
+                round(ours["energy"], 6),
+                ours["rounds"],
+                round(ase["time_s"], 2),
+                round(ase["energy"], 6),
+            ]
+        )
         print(per_seed[-1], flush=True)
 
     def summary(time_col: int, energy_col: int) -> List:
@@ -132,11 +151,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": args.machine,
         "columns": ["optimizer", "reached -44.326801", "median time (s)", "max time (s)"],
         "rows": [ours_row, ase_row, ["median ASE / median ours", None, ratio, None]],
-        "notes": ("Same random starts, one process, measured while other jobs shared the 2 cores. Our time is the "
-                  "whole run (global rounds stopped at the target, then the local polish to fmax=1e-3); ASE's "
-                  "is BasinHopping until its first minimum within 1e-4 of -44.326801."),
-        "per_seed": {"columns": ["seed", "ours time (s)", "ours energy", "ours rounds", "ASE time (s)",
-                                 "ASE energy"], "rows": per_seed},
+        "notes": (
+            "Same random starts, one process, measured while other jobs shared the 2 cores. Our time is the "
+            "whole run (global rounds stopped at the target, then the local polish to fmax=1e-3); ASE's "
+            "is BasinHopping until its first minimum within 1e-4 of -44.326801."
+        ),
+        "per_seed": {
+            "columns": ["seed", "ours time (s)", "ours energy", "ours rounds", "ASE time (s)", "ASE energy"],
+            "rows": per_seed,
+        },
     }
     print(json.dumps(table["rows"]))
     if args.json:

@@ -27,8 +27,32 @@ from make_results import git_commit, write_table  # bench/ is the script's folde
 
 #: GMIN's basin hopping on LJ38, mean first encounter over 100 random starts (Wales group's example).
 GMIN_ANCHORS = [
-    ["LJ38", "GMIN basin hopping (published; 2,825 quenches)", "100", "100", 387785, None, None, None, None, None, -173.928427],
-    ["LJ38", "GMIN, symmetry-adapted moves (published; 738 quenches)", "100", "100", 59632, None, None, None, None, None, -173.928427],
+    [
+        "LJ38",
+        "GMIN basin hopping (published; 2,825 quenches)",
+        "100",
+        "100",
+        387785,
+        None,
+        None,
+        None,
+        None,
+        None,
+        -173.928427,
+    ],
+    [
+        "LJ38",
+        "GMIN, symmetry-adapted moves (published; 738 quenches)",
+        "100",
+        "100",
+        59632,
+        None,
+        None,
+        None,
+        None,
+        None,
+        -173.928427,
+    ],
 ]
 
 
@@ -42,10 +66,20 @@ def _read(path: Path) -> List[Dict[str, Any]]:
     in the first's keys."""
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [{"target": r["system"], "method": r["method"], "options": {}, "budget_s": r["budget_s"],
-             "success": r["success"], "force_calls_to_target": r["force_calls_to_gm"],
-             "time_to_target_s": r["time_to_gm_s"], "energy": r["best_energy"], "error": r.get("error")}
-            for r in json.loads(path.read_text())]
+    return [
+        {
+            "target": r["system"],
+            "method": r["method"],
+            "options": {},
+            "budget_s": r["budget_s"],
+            "success": r["success"],
+            "force_calls_to_target": r["force_calls_to_gm"],
+            "time_to_target_s": r["time_to_gm_s"],
+            "energy": r["best_energy"],
+            "error": r.get("error"),
+        }
+        for r in json.loads(path.read_text())
+    ]
 
 
 def _budget(runs: str) -> float:
@@ -56,22 +90,33 @@ def _budget(runs: str) -> float:
 def _stats(values: List[float], digits: int) -> Tuple[Optional[float], ...]:
     if not values:
         return None, None, None, None
-    return (round(statistics.fmean(values), digits), round(statistics.median(values), digits),
-            round(min(values), digits), round(max(values), digits))
+    return (
+        round(statistics.fmean(values), digits),
+        round(statistics.median(values), digits),
+        round(min(values), digits),
+        round(max(values), digits),
+    )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Build the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("raw", nargs="+", help="JSON Lines files of actionmin bench many (.jsonl) or JSON files "
-                        "of actionmin bench clusters (.json)")
+    parser.add_argument(
+        "raw",
+        nargs="+",
+        help="JSON Lines files of actionmin bench many (.jsonl) or JSON files of actionmin bench clusters (.json)",
+    )
     parser.add_argument("--commands", nargs="+", required=True, help="the commands that wrote them")
     parser.add_argument("--title", required=True)
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
     parser.add_argument("--notes", default="")
     parser.add_argument("--skip", default="", help="comma-separated methods whose rows are left out")
-    parser.add_argument("--keep", default=None, help="an earlier table of this script: its rows for (target, method) "
-                        "pairs the raw files do not have are kept, with its commands")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        help="an earlier table of this script: its rows for (target, method) "
+        "pairs the raw files do not have are kept, with its commands",
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     groups: Dict[Tuple[str, str, float], List[Dict[str, Any]]] = {}
@@ -90,10 +135,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         mean_c, med_c, min_c, max_c = _stats(calls, 0)
         mean_t, med_t, _, max_t = _stats(times, 2)
         judged = any(r.get("success") is not None for r in runs)
-        rows.append([target, label, f"{len(runs)} x {budget:g} s", f"{len(hits)}" if judged else "no reference",
-                     None if mean_c is None else int(mean_c), None if med_c is None else int(med_c),
-                     None if min_c is None else int(min_c), None if max_c is None else int(max_c),
-                     mean_t, med_t, round(statistics.median(energies), 6) if energies else None])
+        rows.append(
+            [
+                target,
+                label,
+                f"{len(runs)} x {budget:g} s",
+                f"{len(hits)}" if judged else "no reference",
+                None if mean_c is None else int(mean_c),
+                None if med_c is None else int(med_c),
+                None if min_c is None else int(min_c),
+                None if max_c is None else int(max_c),
+                mean_t,
+                med_t,
+                round(statistics.median(energies), 6) if energies else None,
+            ]
+        )
     commands = list(args.commands)
     if args.keep:
         kept = json.loads(Path(args.keep).read_text())
@@ -105,17 +161,33 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows.sort(key=lambda r: (order.get(r[0], 99), r[0], _budget(r[2])))
     table = {
         "title": args.title,
-        "command": commands + [f"python bench/first_encounter_table.py {' '.join(args.raw)} ..."
-                               + (f" --keep {args.keep}" if args.keep else "")],
+        "command": commands
+        + [
+            f"python bench/first_encounter_table.py {' '.join(args.raw)} ..."
+            + (f" --keep {args.keep}" if args.keep else "")
+        ],
         "date": date.today().isoformat(),
         "commit": git_commit(),
         "machine": args.machine,
-        "columns": ["target", "method", "runs", "found", "mean calls to target", "median calls to target",
-                    "min calls", "max calls", "mean s to target", "median s to target", "median final energy"],
+        "columns": [
+            "target",
+            "method",
+            "runs",
+            "found",
+            "mean calls to target",
+            "median calls to target",
+            "min calls",
+            "max calls",
+            "mean s to target",
+            "median s to target",
+            "median final energy",
+        ],
         "rows": rows,
-        "notes": ("Calls and seconds to the first encounter of the reference energy (within 1e-4 epsilon), over the "
-                  "runs that found it within their budget; a run that did not is not in the mean. "
-                  "GMIN rows: the published means over 100 random starts." + (" " + args.notes if args.notes else "")),
+        "notes": (
+            "Calls and seconds to the first encounter of the reference energy (within 1e-4 epsilon), over the "
+            "runs that found it within their budget; a run that did not is not in the mean. "
+            "GMIN rows: the published means over 100 random starts." + (" " + args.notes if args.notes else "")
+        ),
     }
     write_table(args.out, table)
     print(json.dumps(rows))

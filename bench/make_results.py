@@ -60,8 +60,13 @@ HEADER = (
 def git_commit() -> str:
     """The short hash of the checkout's HEAD (``"unknown"`` outside git), for a table's ``commit``."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -112,8 +117,10 @@ def validate(data: Dict[str, Any], path: Path) -> None:
     if missing:
         raise ValueError(f"{path}: missing keys {missing}")
     commands = data["command"]
-    if not (isinstance(commands, str) or
-            (isinstance(commands, list) and commands and all(isinstance(c, str) for c in commands))):
+    if not (
+        isinstance(commands, str)
+        or (isinstance(commands, list) and commands and all(isinstance(c, str) for c in commands))
+    ):
         raise ValueError(f"{path}: 'command' must be a string or a list of strings")
     width = len(data["columns"])
     for index, row in enumerate(data["rows"]):
@@ -124,8 +131,7 @@ def validate(data: Dict[str, Any], path: Path) -> None:
         seed_width = len(per_seed["columns"])
         for index, row in enumerate(per_seed["rows"]):
             if len(row) != seed_width:
-                raise ValueError(f"{path}: per_seed row {index} has {len(row)} cells, "
-                                 f"expected {seed_width}")
+                raise ValueError(f"{path}: per_seed row {index} has {len(row)} cells, expected {seed_width}")
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> List[tuple]:
@@ -147,8 +153,7 @@ def load_results(results_dir: Path = RESULTS_DIR) -> List[tuple]:
 
 def render_table(columns: List[str], rows: List[list]) -> List[str]:
     """Render a markdown table."""
-    lines = ["| " + " | ".join(format_cell(c) for c in columns) + " |",
-             "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(format_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(format_cell(c) for c in row) + " |")
     return lines
@@ -163,10 +168,16 @@ def render(results_dir: Path = RESULTS_DIR) -> str:
     Returns:
         The document's text.
     """
-    lines = [HEADER, "", "# Benchmark results", "",
-             "Each table below is one file in `bench/results/<topic>/`; the command under it "
-             "measures it again. Absolute times depend on the machine and its load; compare "
-             "methods within one table.", ""]
+    lines = [
+        HEADER,
+        "",
+        "# Benchmark results",
+        "",
+        "Each table below is one file in `bench/results/<topic>/`; the command under it "
+        "measures it again. Absolute times depend on the machine and its load; compare "
+        "methods within one table.",
+        "",
+    ]
     topic = None
     for path, data in load_results(results_dir):
         folder = path.parent.name
@@ -183,14 +194,19 @@ def render(results_dir: Path = RESULTS_DIR) -> str:
         lines += ["```bash"] + commands + ["```", ""]
         if data.get("curves"):
             name = figure_name(path)
-            lines += [f"![Lowest energy so far of every run, against wall time and against force calls]"
-                      f"(figures/{name})", ""]
+            lines += [
+                f"![Lowest energy so far of every run, against wall time and against force calls](figures/{name})",
+                "",
+            ]
         source = f"`{rel}`"
         if data.get("per_seed"):
             source += " (per-seed values under `per_seed`)"
-        lines += [f"- Date: {data['date']}, commit {data['commit']}",
-                  f"- Machine: {data['machine']}",
-                  f"- Data: {source}", ""]
+        lines += [
+            f"- Date: {data['date']}, commit {data['commit']}",
+            f"- Machine: {data['machine']}",
+            f"- Data: {source}",
+            "",
+        ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -233,8 +249,15 @@ def draw_curves(data: Dict[str, Any], out: Path) -> Path:
         for ax, col, label in ((axes[row, 0], t_col, "wall time (s)"), (axes[row, 1], c_col, "force calls")):
             for method, curves in sorted(per.items()):
                 for i, p in enumerate(curves):
-                    ax.plot([q[col] for q in p], [q[e_col] for q in p], color=colours[method], alpha=0.7, lw=1, drawstyle="steps-post",
-                            label=method if i == 0 else None)
+                    ax.plot(
+                        [q[col] for q in p],
+                        [q[e_col] for q in p],
+                        color=colours[method],
+                        alpha=0.7,
+                        lw=1,
+                        drawstyle="steps-post",
+                        label=method if i == 0 else None,
+                    )
             ax.set_xlabel(label)
             ax.set_ylabel(f"{system}: best energy")
             ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
@@ -260,12 +283,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         0, or 1 when ``--check`` finds the document out of date.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 and print a diff if docs/results.md is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 and print a diff if docs/results.md is out of date"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS_DIR, help="results folder")
     parser.add_argument("--output", type=Path, default=OUTPUT, help="document to write or check")
-    parser.add_argument("--figures", action="store_true",
-                        help="also draw the figure of every table with curves (docs/figures/, next to the document)")
+    parser.add_argument(
+        "--figures",
+        action="store_true",
+        help="also draw the figure of every table with curves (docs/figures/, next to the document)",
+    )
     args = parser.parse_args(argv)
     text = render(args.results)
     figures = args.output.parent / "figures"
@@ -277,9 +304,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"{figures / name} is missing: run python bench/make_results.py --figures")
         if current == text and not missing:
             return 0
-        sys.stdout.writelines(difflib.unified_diff(
-            current.splitlines(keepends=True), text.splitlines(keepends=True),
-            fromfile=str(args.output), tofile="generated"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                current.splitlines(keepends=True),
+                text.splitlines(keepends=True),
+                fromfile=str(args.output),
+                tofile="generated",
+            )
+        )
         return 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

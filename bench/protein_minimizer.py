@@ -27,7 +27,6 @@ from openmm_actionmin.registry import DEFAULTS
 from make_results import git_commit, write_table  # bench/ is the script's folder
 
 
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the comparison and print (or write) the results table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,26 +41,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs = {m: [] for m in methods}
     atoms = residues = start = None
     for rep in range(args.repeats):
-        for m in (methods if rep % 2 == 0 else methods[::-1]):
+        for m in methods if rep % 2 == 0 else methods[::-1]:
             t = time.perf_counter()
             r = am.minimize(args.pdb, method=m, budget_s=args.budget_s, seed=rep, progress=False)
             wall = time.perf_counter() - t
             runs[m].append((r.energy, wall))
             start = r.extra.get("start_energy", start)
             atoms = len(r.positions)
-            residues = r.extra.get("preparation", {}).get("residues", residues) if isinstance(
-                r.extra.get("preparation"), dict) else residues
+            residues = (
+                r.extra.get("preparation", {}).get("residues", residues)
+                if isinstance(r.extra.get("preparation"), dict)
+                else residues
+            )
             print(f"{m} repeat {rep}: {r.energy:.1f} kJ/mol in {wall:.1f} s", flush=True)
     ref = statistics.median(e for e, _ in runs["openmm"]) if "openmm" in runs else None
     rows = []
     for m in methods:
         energies = [round(e, 1) for e, _ in runs[m]]
         med = statistics.median(energies)
-        rows.append([m, ", ".join(f"{e:.1f}" for e in energies), round(med, 1), None if ref is None else round(med - ref, 1),
-                     round(max(w for _, w in runs[m]), 1)])
+        rows.append(
+            [
+                m,
+                ", ".join(f"{e:.1f}" for e in energies),
+                round(med, 1),
+                None if ref is None else round(med - ref, 1),
+                round(max(w for _, w in runs[m]), 1),
+            ]
+        )
     name = Path(args.pdb).name
-    command = (f"python bench/protein_minimizer.py --pdb {args.pdb} --methods {args.methods} "
-               f"--budget-s {args.budget_s:g} --repeats {args.repeats}")
+    command = (
+        f"python bench/protein_minimizer.py --pdb {args.pdb} --methods {args.methods} "
+        f"--budget-s {args.budget_s:g} --repeats {args.repeats}"
+    )
     if args.json:
         command += f" --json {args.json}"
     table = {
@@ -70,11 +81,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         "date": date.today().isoformat(),
         "commit": git_commit(),
         "machine": args.machine,
-        "columns": ["method", "energy per repeat (kJ/mol)", "median (kJ/mol)", "median - openmm (kJ/mol)",
-                    "max wall (s)"],
+        "columns": [
+            "method",
+            "energy per repeat (kJ/mol)",
+            "median (kJ/mol)",
+            "median - openmm (kJ/mol)",
+            "max wall (s)",
+        ],
         "rows": rows,
-        "notes": (f"Start energy of the prepared input {start:.1f} kJ/mol. AMBER14 + OBC2, CPU platform; "
-                  "every method starts with a full LocalEnergyMinimizer run of the input to the user's tolerance."),
+        "notes": (
+            f"Start energy of the prepared input {start:.1f} kJ/mol. AMBER14 + OBC2, CPU platform; "
+            "every method starts with a full LocalEnergyMinimizer run of the input to the user's tolerance."
+        ),
     }
     print(json.dumps(rows))
     if args.json:

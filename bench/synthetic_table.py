@@ -2,7 +2,8 @@
 """Turn ``actionmin bench synthetic --json`` outputs into one results table (bench/results schema).
 
 Rows: function, rotated or not, method (with the ``--option`` settings a run had), the
-distance to the global minimum (or with ``--value energy``, the energy) per seed and its median. Unrotated rows of an existing results table (``--unrotated``, the same function,
+distance to the global minimum (or with ``--value energy``, the energy) per seed and its
+median. Unrotated rows of an existing results table (``--unrotated``, the same function,
 dimension and budget) can be put beside the rotated ones.
 
 Usage:
@@ -24,16 +25,23 @@ from typing import Dict, List, Optional, Tuple
 from make_results import git_commit, write_table  # bench/ is the script's folder
 
 
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Build the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("raw", nargs="+", help="outputs of actionmin bench synthetic --json")
     parser.add_argument("--unrotated", default=None, help="a results table whose shifted rows go beside")
-    parser.add_argument("--keep", default=None, help="an earlier table of this script: its rotated rows for "
-                        "methods the raw files do not have are kept, with its commands")
-    parser.add_argument("--value", choices=("distance", "energy"), default="distance",
-                        help="what a cell holds: the distance to the global minimum or the energy reached")
+    parser.add_argument(
+        "--keep",
+        default=None,
+        help="an earlier table of this script: its rotated rows for "
+        "methods the raw files do not have are kept, with its commands",
+    )
+    parser.add_argument(
+        "--value",
+        choices=("distance", "energy"),
+        default="distance",
+        help="what a cell holds: the distance to the global minimum or the energy reached",
+    )
     parser.add_argument("--title", required=True)
     parser.add_argument("--note", default="", help="a sentence added to the table's notes (what the rows show)")
     parser.add_argument("--machine", default="2-core CPU shared with other jobs, no GPU")
@@ -52,7 +60,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             label = row["method"] + "".join(f" {k}={v}" for k, v in sorted(options.items()))
             key = (row["function"], bool(row.get("rotated", False)), label)
             value = float(row[args.value])
-            runs.setdefault(key, {})[int(row["seed"])] = round(value, 2) if args.value == "distance" else float(f"{value:.4g}")
+            runs.setdefault(key, {})[int(row["seed"])] = (
+                round(value, 2) if args.value == "distance" else float(f"{value:.4g}")
+            )
             seeds.add(int(row["seed"]))
     if args.keep:
         table = json.loads(Path(args.keep).read_text())
@@ -67,8 +77,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 kept.append(key)
 
         def wrote_kept(command: str) -> bool:
-            return any(f"--functions {fn} " in command and all(part in command for part in label.split())
-                       for fn, _, label in kept)
+            return any(
+                f"--functions {fn} " in command and all(part in command for part in label.split())
+                for fn, _, label in kept
+            )
 
         commands += [c for c in table["command"] if wrote_kept(c) and c not in commands]
     seeds_sorted = sorted(seeds)
@@ -80,8 +92,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         for old in table["rows"]:
             rec = dict(zip(cols, old))
             if rec["function"] in functions and rec.get("minimum") == "shifted":
-                rows.append([rec["function"], "no", rec["method"]] + [rec.get(f"seed {s}") for s in seeds_sorted]
-                            + [rec["median"]])
+                rows.append(
+                    [rec["function"], "no", rec["method"]]
+                    + [rec.get(f"seed {s}") for s in seeds_sorted]
+                    + [rec["median"]]
+                )
         commands.append(f"unrotated rows: {args.unrotated}")
     for (fn, rotated, method), per_seed in sorted(runs.items()):
         values = [per_seed.get(s) for s in seeds_sorted]
@@ -99,10 +114,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         "machine": args.machine,
         "columns": ["function", "rotated", "method"] + [f"seed {s}" for s in seeds_sorted] + ["median"],
         "rows": rows,
-        "notes": (("Distance of the returned point to the global minimum (lower is better)" if args.value == "distance" else
-                   "Energy of the returned point (lower is better; the global minimum is 0)") + ". Rotated: U(R (x - o)) "
-                  "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."
-                  + (" " + args.note if args.note else "")),
+        "notes": (
+            (
+                "Distance of the returned point to the global minimum (lower is better)"
+                if args.value == "distance"
+                else "Energy of the returned point (lower is better; the global minimum is 0)"
+            )
+            + ". Rotated: U(R (x - o)) "
+            "with a seeded random orthogonal R about the shifted minimum o, the same box and minimum."
+            + (" " + args.note if args.note else "")
+        ),
     }
     write_table(args.out, out)
     print(json.dumps(rows))

@@ -1,6 +1,6 @@
 """Compare against OpenMM's own minimiser on a PDB: a table and a plot of energy and RMSD against time.
 
-    python examples/compare_openmm.py [PDB] [--budget-s 60] [--png compare.png]
+python examples/compare_openmm.py [PDB] [--budget-s 60] [--png compare.png]
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Find the global minimum of a Lennard-Jones cluster and check it against the Cambridge Cluster Database.
 
-    python examples/lj_cluster.py [N] [--budget-s 60] [--out lj.xyz] [--device cuda]
+python examples/lj_cluster.py [N] [--budget-s 60] [--out lj.xyz] [--device cuda]
 """
 
 import argparse
@@ -21,8 +21,11 @@ def main(argv=None):
     system = am.systems.lj_cluster(args.n, device=args.device)
     result = am.minimize(system, seed=args.seed, budget_s=args.budget_s)
     found = abs(result.energy - system.reference_energy) < 1e-4
-    print(f"LJ{args.n}: best {result.energy:.6f} epsilon, reference {system.reference_energy:.6f}: "
-          f"{'global minimum found' if found else 'not found'} after {result.wall_s:.1f} s and {result.force_calls} force calls")
+    print(
+        f"LJ{args.n}: best {result.energy:.6f} epsilon, reference {system.reference_energy:.6f}: "
+        f"{'global minimum found' if found else 'not found'} after {result.wall_s:.1f} s and {result.force_calls} "
+        "force calls"
+    )
     print(f"fingerprint (first 5 sorted pair distances): {fingerprint(result.positions)[:5].round(4).tolist()}")
     result.save(args.out)
     print(f"wrote {args.out}")

@@ -22,7 +22,17 @@ from .executor import Job, make_jobs, minimize_many
 from .oracles import EnergyOracle, FiniteEnergy, Units, validate_oracle
 from .result import Result
 
-_LAZY_SUBMODULES = ("systems", "oracles", "search", "models", "structures", "proteins", "benchmarks", "spaces", "torsions")
+_LAZY_SUBMODULES = (
+    "systems",
+    "oracles",
+    "search",
+    "models",
+    "structures",
+    "proteins",
+    "benchmarks",
+    "spaces",
+    "torsions",
+)
 
 __all__ = [
     "DEFAULT_METHOD",

@@ -46,8 +46,13 @@ XYZ_POTENTIALS = {"lj": "reduced (sigma)", "ase:EMT": "Angstrom", "ase:LennardJo
 _FUNCTION_SPEC = re.compile(r"^(?P<name>[A-Za-z0-9_ -]+):(?P<dim>\d+)$")
 
 
-def as_system(target: Any, *, dim: Optional[int] = None, device: Optional[str] = None,
-              pdb_options: Optional[Dict[str, Any]] = None) -> System:
+def as_system(
+    target: Any,
+    *,
+    dim: Optional[int] = None,
+    device: Optional[str] = None,
+    pdb_options: Optional[Dict[str, Any]] = None,
+) -> System:
     """Turn a target into a :class:`System`.
 
     Args:
@@ -93,18 +98,25 @@ def _system_from_object(target: Any) -> System:
 
     if isinstance(target, EnergyOracle):
         if hasattr(target, "space") and target.n_atoms is None:
-            return System(name=getattr(target, "name", type(target).__name__), oracle=target, space=target.space(),
-                          reference_positions=getattr(target, "minimum_location", None),
-                          reference_energy=getattr(target, "minimum_value", None))
-        raise ValueError(f"{target!r} has no natural search space: wrap it in a System with a space (openmm_actionmin.spaces)")
+            return System(
+                name=getattr(target, "name", type(target).__name__),
+                oracle=target,
+                space=target.space(),
+                reference_positions=getattr(target, "minimum_location", None),
+                reference_energy=getattr(target, "minimum_value", None),
+            )
+        raise ValueError(
+            f"{target!r} has no natural search space: wrap it in a System with a space (openmm_actionmin.spaces)"
+        )
     raise ValueError(
         f"cannot minimise a {type(target).__name__}: pass a PDB path, an OpenMM (topology, system, positions) triple, "
         "an ase.Atoms with a calculator, a System, a cluster name like 'LJ38', or a function like 'alpine1:100'"
     )
 
 
-def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.device] = None,
-                        pdb_options: Optional[Dict[str, Any]] = None) -> System:
+def _system_from_string(
+    text: str, dim: Optional[int], device: Optional[torch.device] = None, pdb_options: Optional[Dict[str, Any]] = None
+) -> System:
     path = Path(text)
     suffix = path.suffix.lower()
     looks_like_file = path.exists() or suffix in STRUCTURE_FORMATS or os.sep in text
@@ -116,8 +128,10 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder; give a .pdb or .xyz file")
         if suffix != ".pdb":
-            raise ValueError(f"{path}: reads .pdb (proteins and peptides, through OpenMM) and .xyz (clusters, with a "
-                             f"potential); convert {suffix or 'the file'} to one of them")
+            raise ValueError(
+                f"{path}: reads .pdb (proteins and peptides, through OpenMM) and .xyz (clusters, with a "
+                f"potential); convert {suffix or 'the file'} to one of them"
+            )
         if device is not None and device.type != "cpu":
             raise ValueError(
                 f"{path}: device={str(device)!r} applies to torch oracles (clusters, functions); a PDB runs through "
@@ -133,8 +147,14 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
         name = match.group("name") if match else text
         d = int(match.group("dim")) if match else int(dim)
         oracle = make_function(name, d, device=device or "cpu")
-        return System(name=f"{name}:{d}", oracle=oracle, space=oracle.space(), reference_positions=oracle.minimum_location,
-                      reference_energy=oracle.minimum_value, metadata={"functions": sorted(SYNTHETIC_FUNCTIONS)})
+        return System(
+            name=f"{name}:{d}",
+            oracle=oracle,
+            space=oracle.space(),
+            reference_positions=oracle.minimum_location,
+            reference_energy=oracle.minimum_value,
+            metadata={"functions": sorted(SYNTHETIC_FUNCTIONS)},
+        )
     from .systems import named_system
 
     size = re.match(r"^\s*(?:LJ|BLJ|ION)(\d+)\s*$", text, re.IGNORECASE)
@@ -144,8 +164,10 @@ def _system_from_string(text: str, dim: Optional[int], device: Optional[torch.de
         return named_system(text) if device is None else named_system(text, device=device)
     except ValueError as exc:
         if str(exc).startswith("unknown cluster system"):
-            raise ValueError(f"unknown target {text!r}: not a file here, not a cluster name (LJ<n>, BLJ<n>, ION<n>, "
-                             "stridernet) and not a function NAME:DIM (alpine1:100)") from None
+            raise ValueError(
+                f"unknown target {text!r}: not a file here, not a cluster name (LJ<n>, BLJ<n>, ION<n>, "
+                "stridernet) and not a function NAME:DIM (alpine1:100)"
+            ) from None
         raise
 
 
@@ -160,7 +182,9 @@ def _system_from_xyz(path: Path, potential: Optional[str], device: Optional[torc
     from ase.io import read
 
     if potential is None:
-        raise ValueError(f"{path}: an XYZ file needs a potential: potential= (--potential) one of {', '.join(XYZ_POTENTIALS)}")
+        raise ValueError(
+            f"{path}: an XYZ file needs a potential: potential= (--potential) one of {', '.join(XYZ_POTENTIALS)}"
+        )
     if potential not in XYZ_POTENTIALS:
         raise ValueError(f"{path}: unknown potential {potential!r}; choose one of {', '.join(XYZ_POTENTIALS)}")
     try:
@@ -173,29 +197,37 @@ def _system_from_xyz(path: Path, potential: Optional[str], device: Optional[torc
         x = torch.as_tensor(atoms.get_positions(), dtype=torch.float64)
         _check_atom_positions(x.numpy(), str(path))
         system = lj_cluster(len(atoms)) if device is None else lj_cluster(len(atoms), device=device)
-        return dataclasses.replace(system, name=path.stem, start_positions=x.to(system.oracle.device),
-                                   metadata={**system.metadata, "source": str(path), "units": XYZ_POTENTIALS[potential]})
+        return dataclasses.replace(
+            system,
+            name=path.stem,
+            start_positions=x.to(system.oracle.device),
+            metadata={**system.metadata, "source": str(path), "units": XYZ_POTENTIALS[potential]},
+        )
     from ase.calculators.emt import EMT
     from ase.calculators.lj import LennardJones
 
     atoms.calc = EMT() if potential == "ase:EMT" else LennardJones(rc=1e3)
     system = _system_from_atoms(atoms)
-    return dataclasses.replace(system, name=path.stem, metadata={**system.metadata, "source": str(path),
-                                                                  "units": XYZ_POTENTIALS[potential]})
+    return dataclasses.replace(
+        system, name=path.stem, metadata={**system.metadata, "source": str(path), "units": XYZ_POTENTIALS[potential]}
+    )
 
 
 def _check_atom_positions(x: np.ndarray, where: str) -> None:
     """Refuse NaN/inf coordinates and coincident atoms, naming the atom."""
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
-        raise ValueError(f"{where}: atom {int(bad[0])} has a non-finite position {x[bad[0]].tolist()}; fix the structure")
+        raise ValueError(
+            f"{where}: atom {int(bad[0])} has a non-finite position {x[bad[0]].tolist()}; fix the structure"
+        )
     if len(x) > 1:
         d = np.linalg.norm(x[:, None] - x[None], axis=-1)
         np.fill_diagonal(d, np.inf)
         i, j = np.unravel_index(int(np.argmin(d)), d.shape)
         if d[i, j] < 1e-6:
-            raise ValueError(f"{where}: atoms {min(i, j)} and {max(i, j)} sit at the same position {x[i].tolist()}; "
-                             "move one of them")
+            raise ValueError(
+                f"{where}: atoms {min(i, j)} and {max(i, j)} sit at the same position {x[i].tolist()}; move one of them"
+            )
 
 
 def _system_from_openmm(topology, openmm_system, positions) -> System:
@@ -207,16 +239,31 @@ def _system_from_openmm(topology, openmm_system, positions) -> System:
     pos = positions.value_in_unit(unit.nanometer) if unit.is_quantity(positions) else positions
     start = torch.as_tensor(np.asarray(pos, dtype=np.float64))
     symbols = [a.element.symbol if a.element is not None else "X" for a in topology.atoms()]
-    return System(name="openmm", oracle=oracle, space=Displacement(start, 0.1), start_positions=start, symbols=symbols, topology=topology)
+    return System(
+        name="openmm",
+        oracle=oracle,
+        space=Displacement(start, 0.1),
+        start_positions=start,
+        symbols=symbols,
+        topology=topology,
+    )
 
 
 def _system_from_atoms(atoms) -> System:
-    from .ase import OracleCalculator, check_searchable_atoms, scaled_basin_hopping_options, species_types, structure_scales
+    from .ase import (
+        OracleCalculator,
+        check_searchable_atoms,
+        scaled_basin_hopping_options,
+        species_types,
+        structure_scales,
+    )
     from .oracles.ase import ASEOracle
 
     check_searchable_atoms(atoms)
     _check_atom_positions(atoms.get_positions(), "the Atoms object")
-    oracle = atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle.for_calculator(atoms, atoms.calc)
+    oracle = (
+        atoms.calc.oracle if isinstance(atoms.calc, OracleCalculator) else ASEOracle.for_calculator(atoms, atoms.calc)
+    )
     x = atoms.get_positions()
     n = len(atoms)
     # lengths, steps and temperature in the structure's own units (eV and Angstrom for ASE)
@@ -225,13 +272,20 @@ def _system_from_atoms(atoms) -> System:
     half = 0.5 * nn * (n / 0.5) ** (1.0 / 3.0)
     centre = x.mean(axis=0)
     space = Box(torch.as_tensor(np.tile(centre - half, n)), torch.as_tensor(np.tile(centre + half, n)), (n, 3))
-    metadata = {"nn_distance": nn, "energy_per_atom": scales["energy_per_atom"],
-                "basin_hopping_options": scaled_basin_hopping_options(n, nn, scales["energy_per_atom"])}
-    return System(name=atoms.get_chemical_formula(), oracle=oracle, space=space, start_positions=torch.as_tensor(x),
-                  symbols=list(atoms.get_chemical_symbols()), types=species_types(atoms.get_chemical_symbols()),
-                  metadata=metadata)
-
-
+    metadata = {
+        "nn_distance": nn,
+        "energy_per_atom": scales["energy_per_atom"],
+        "basin_hopping_options": scaled_basin_hopping_options(n, nn, scales["energy_per_atom"]),
+    }
+    return System(
+        name=atoms.get_chemical_formula(),
+        oracle=oracle,
+        space=space,
+        start_positions=torch.as_tensor(x),
+        symbols=list(atoms.get_chemical_symbols()),
+        types=species_types(atoms.get_chemical_symbols()),
+        metadata=metadata,
+    )
 
 
 #: Walkers whose pair tables the batched cluster oracles hold at once.
@@ -367,8 +421,15 @@ def minimize(
         check_output_path(out)
     suffix = Path(os.fspath(target)).suffix.lower() if isinstance(target, (str, os.PathLike)) else ""
     is_pdb = suffix == ".pdb"
-    pdb_options = ({"forcefield": forcefield, "solvent": solvent,
-                    **{k: options.pop(k) for k in ("keep_water", "keep_heterogens") if k in options}} if is_pdb else None)
+    pdb_options = (
+        {
+            "forcefield": forcefield,
+            "solvent": solvent,
+            **{k: options.pop(k) for k in ("keep_water", "keep_heterogens") if k in options},
+        }
+        if is_pdb
+        else None
+    )
     if suffix == ".xyz":
         pdb_options = {"potential": potential}
     elif potential is not None:
@@ -393,13 +454,21 @@ def minimize(
         rmsd = CARMSD(system.topology, reference)
         options = {**options, "rmsd": rmsd}
     prep_s = time.perf_counter() - t_start
-    config = RunConfig(seed=seed, budget_s=None if budget is None else max(budget - prep_s, min(0.5, budget)), progress=bool(progress), checkpoint=checkpoint,
-                       checkpoint_interval_s=float(checkpoint_interval_s), options=dict(options))
+    config = RunConfig(
+        seed=seed,
+        budget_s=None if budget is None else max(budget - prep_s, min(0.5, budget)),
+        progress=bool(progress),
+        checkpoint=checkpoint,
+        checkpoint_interval_s=float(checkpoint_interval_s),
+        options=dict(options),
+    )
     lock = None
     if checkpoint is not None:
         if not spec.checkpoints:
-            raise ValueError(f"method {spec.name!r} does not write checkpoints; leave checkpoint out or choose one of "
-                             f"{', '.join(m for m in _checkpointing(kind))}")
+            raise ValueError(
+                f"method {spec.name!r} does not write checkpoints; leave checkpoint out or choose one of "
+                f"{', '.join(m for m in _checkpointing(kind))}"
+            )
         checkpoint = os.fspath(checkpoint)
         check_writable_file(checkpoint, "checkpoint", "run.ckpt")
         lock = checkpoints.CheckpointLock(checkpoint)
@@ -421,8 +490,14 @@ def minimize(
     if kind == "peptide":
         extra.update(_peptide_extras(system, result, t_start, start))
         if is_pdb:
-            extra.update({"pdb": os.fspath(target), "forcefield": forcefield, "solvent": solvent,
-                          "preparation": system.metadata.get("preparation")})
+            extra.update(
+                {
+                    "pdb": os.fspath(target),
+                    "forcefield": forcefield,
+                    "solvent": solvent,
+                    "preparation": system.metadata.get("preparation"),
+                }
+            )
     if rmsd is not None:
         extra.update(ca_rmsd_A=rmsd(np.asarray(result.positions, dtype=np.float64)), reference=rmsd.source)
     extra["preparation_s"] = prep_s
@@ -477,5 +552,15 @@ def minimize_pdb(
     Returns:
         A :class:`Result` (see :func:`openmm_actionmin.minimize`).
     """
-    return minimize(path, method, seed=seed, budget_s=budget_s, progress=progress, out=output, forcefield=forcefield,
-                    solvent=solvent, reference=reference, **options)
+    return minimize(
+        path,
+        method,
+        seed=seed,
+        budget_s=budget_s,
+        progress=progress,
+        out=output,
+        forcefield=forcefield,
+        solvent=solvent,
+        reference=reference,
+        **options,
+    )

@@ -73,7 +73,14 @@ class OracleCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
-    def __init__(self, oracle: EnergyOracle, *, length_scale: Optional[float] = None, energy_scale: Optional[float] = None, **kwargs) -> None:
+    def __init__(
+        self,
+        oracle: EnergyOracle,
+        *,
+        length_scale: Optional[float] = None,
+        energy_scale: Optional[float] = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if oracle.n_atoms is None:
             raise ValueError(f"OracleCalculator needs an atomic oracle; {oracle!r} is a [B, D] function")
@@ -107,12 +114,16 @@ def check_searchable_atoms(atoms) -> None:
     if atoms.calc is None:
         raise ValueError("the Atoms object has no calculator: set atoms.calc first")
     if any(atoms.pbc):
-        raise ValueError(f"the Atoms object is periodic (atoms.pbc={atoms.pbc.tolist()}); clusters are searched "
-                         "without a cell: set atoms.pbc = False")
+        raise ValueError(
+            f"the Atoms object is periodic (atoms.pbc={atoms.pbc.tolist()}); clusters are searched "
+            "without a cell: set atoms.pbc = False"
+        )
     if atoms.constraints:
         names = ", ".join(type(c).__name__ for c in atoms.constraints)
-        raise ValueError(f"the Atoms object has constraints ({names}); a global search moves every atom freely: "
-                         "remove them (del atoms.constraints)")
+        raise ValueError(
+            f"the Atoms object has constraints ({names}); a global search moves every atom freely: "
+            "remove them (del atoms.constraints)"
+        )
 
 
 def species_types(symbols: Sequence[str]) -> Optional[List[int]]:
@@ -166,11 +177,15 @@ def check_calculator_output(oracle: EnergyOracle, x: torch.Tensor) -> None:
     name = type(calculator).__name__ if calculator is not None else type(oracle).__name__
     if getattr(oracle, "failures", 0) > failures:
         exc = oracle.last_exception
-        raise ValueError(f"the calculator {name} raised {type(exc).__name__}: {exc} at the input structure; "
-                         "check that it works on these atoms (atoms.get_potential_energy())") from None
+        raise ValueError(
+            f"the calculator {name} raised {type(exc).__name__}: {exc} at the input structure; "
+            "check that it works on these atoms (atoms.get_potential_energy())"
+        ) from None
     if counters.nonfinite > before:
-        raise ValueError(f"the calculator {name} returned a non-finite energy or forces (NaN or inf) at the input "
-                         "structure, whose positions are finite and distinct; check the calculator's parameters")
+        raise ValueError(
+            f"the calculator {name} returned a non-finite energy or forces (NaN or inf) at the input "
+            "structure, whose positions are finite and distinct; check the calculator's parameters"
+        )
 
 
 def structure_scales(oracle: EnergyOracle, positions: np.ndarray) -> Dict[str, Any]:
@@ -198,16 +213,22 @@ def structure_scales(oracle: EnergyOracle, positions: np.ndarray) -> Dict[str, A
     xq = quench.x[0].cpu().numpy().reshape(-1, 3)
     force_scale = abs(float(quench.energy[0])) / len(xq) / _nearest_neighbour_distance(xq)
     if 0 < force_scale < 1.0:
-        quench = minimize_batch(oracle, quench.x.reshape(x.shape), "lbfgs", fmax=1e-2 * force_scale, max_steps=5000,
-                                max_step=0.2 * d0)
+        quench = minimize_batch(
+            oracle, quench.x.reshape(x.shape), "lbfgs", fmax=1e-2 * force_scale, max_steps=5000, max_step=0.2 * d0
+        )
         xq = quench.x[0].cpu().numpy().reshape(-1, 3)
     energy = float(quench.energy[0])
-    return {"nn_distance": _nearest_neighbour_distance(xq), "energy_per_atom": energy / len(xq), "positions": xq,
-            "energy": energy}
+    return {
+        "nn_distance": _nearest_neighbour_distance(xq),
+        "energy_per_atom": energy / len(xq),
+        "positions": xq,
+        "energy": energy,
+    }
 
 
-def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_atom: float,
-                                 fmax: Optional[float] = None) -> Dict[str, Any]:
+def scaled_basin_hopping_options(
+    n_atoms: int, nn_distance: float, energy_per_atom: float, fmax: Optional[float] = None
+) -> Dict[str, Any]:
     """Basin-hopping settings in a structure's own units (ASE's eV and Angstrom, or any other).
 
     The cluster defaults are in reduced LJ units (sigma = 1, epsilon = 1); here
@@ -231,7 +252,7 @@ def scaled_basin_hopping_options(n_atoms: int, nn_distance: float, energy_per_at
     defaults = BasinHoppingConfig()
     return {
         "temperature": 0.8 * epsilon,
-        "compression": defaults.compression * epsilon / scale ** 2,
+        "compression": defaults.compression * epsilon / scale**2,
         "compression_fmax": defaults.compression_fmax * epsilon / scale,
         "step_size": 0.4 * scale,
         "quench_fmax": min(defaults.quench_fmax * epsilon / scale, 0.1 * fmax),
@@ -393,8 +414,13 @@ class _GlobalOptimizer(Optimizer):
         lower = np.tile(centre - half, n)
         upper = np.tile(centre + half, n)
         space = Box(torch.as_tensor(lower), torch.as_tensor(upper), (n, 3))
-        return System(name=self.atoms.get_chemical_formula(), oracle=self.oracle, space=space, reference_energy=self.target_energy,
-                      types=self.types)
+        return System(
+            name=self.atoms.get_chemical_formula(),
+            oracle=self.oracle,
+            space=space,
+            reference_energy=self.target_energy,
+            types=self.types,
+        )
 
     def _search_config(self) -> BasinHoppingConfig:
         n = len(self.best_positions)
@@ -488,8 +514,9 @@ class LatticeBasinHoppingMin(BasinHoppingMin):
         config = super()._search_config()
         if self.rounds_done > 0:
             return config
-        return dataclasses.replace(config, lattice_starts=lattice_walkers(config.n_walkers),
-                                   lattice_nn=float(self._length_scale()))
+        return dataclasses.replace(
+            config, lattice_starts=lattice_walkers(config.n_walkers), lattice_nn=float(self._length_scale())
+        )
 
 
 class ActionMin(_GlobalOptimizer):

@@ -69,7 +69,10 @@ class RunIdentity:
 
     def describe(self) -> str:
         """One-line description used in error messages."""
-        return f"method {self.method}, seed {self.seed}, target {self.target} (size {self.size}, digest {self.digest[:12]})"
+        return (
+            f"method {self.method}, seed {self.seed}, target {self.target} "
+            f"(size {self.size}, digest {self.digest[:12]})"
+        )
 
 
 def _feed(h: "hashlib._Hash", value: Any, depth: int = 0) -> None:
@@ -126,7 +129,9 @@ def run_identity(system: Any, method: str, seed: int) -> RunIdentity:
     """The :class:`RunIdentity` of running ``method`` with ``seed`` on ``system``."""
     oracle = system.oracle
     size = oracle.n_atoms if getattr(oracle, "n_atoms", None) else int(system.space.dim)
-    return RunIdentity(method=str(method), seed=int(seed), target=str(system.name), size=int(size), digest=target_digest(system))
+    return RunIdentity(
+        method=str(method), seed=int(seed), target=str(system.name), size=int(size), digest=target_digest(system)
+    )
 
 
 def save(path: os.PathLike, state: Dict[str, Any], identity: Optional[RunIdentity]) -> bool:
@@ -140,13 +145,21 @@ def save(path: os.PathLike, state: Dict[str, Any], identity: Optional[RunIdentit
     Returns:
         Whether the file was written.
     """
-    payload = {"format": CHECKPOINT_FORMAT, "identity": None if identity is None else dataclasses.asdict(identity), "state": state}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "identity": None if identity is None else dataclasses.asdict(identity),
+        "state": state,
+    }
     try:
         atomic_torch_save(payload, path)
         _refresh_lock(path)
         return True
     except (OSError, RuntimeError) as exc:  # torch reports a full disk as RuntimeError
-        warnings.warn(f"could not write checkpoint {path}: {exc}; the run continues without it", CheckpointWriteWarning, stacklevel=2)
+        warnings.warn(
+            f"could not write checkpoint {path}: {exc}; the run continues without it",
+            CheckpointWriteWarning,
+            stacklevel=2,
+        )
         return False
 
 
@@ -164,9 +177,14 @@ def load(path: os.PathLike, identity: Optional[RunIdentity]) -> Optional[Dict[st
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise CheckpointMismatch(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it or choose another checkpoint path") from None
+        raise CheckpointMismatch(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it or choose another checkpoint path"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointMismatch(f"checkpoint {path} is not a checkpoint of this version of openmm_actionmin; delete it or choose another checkpoint path")
+        raise CheckpointMismatch(
+            f"checkpoint {path} is not a checkpoint of this version of openmm_actionmin; delete it or choose another "
+            "checkpoint path"
+        )
     stored = payload.get("identity")
     if identity is not None and stored is not None:
         theirs = RunIdentity(**stored)
@@ -233,7 +251,9 @@ class CheckpointLock:
         if host == socket.gethostname():
             return f"process {pid}" if pid and pid != os.getpid() and _pid_alive(pid) else None
         if age < self.stale_after_s:
-            return f"process {pid} on host {host} (refreshed {age:.0f} s ago; taken over after {self.stale_after_s:.0f} s)"
+            return (
+                f"process {pid} on host {host} (refreshed {age:.0f} s ago; taken over after {self.stale_after_s:.0f} s)"
+            )
         return None
 
     def acquire(self) -> None:

@@ -63,8 +63,14 @@ EXECUTORS = ("serial", "processes", "dask")
 SCHEDULER_TIMEOUT_S = 5.0
 
 #: Environment variables that size the thread pools of native libraries.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                    "NUMEXPR_NUM_THREADS", "OPENMM_CPU_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OPENMM_CPU_THREADS",
+)
 
 #: Fields of the Result's ``extra`` copied into a row where present.
 EXTRA_FIELDS = ("success", "target_energy", "time_to_target_s", "force_calls_to_target", "stop_reason")
@@ -102,7 +108,9 @@ class Job:
         if isinstance(self.target, os.PathLike):
             object.__setattr__(self, "target", os.fspath(self.target))
         if not isinstance(self.target, str) or not self.target:
-            raise ValueError(f"a job's target is a string (a cluster name, 'function:dim' or a PDB path), got {self.target!r}")
+            raise ValueError(
+                f"a job's target is a string (a cluster name, 'function:dim' or a PDB path), got {self.target!r}"
+            )
         object.__setattr__(self, "seed", check_seed(self.seed))
         if self.budget_s is not None:
             object.__setattr__(self, "budget_s", check_budget(self.budget_s))
@@ -116,15 +124,27 @@ class Job:
         valid = {f.name for f in dataclasses.fields(method.settings_for(kind))}
         unknown = sorted(set(self.options) - valid)
         if unknown:
-            raise ValueError(f"method {self.method!r} on a {kind} has no option {unknown[0]!r}; its options are: {', '.join(sorted(valid))}")
+            raise ValueError(
+                f"method {self.method!r} on a {kind} has no option {unknown[0]!r}; its options are: "
+                f"{', '.join(sorted(valid))}"
+            )
         if not self.name:
             object.__setattr__(self, "name", f"{self.target}/{self.method}/{self.seed}")
 
     @property
     def key(self) -> str:
         """A stable key: a hash of target, method, seed, budget and options (16 hex digits)."""
-        text = json.dumps({"target": self.target, "method": self.method, "seed": self.seed, "budget_s": self.budget_s,
-                           "options": self.options}, sort_keys=True, allow_nan=False)
+        text = json.dumps(
+            {
+                "target": self.target,
+                "method": self.method,
+                "seed": self.seed,
+                "budget_s": self.budget_s,
+                "options": self.options,
+            },
+            sort_keys=True,
+            allow_nan=False,
+        )
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -142,8 +162,13 @@ def target_kind_of(target: str) -> str:
     return "cluster"
 
 
-def make_jobs(targets: Iterable[str], methods: Iterable[str], seeds: Iterable[int], budget_s: Optional[float] = 60.0,
-              options: Optional[Mapping[str, Any]] = None) -> List[Job]:
+def make_jobs(
+    targets: Iterable[str],
+    methods: Iterable[str],
+    seeds: Iterable[int],
+    budget_s: Optional[float] = 60.0,
+    options: Optional[Mapping[str, Any]] = None,
+) -> List[Job]:
     """Every combination of target, method and seed as a :class:`Job` (target-major order).
 
     Args:
@@ -203,7 +228,9 @@ def _thread_options(job: Job, threads: int) -> Dict[str, Any]:
     return options
 
 
-def run_job(job: Job, checkpoint: Optional[str] = None, checkpoint_interval_s: float = 60.0, threads: int = 1) -> Dict[str, Any]:
+def run_job(
+    job: Job, checkpoint: Optional[str] = None, checkpoint_interval_s: float = 60.0, threads: int = 1
+) -> Dict[str, Any]:
     """Run one job here (in a worker) and return its row.
 
     Args:
@@ -220,8 +247,16 @@ def run_job(job: Job, checkpoint: Optional[str] = None, checkpoint_interval_s: f
     had_checkpoint = checkpoint is not None and os.path.exists(checkpoint)
     t0 = time.perf_counter()
     with _thread_limits(threads):
-        result = minimize(job.target, job.method, seed=job.seed, budget_s=job.budget_s, progress=False, checkpoint=checkpoint,
-                          checkpoint_interval_s=checkpoint_interval_s, **_thread_options(job, threads))
+        result = minimize(
+            job.target,
+            job.method,
+            seed=job.seed,
+            budget_s=job.budget_s,
+            progress=False,
+            checkpoint=checkpoint,
+            checkpoint_interval_s=checkpoint_interval_s,
+            **_thread_options(job, threads),
+        )
     extra = result.extra if isinstance(result.extra, dict) else {}
     row: Dict[str, Any] = {
         "key": job.key,
@@ -246,8 +281,16 @@ def run_job(job: Job, checkpoint: Optional[str] = None, checkpoint_interval_s: f
 
 def _error_row(job: Job, error: BaseException) -> Dict[str, Any]:
     message = " ".join(f"{type(error).__name__}: {error}".split())
-    return {"key": job.key, "name": job.name, "target": job.target, "method": job.method, "seed": job.seed,
-            "budget_s": job.budget_s, "options": job.options, "error": message}
+    return {
+        "key": job.key,
+        "name": job.name,
+        "target": job.target,
+        "method": job.method,
+        "seed": job.seed,
+        "budget_s": job.budget_s,
+        "options": job.options,
+        "error": message,
+    }
 
 
 # --------------------------------------------------------------- the results file
@@ -349,8 +392,12 @@ def _run_processes(tasks: Sequence[_Task], done: _Done, retries: int, n_workers:
     context = multiprocessing.get_context("spawn")
     with _environment(thread_environment(threads)):  # read by the spawned workers before NumPy and torch load
         while pending:
-            with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=context, initializer=_init_process,
-                                     initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(
+                max_workers=min(workers, len(pending)),
+                mp_context=context,
+                initializer=_init_process,
+                initargs=(threads,),
+            ) as pool:
                 futures = {pool.submit(run_job, *task): task for task in pending}
                 pending = []
                 waiting = set(futures)
@@ -375,8 +422,10 @@ def _import_distributed():
     try:
         import distributed
     except ImportError:
-        raise ImportError("the dask executor needs Dask: pip install openmm_actionmin[dask]  "
-                          "(or pip install 'dask[distributed]>=2024.1')") from None
+        raise ImportError(
+            "the dask executor needs Dask: pip install openmm_actionmin[dask]  "
+            "(or pip install 'dask[distributed]>=2024.1')"
+        ) from None
     return distributed
 
 
@@ -389,8 +438,13 @@ def _connect(scheduler: Any, n_workers: Optional[int], threads: int):
     distributed = _import_distributed()
     if scheduler is None:
         workers = n_workers or max(1, (os.cpu_count() or 1) // threads)
-        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                           env=thread_environment(threads))
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=thread_environment(threads),
+        )
         return distributed.Client(cluster), cluster
     address = getattr(scheduler, "scheduler_address", scheduler)
     try:
@@ -400,7 +454,9 @@ def _connect(scheduler: Any, n_workers: Optional[int], threads: int):
         raise ValueError(f"cannot reach the Dask scheduler at {address}: {reason}") from None
 
 
-def _run_dask(tasks: Sequence[_Task], done: _Done, retries: int, scheduler: Any, n_workers: Optional[int], threads: int) -> None:
+def _run_dask(
+    tasks: Sequence[_Task], done: _Done, retries: int, scheduler: Any, n_workers: Optional[int], threads: int
+) -> None:
     distributed = _import_distributed()
     client, cluster = _connect(scheduler, n_workers, threads)
     try:
@@ -505,7 +561,9 @@ def minimize_many(
     jobs = list(jobs)
     for job in jobs:
         if not isinstance(job, Job):
-            raise ValueError(f"minimize_many runs Job objects (openmm_actionmin.executor.Job), got {type(job).__name__}")
+            raise ValueError(
+                f"minimize_many runs Job objects (openmm_actionmin.executor.Job), got {type(job).__name__}"
+            )
     if executor == "dask":
         _import_distributed()
     ckpt_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -580,18 +638,20 @@ def summarize(rows: Iterable[Mapping[str, Any]]) -> List[Dict[str, Any]]:
         calls = [r["force_calls_to_target"] for r in hits if r.get("force_calls_to_target") is not None]
         times = [r["time_to_target_s"] for r in hits if r.get("time_to_target_s") is not None]
         energies = [r["energy"] for r in good if r.get("energy") is not None and math.isfinite(r["energy"])]
-        out.append({
-            "target": target,
-            "method": method,
-            "runs": len(group),
-            "errors": len(group) - len(good),
-            "successes": len(hits) if judged else None,
-            "success_rate": len(hits) / len(group) if judged else None,
-            "mean_force_calls_to_target": statistics.fmean(calls) if calls else None,
-            "median_force_calls_to_target": statistics.median(calls) if calls else None,
-            "mean_time_to_target_s": statistics.fmean(times) if times else None,
-            "median_time_to_target_s": statistics.median(times) if times else None,
-            "best_energy": min(energies) if energies else None,
-            "median_energy": statistics.median(energies) if energies else None,
-        })
+        out.append(
+            {
+                "target": target,
+                "method": method,
+                "runs": len(group),
+                "errors": len(group) - len(good),
+                "successes": len(hits) if judged else None,
+                "success_rate": len(hits) / len(group) if judged else None,
+                "mean_force_calls_to_target": statistics.fmean(calls) if calls else None,
+                "median_force_calls_to_target": statistics.median(calls) if calls else None,
+                "mean_time_to_target_s": statistics.fmean(times) if times else None,
+                "median_time_to_target_s": statistics.median(times) if times else None,
+                "best_energy": min(energies) if energies else None,
+                "median_energy": statistics.median(energies) if energies else None,
+            }
+        )
     return out

@@ -64,11 +64,15 @@ def check_writable_file(path: os.PathLike, option: str, example: str = "result.j
         raise IsADirectoryError(f"{option} {path} is a folder; give a file name such as {path / example}")
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise FileNotFoundError(f"{option} {path}: folder {folder} does not exist; create it first or choose another path")
+        raise FileNotFoundError(
+            f"{option} {path}: folder {folder} does not exist; create it first or choose another path"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{option} {path}: folder {folder} is not writable; choose another path")
     if path.exists() and not os.access(path, os.W_OK):
-        raise PermissionError(f"{option} {path}: the file exists and is read-only; choose another path or make it writable")
+        raise PermissionError(
+            f"{option} {path}: the file exists and is read-only; choose another path or make it writable"
+        )
     return path
 
 
@@ -76,7 +80,10 @@ def fallback_path(path: os.PathLike, system: str = "", seed: Optional[int] = Non
     """A fresh file name in the working directory for a result that could not go to ``path``."""
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in (system or "result"))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path.cwd() / f"actionmin-{stem}-seed{seed if seed is not None else 0}-{stamp}{Path(path).suffix.lower() or '.json'}"
+    base = (
+        Path.cwd()
+        / f"actionmin-{stem}-seed{seed if seed is not None else 0}-{stamp}{Path(path).suffix.lower() or '.json'}"
+    )
     candidate, k = base, 1
     while candidate.exists():
         candidate = base.with_name(f"{base.stem}-{k}{base.suffix}")
@@ -113,5 +120,9 @@ def save_result(result, path: os.PathLike) -> Path:
             try:
                 result.save(fallback)
             except (OSError, ValueError):
-                raise ResultWriteError(f"could not write {path} ({reason}) nor the fallback {fallback} ({exc2})", None) from None
-        raise ResultWriteError(f"could not write {path} ({reason}); the result was written to {fallback} instead", fallback) from None
+                raise ResultWriteError(
+                    f"could not write {path} ({reason}) nor the fallback {fallback} ({exc2})", None
+                ) from None
+        raise ResultWriteError(
+            f"could not write {path} ({reason}); the result was written to {fallback} instead", fallback
+        ) from None

@@ -150,30 +150,42 @@ class PreparationReport:
             return ", ".join(f"{k} x{v}" for k, v in sorted(d.items()))
 
         if self.replaced_residues:
-            out.append(f"replaced {len(self.replaced_residues)} modified residue(s) by the standard parent: "
-                       f"{short(self.replaced_residues)}")
+            out.append(
+                f"replaced {len(self.replaced_residues)} modified residue(s) by the standard parent: "
+                f"{short(self.replaced_residues)}"
+            )
         if self.removed_waters:
             out.append(f"removed {self.removed_waters} water(s) (keep them with --keep-water / keep_water=True)")
         if self.removed_ions:
-            out.append(f"removed ions: {counted(self.removed_ions)} (keep them with --keep-heterogens and a force field "
-                       "with ion templates)")
+            out.append(
+                f"removed ions: {counted(self.removed_ions)} (keep them with --keep-heterogens and a force field "
+                "with ion templates)"
+            )
         if self.removed_ligands:
-            out.append(f"removed ligands/heterogens: {counted(self.removed_ligands)} (keep them with --keep-heterogens "
-                       "and a force field with their templates)")
+            out.append(
+                f"removed ligands/heterogens: {counted(self.removed_ligands)} (keep them with --keep-heterogens "
+                "and a force field with their templates)"
+            )
         if self.removed_in_chain:
-            out.append(f"removed {len(self.removed_in_chain)} in-chain residue(s) without a template: "
-                       f"{short(self.removed_in_chain)} (the chain is split there)")
+            out.append(
+                f"removed {len(self.removed_in_chain)} in-chain residue(s) without a template: "
+                f"{short(self.removed_in_chain)} (the chain is split there)"
+            )
         if self.kept_heterogens:
             out.append(f"kept {len(self.kept_heterogens)} heterogen(s): {short(self.kept_heterogens)}")
         if self.missing_residues:
             out.append(f"residues missing from SEQRES: {short(self.missing_residues, 4)}")
         if self.chain_breaks:
-            out.append(f"split {len(self.chain_breaks)} chain break(s) into separate chains (not bonded across): "
-                       f"{short(self.chain_breaks, 4)}; {self.n_chains_read} -> {self.n_chains} chains")
+            out.append(
+                f"split {len(self.chain_breaks)} chain break(s) into separate chains (not bonded across): "
+                f"{short(self.chain_breaks, 4)}; {self.n_chains_read} -> {self.n_chains} chains"
+            )
         if self.added_heavy_atoms:
             parts = []
             if self.completed_residues:
-                parts.append(f"missing atoms of {len(self.completed_residues)} residue(s): {short(self.completed_residues, 4)}")
+                parts.append(
+                    f"missing atoms of {len(self.completed_residues)} residue(s): {short(self.completed_residues, 4)}"
+                )
             if self.added_terminal_atoms:
                 parts.append(f"{self.added_terminal_atoms} terminal OXT")
             if self.added_residues:
@@ -332,7 +344,9 @@ def _unknown_residue_error(path, residues) -> PDBPreparationError:
     )
 
 
-def check_residues(topology, forcefield, *, path: Union[str, os.PathLike] = "<topology>", hydrogens_added: bool = True) -> None:
+def check_residues(
+    topology, forcefield, *, path: Union[str, os.PathLike] = "<topology>", hydrogens_added: bool = True
+) -> None:
     """Check that every residue matches a template of the force field.
 
     Args:
@@ -436,8 +450,9 @@ def prepare_pdb(
     saved_random_state = random.getstate()
     random.seed(seed)
     try:
-        prepared = _fix(fixer, path, ff, hetatm_keys, keep_water, keep_heterogens, add_hydrogens, ph,
-                        add_missing_residues, seed)
+        prepared = _fix(
+            fixer, path, ff, hetatm_keys, keep_water, keep_heterogens, add_hydrogens, ph, add_missing_residues, seed
+        )
     finally:
         random.setstate(saved_random_state)
     for line in prepared.report.warnings():
@@ -473,7 +488,9 @@ def _residue_key(residue) -> Tuple[str, str, str]:
 
 def _label(residue) -> str:
     chain = residue.chain.id.strip()
-    return f"{residue.name} {residue.id}{(residue.insertionCode or '').strip()}" + (f" (chain {chain})" if chain else "")
+    return f"{residue.name} {residue.id}{(residue.insertionCode or '').strip()}" + (
+        f" (chain {chain})" if chain else ""
+    )
 
 
 def _link_atoms(first, second):
@@ -575,8 +592,12 @@ def _fix(fixer, path, ff, hetatm_keys, keep_water, keep_heterogens, add_hydrogen
     """The pdbfixer steps of :func:`prepare_pdb` (random state already seeded)."""
     from openmm import app, unit
 
-    report = PreparationReport(source=str(path), n_chains_read=fixer.topology.getNumChains(),
-                               n_residues_read=fixer.topology.getNumResidues(), n_atoms_read=fixer.topology.getNumAtoms())
+    report = PreparationReport(
+        source=str(path),
+        n_chains_read=fixer.topology.getNumChains(),
+        n_residues_read=fixer.topology.getNumResidues(),
+        n_atoms_read=fixer.topology.getNumAtoms(),
+    )
     has_end, last_key = _scan_ending(path)
     report.truncated = not has_end
     standard = _standard_residue_names()
@@ -642,8 +663,13 @@ def _fix(fixer, path, ff, hetatm_keys, keep_water, keep_heterogens, add_hydrogen
         internal = 0 < r < len(residues)
         if add_missing_residues and internal and all(name in standard for name in names):
             keep[(c, r)] = names
-        where = (f"between {_label(residues[r - 1])} and {_label(residues[r])}" if internal
-                 else f"before {_label(residues[0])}" if r == 0 else f"after {_label(residues[-1])}")
+        where = (
+            f"between {_label(residues[r - 1])} and {_label(residues[r])}"
+            if internal
+            else f"before {_label(residues[0])}"
+            if r == 0
+            else f"after {_label(residues[-1])}"
+        )
         action = "rebuilt" if (c, r) in keep else "not modelled"
         report.missing_residues.append(f"{len(names)} residue(s) {where} ({action})")
     added_residues = sum(len(v) for v in keep.values())

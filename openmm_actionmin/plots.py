@@ -37,7 +37,9 @@ def plot_history(
     if not history:
         raise ValueError("nothing to plot: the history is empty")
     if keys is None:
-        keys = [k for k, v in history[0].items() if k != x_key and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        keys = [
+            k for k, v in history[0].items() if k != x_key and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
     xs = [row.get(x_key, i) for i, row in enumerate(history)]
     fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys) + 0.6), sharex=True, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):

@@ -58,8 +58,13 @@ def budget_bar(budget_s: float, desc: str, **kwargs: Any):
     Returns:
         The tqdm bar.
     """
-    bar = progress_bar(total=round(float(budget_s), 1), desc=desc, unit="s",
-                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}", **kwargs)
+    bar = progress_bar(
+        total=round(float(budget_s), 1),
+        desc=desc,
+        unit="s",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s{postfix}",
+        **kwargs,
+    )
     bar.t0 = time.perf_counter()
     return bar
 

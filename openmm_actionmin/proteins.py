@@ -44,8 +44,17 @@ from .result import Result
 from .systems.base import System
 
 #: Peptide method names accepted by :func:`run_method` (aliases map to the same runner).
-METHODS = ("action", "random_only", "openmm", "openmm_minimize", "anneal", "openmm_anneal", "basin_hopping",
-           "torsion_hopping", "hybrid")
+METHODS = (
+    "action",
+    "random_only",
+    "openmm",
+    "openmm_minimize",
+    "anneal",
+    "openmm_anneal",
+    "basin_hopping",
+    "torsion_hopping",
+    "hybrid",
+)
 
 _ALIASES = {"openmm": "openmm_minimize", "anneal": "openmm_anneal", "torsion_hopping": "basin_hopping"}
 
@@ -111,12 +120,15 @@ class CARMSD:
             arr = reference.detach().cpu().numpy() if isinstance(reference, torch.Tensor) else np.asarray(reference)
             arr = np.asarray(arr, dtype=np.float64)
             if arr.shape != (topology.getNumAtoms(), 3):
-                raise ValueError(f"CA RMSD: reference positions must be [{topology.getNumAtoms()}, 3] nm, got {arr.shape}")
+                raise ValueError(
+                    f"CA RMSD: reference positions must be [{topology.getNumAtoms()}, 3] nm, got {arr.shape}"
+                )
             self.ref_xyz = arr[self.ca]
             self.source = "positions"
 
     def __call__(self, positions: Any) -> float:
-        """CA RMSD in Angstrom of ``positions [N, 3]`` nm after optimal superposition (:func:`~.geometry.kabsch_rmsd`)."""
+        """CA RMSD in Angstrom of ``positions [N, 3]`` nm after optimal superposition "
+        "(:func:`~.geometry.kabsch_rmsd`)."""
         pos = positions.detach().cpu().numpy() if isinstance(positions, torch.Tensor) else np.asarray(positions)
         sub = np.asarray(pos, dtype=np.float64).reshape(-1, 3)[self.ca]
         return 10.0 * kabsch_rmsd(sub, self.ref_xyz)
@@ -245,26 +257,52 @@ def run_method(
         watched = _advancing(observer, bar)
         try:
             if name == "openmm_minimize":
-                return openmm_minimize(system, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=budget_s, platform=platform,
-                                       threads=threads, seed=seed, observer=watched)
+                return openmm_minimize(
+                    system,
+                    tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+                    budget_s=budget_s,
+                    platform=platform,
+                    threads=threads,
+                    seed=seed,
+                    observer=watched,
+                )
             cfg = AnnealConfig(budget_s=budget_s, tolerance_kj_mol_nm=tolerance_kj_mol_nm)
             return openmm_anneal(system, config=cfg, seed=seed, platform=platform, threads=threads, observer=watched)
         finally:
             if bar is not None:
                 bar.close()
     if name == "basin_hopping":
-        hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
-                                  tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
-                                  checkpoint_path=checkpoint_path, checkpoint_interval_s=checkpoint_interval_s,
-                                  method_name=name)
+        hop_cfg = _hopping_config(
+            hopping_config,
+            seed=seed,
+            budget_s=budget_s,
+            platform=platform,
+            threads=threads,
+            tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+            progress=progress,
+            checkpoint_path=checkpoint_path,
+            checkpoint_interval_s=checkpoint_interval_s,
+            method_name=name,
+        )
         from .search.torsion_hopping import torsion_hopping
 
         return torsion_hopping(system, hop_cfg, observer=observer)
     if name == "hybrid":
-        return _hybrid(system, seed=seed, budget_s=budget_s, platform=platform, threads=threads,
-                       tolerance_kj_mol_nm=tolerance_kj_mol_nm, action_config=action_config, rmsd=rmsd,
-                       progress=progress, checkpoint_path=checkpoint_path, hopping_config=hopping_config,
-                       fraction=hybrid_fraction, checkpoint_interval_s=checkpoint_interval_s)
+        return _hybrid(
+            system,
+            seed=seed,
+            budget_s=budget_s,
+            platform=platform,
+            threads=threads,
+            tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+            action_config=action_config,
+            rmsd=rmsd,
+            progress=progress,
+            checkpoint_path=checkpoint_path,
+            hopping_config=hopping_config,
+            fraction=hybrid_fraction,
+            checkpoint_interval_s=checkpoint_interval_s,
+        )
     from .search.action import ActionConfig, ActionTrainer
 
     train_s = budget_s * (1.0 - polish_fraction)
@@ -273,9 +311,15 @@ def run_method(
     else:
         base = ActionConfig.random_only() if name == "random_only" else ActionConfig()
         base = dataclasses.replace(base, **_scaled_action_sizes(system, train_s, base))
-    cfg = dataclasses.replace(base, seed=int(seed), budget_s=float(train_s), method_name=name, progress=progress,
-                              checkpoint_path=checkpoint_path or base.checkpoint_path,
-                              checkpoint_interval_s=checkpoint_interval_s)
+    cfg = dataclasses.replace(
+        base,
+        seed=int(seed),
+        budget_s=float(train_s),
+        method_name=name,
+        progress=progress,
+        checkpoint_path=checkpoint_path or base.checkpoint_path,
+        checkpoint_interval_s=checkpoint_interval_s,
+    )
     trainer = ActionTrainer(system, cfg)
 
     def on_round(row: Dict[str, Any]) -> None:
@@ -291,8 +335,16 @@ def run_method(
     # Polishing gets what is left of the budget (training stops at its share), so the run
     # keeps budget_s; a floor of half a second lets a short run still take a few steps.
     left = max(budget_s - (time.perf_counter() - t_start), 0.5)
-    return polish(system, raw, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left, platform=platform,
-                  threads=threads, also=also, observer=observer)
+    return polish(
+        system,
+        raw,
+        tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+        budget_s=left,
+        platform=platform,
+        threads=threads,
+        also=also,
+        observer=observer,
+    )
 
 
 def _hopping_config(base: Any, **fields: Any) -> Any:
@@ -345,15 +397,27 @@ def _hybrid(
     base = action_config if action_config is not None else ActionConfig()
     if action_config is None:
         base = dataclasses.replace(base, **_scaled_action_sizes(system, budget_s * fraction, base))
-    base = dataclasses.replace(base, progress=progress, checkpoint_path=checkpoint_path or base.checkpoint_path,
-                               checkpoint_interval_s=checkpoint_interval_s)
+    base = dataclasses.replace(
+        base,
+        progress=progress,
+        checkpoint_path=checkpoint_path or base.checkpoint_path,
+        checkpoint_interval_s=checkpoint_interval_s,
+    )
     observer = rmsd.observer() if rmsd is not None else None
 
     def hop(starts: list, left_s: float) -> Result:
-        hop_cfg = _hopping_config(hopping_config, seed=seed, budget_s=left_s, platform=platform, threads=threads,
-                                  tolerance_kj_mol_nm=tolerance_kj_mol_nm, progress=progress,
-                                  checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
-                                  checkpoint_interval_s=checkpoint_interval_s, method_name="hybrid")
+        hop_cfg = _hopping_config(
+            hopping_config,
+            seed=seed,
+            budget_s=left_s,
+            platform=platform,
+            threads=threads,
+            tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+            progress=progress,
+            checkpoint_path=f"{checkpoint_path}.hopping" if checkpoint_path else None,
+            checkpoint_interval_s=checkpoint_interval_s,
+            method_name="hybrid",
+        )
         return torsion_hopping(system, hop_cfg, starts=starts, observer=observer)
 
     left = max(budget_s - (time.perf_counter() - t0), 0.5)  # sizing the trainer counts against the budget
@@ -362,7 +426,9 @@ def _hybrid(
     return res
 
 
-def _advancing(observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:
+def _advancing(
+    observer: Optional[Callable[[np.ndarray], Dict[str, float]]], bar
+) -> Optional[Callable[[np.ndarray], Dict[str, float]]]:
     """Wrap a history observer so that every recorded row also advances ``bar`` (if any)."""
     if bar is None:
         return observer

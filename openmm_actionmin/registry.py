@@ -126,12 +126,16 @@ def target_kind(system: System) -> str:
     return "cluster"
 
 
-def _options(method: str, kind: str, settings: type, options: Dict[str, Any], reserved: Tuple[str, ...] = ()) -> Dict[str, Any]:
+def _options(
+    method: str, kind: str, settings: type, options: Dict[str, Any], reserved: Tuple[str, ...] = ()
+) -> Dict[str, Any]:
     """Check option names against the settings dataclass; return them unchanged."""
     valid = {f.name for f in dataclasses.fields(settings)} - set(reserved)
     unknown = sorted(set(options) - valid)
     if unknown:
-        raise ValueError(f"method {method!r} on a {kind} has no option {unknown[0]!r}; its options are: {', '.join(sorted(valid))}")
+        raise ValueError(
+            f"method {method!r} on a {kind} has no option {unknown[0]!r}; its options are: {', '.join(sorted(valid))}"
+        )
     return dict(options)
 
 
@@ -154,9 +158,16 @@ def _basin_hopping(system: System, config: RunConfig, lattice: bool) -> Result:
             opts.setdefault("lattice_starts", lattice_walkers(int(opts.get("n_walkers", BasinHoppingConfig.n_walkers))))
     else:
         opts.setdefault("lattice_starts", 0)
-    cfg = BasinHoppingConfig(seed=config.seed, budget_s=config.budget_s, progress=config.progress,
-                             checkpoint_path=config.checkpoint, checkpoint_interval_s=config.checkpoint_interval_s,
-                             resume=config.checkpoint is not None, method_name=name, **opts)
+    cfg = BasinHoppingConfig(
+        seed=config.seed,
+        budget_s=config.budget_s,
+        progress=config.progress,
+        checkpoint_path=config.checkpoint,
+        checkpoint_interval_s=config.checkpoint_interval_s,
+        resume=config.checkpoint is not None,
+        method_name=name,
+        **opts,
+    )
     starts = system.start_positions[None] if system.start_positions is not None else None
     return basin_hopping(system, cfg, starts=starts)
 
@@ -171,8 +182,14 @@ def _peptide_kwargs(name: str, config: RunConfig) -> Dict[str, Any]:
     from .proteins import PeptideSettings
 
     opts = _options(name, "peptide", PeptideSettings, config.options, _RESERVED)
-    return dict(seed=config.seed, budget_s=config.budget_s, progress=config.progress, checkpoint_path=config.checkpoint,
-                checkpoint_interval_s=config.checkpoint_interval_s, **opts)
+    return dict(
+        seed=config.seed,
+        budget_s=config.budget_s,
+        progress=config.progress,
+        checkpoint_path=config.checkpoint,
+        checkpoint_interval_s=config.checkpoint_interval_s,
+        **opts,
+    )
 
 
 def _peptide(name: str) -> Callable[[System, RunConfig], Result]:
@@ -201,7 +218,9 @@ def _hybrid(system: System, config: RunConfig) -> Result:
     from .search.hybrid import HybridConfig, hybrid_search
 
     opts = _options("hybrid", "cluster", HybridConfig, config.options, _RESERVED)
-    return hybrid_search(system, HybridConfig(seed=config.seed, budget_s=config.budget_s, progress=config.progress, **opts))
+    return hybrid_search(
+        system, HybridConfig(seed=config.seed, budget_s=config.budget_s, progress=config.progress, **opts)
+    )
 
 
 def _action(system: System, config: RunConfig) -> Result:
@@ -217,8 +236,15 @@ def _action(system: System, config: RunConfig) -> Result:
         opts = {**SYNTHETIC_ACTION, **opts}
     else:
         opts = {"polish_method": "lbfgs", "polish_steps": 2000, "polish_fmax": 1e-3, **opts}
-    cfg = ActionConfig(seed=config.seed, budget_s=config.budget_s, progress=config.progress, checkpoint_path=config.checkpoint,
-                       checkpoint_interval_s=config.checkpoint_interval_s, method_name="action", **opts)
+    cfg = ActionConfig(
+        seed=config.seed,
+        budget_s=config.budget_s,
+        progress=config.progress,
+        checkpoint_path=config.checkpoint,
+        checkpoint_interval_s=config.checkpoint_interval_s,
+        method_name="action",
+        **opts,
+    )
     return ActionTrainer(system, cfg).run(resume=config.checkpoint is not None)
 
 
@@ -230,9 +256,14 @@ def _random_only(system: System, config: RunConfig) -> Result:
     from .search.action_config import BOWL_MODEL
 
     opts = _options("random_only", kind, ActionConfig, config.options, _RESERVED)
-    cfg = ActionConfig.random_only(seed=config.seed, budget_s=config.budget_s, progress=config.progress,
-                                   checkpoint_path=config.checkpoint, checkpoint_interval_s=config.checkpoint_interval_s,
-                                   **{**BOWL_MODEL, **opts})
+    cfg = ActionConfig.random_only(
+        seed=config.seed,
+        budget_s=config.budget_s,
+        progress=config.progress,
+        checkpoint_path=config.checkpoint,
+        checkpoint_interval_s=config.checkpoint_interval_s,
+        **{**BOWL_MODEL, **opts},
+    )
     return ActionTrainer(system, cfg).run(resume=config.checkpoint is not None)
 
 
@@ -270,15 +301,28 @@ def _reparam(system: System, config: RunConfig) -> Result:
 
 
 #: Option names set from RunConfig, never through ``options``.
-_RESERVED = ("seed", "budget_s", "progress", "checkpoint_path", "checkpoint_interval_s", "checkpoint_every", "resume",
-             "method_name")
+_RESERVED = (
+    "seed",
+    "budget_s",
+    "progress",
+    "checkpoint_path",
+    "checkpoint_interval_s",
+    "checkpoint_every",
+    "resume",
+    "method_name",
+)
 
 
 def _settings() -> Dict[str, Dict[str, type]]:
     """Method -> kind -> settings dataclass."""
     from .proteins import PeptideSettings
     from .search.action_config import ActionConfig
-    from .search.baselines import AdamMultistartConfig, CMAESConfig, ScipyBasinHoppingConfig, ScipyClusterBasinHoppingConfig
+    from .search.baselines import (
+        AdamMultistartConfig,
+        CMAESConfig,
+        ScipyBasinHoppingConfig,
+        ScipyClusterBasinHoppingConfig,
+    )
     from .search.basin_hopping import BasinHoppingConfig
     from .search.hybrid import HybridConfig
     from .search.reparam import PeptideReparamConfig, ReparamConfig
@@ -299,23 +343,71 @@ def _settings() -> Dict[str, Dict[str, type]]:
 
 
 _TABLE = (
-    ("basin_hopping_lattice", "basin hopping whose walkers start from searched icosahedral, decahedral and fcc packings",
-     ("cluster",), _basin_hopping_lattice, True),
-    ("basin_hopping", "basin hopping: batched Cartesian moves (clusters) or torsion pivot moves (peptides), quench, Metropolis",
-     ("cluster", "peptide"), _basin_hopping_any, True),
-    ("hybrid", "the action trainer for part of the budget, then basin hopping from its candidates",
-     ("cluster", "peptide"), _hybrid, False),
-    ("action", "a PLNet trained with the action functional; its single minimiser is the answer (then polished)",
-     ("cluster", "peptide", "function"), _action, True),
-    ("random_only", "the action method's PLNet regressed on random samples only (ablation of the action term)",
-     ("peptide", "function"), _random_only, True),
-    ("openmm", "OpenMM's LocalEnergyMinimizer (L-BFGS) from the prepared input", ("peptide",), _peptide("openmm"), False),
-    ("anneal", "OpenMM Langevin simulated annealing to 0 K, then LocalEnergyMinimizer", ("peptide",), _peptide("anneal"), False),
-    ("scipy_basinhopping", "SciPy's basinhopping with L-BFGS-B quenches (bounded to the box on functions)", ("cluster", "function"), _scipy_basinhopping, False),
+    (
+        "basin_hopping_lattice",
+        "basin hopping whose walkers start from searched icosahedral, decahedral and fcc packings",
+        ("cluster",),
+        _basin_hopping_lattice,
+        True,
+    ),
+    (
+        "basin_hopping",
+        "basin hopping: batched Cartesian moves (clusters) or torsion pivot moves (peptides), quench, Metropolis",
+        ("cluster", "peptide"),
+        _basin_hopping_any,
+        True,
+    ),
+    (
+        "hybrid",
+        "the action trainer for part of the budget, then basin hopping from its candidates",
+        ("cluster", "peptide"),
+        _hybrid,
+        False,
+    ),
+    (
+        "action",
+        "a PLNet trained with the action functional; its single minimiser is the answer (then polished)",
+        ("cluster", "peptide", "function"),
+        _action,
+        True,
+    ),
+    (
+        "random_only",
+        "the action method's PLNet regressed on random samples only (ablation of the action term)",
+        ("peptide", "function"),
+        _random_only,
+        True,
+    ),
+    (
+        "openmm",
+        "OpenMM's LocalEnergyMinimizer (L-BFGS) from the prepared input",
+        ("peptide",),
+        _peptide("openmm"),
+        False,
+    ),
+    (
+        "anneal",
+        "OpenMM Langevin simulated annealing to 0 K, then LocalEnergyMinimizer",
+        ("peptide",),
+        _peptide("anneal"),
+        False,
+    ),
+    (
+        "scipy_basinhopping",
+        "SciPy's basinhopping with L-BFGS-B quenches (bounded to the box on functions)",
+        ("cluster", "function"),
+        _scipy_basinhopping,
+        False,
+    ),
     ("adam", "Adam from many uniform starts over a sweep of learning rates", ("function",), _adam, False),
     ("cma", "CMA-ES (the cma package) with box bounds", ("function",), _cma, False),
-    ("reparam", "Adam on a reparametrisation by the Hessian's slow modes (linear) or a graph network on them, then L-BFGS",
-     ("cluster", "peptide"), _reparam, False),
+    (
+        "reparam",
+        "Adam on a reparametrisation by the Hessian's slow modes (linear) or a graph network on them, then L-BFGS",
+        ("cluster", "peptide"),
+        _reparam,
+        False,
+    ),
 )
 
 
@@ -352,5 +444,7 @@ def get_method(name: str, kind: Optional[str] = None) -> Method:
         raise ValueError(f"unknown method {name!r}{where}; choose one of {', '.join(valid)}")
     method = METHODS[name]
     if kind is not None and kind not in method.kinds:
-        raise ValueError(f"method {name!r} does not run on a {kind}; for a {kind} choose one of {', '.join(METHODS_FOR[kind])}")
+        raise ValueError(
+            f"method {name!r} does not run on a {kind}; for a {kind} choose one of {', '.join(METHODS_FOR[kind])}"
+        )
     return method

@@ -54,19 +54,21 @@ class Result:
         numbers (NaN, +-inf) become ``None`` (JSON ``null``) everywhere,
         including ``energy``, ``history`` and ``extra``.
         """
-        return to_jsonable({
-            "system": self.system,
-            "method": self.method,
-            "seed": self.seed,
-            "energy": float(self.energy),
-            "units": dataclasses.asdict(self.units),
-            "force_calls": int(self.force_calls),
-            "wall_s": float(self.wall_s),
-            "positions": np.asarray(self.positions, dtype=float),
-            "symbols": self.symbols,
-            "history": self.history,
-            "extra": self.extra,
-        })
+        return to_jsonable(
+            {
+                "system": self.system,
+                "method": self.method,
+                "seed": self.seed,
+                "energy": float(self.energy),
+                "units": dataclasses.asdict(self.units),
+                "force_calls": int(self.force_calls),
+                "wall_s": float(self.wall_s),
+                "positions": np.asarray(self.positions, dtype=float),
+                "symbols": self.symbols,
+                "history": self.history,
+                "extra": self.extra,
+            }
+        )
 
     def save(self, path: os.PathLike) -> Path:
         """Write the result atomically; the format follows the extension (.pdb, .xyz, .json).
@@ -91,9 +93,13 @@ class Result:
             from . import structures
 
             if np.asarray(self.positions).ndim != 2:
-                raise ValueError(f"cannot write {path}: {self.system or 'this result'} is not an atomic system; use .json")
+                raise ValueError(
+                    f"cannot write {path}: {self.system or 'this result'} is not an atomic system; use .json"
+                )
             if ext == ".pdb":
-                structures.write_pdb(path, self.positions, self.units, topology=self.topology, symbols=self.symbols, energy=self.energy)
+                structures.write_pdb(
+                    path, self.positions, self.units, topology=self.topology, symbols=self.symbols, energy=self.energy
+                )
             else:
                 structures.write_xyz(path, self.positions, self.units, symbols=self.symbols, energy=self.energy)
             return path
@@ -124,4 +130,3 @@ class Result:
         from .plots import plot_history
 
         return plot_history(self.history, path, keys=keys, title=f"{self.method} on {self.system}")
-

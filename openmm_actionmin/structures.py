@@ -116,7 +116,9 @@ def cluster_symbols(types: Optional[Sequence[int]], n: int, *, ionic: bool = Fal
         raise ValueError(f"got {len(types)} types for {n} atoms")
     table = IONIC_SYMBOLS if ionic else BINARY_SYMBOLS
     if types and (min(types) < 0 or max(types) >= len(table)):
-        raise ValueError(f"cluster types must be 0 or 1 to get element labels, got {sorted(set(types))}; pass symbols explicitly")
+        raise ValueError(
+            f"cluster types must be 0 or 1 to get element labels, got {sorted(set(types))}; pass symbols explicitly"
+        )
     return [table[t] for t in types]
 
 
@@ -176,7 +178,9 @@ def to_mdtraj(positions: Any, units: Units, topology: Any = None, symbols: Optio
     x = _positions(positions)
     top = _as_mdtraj_topology(topology) if topology is not None else cluster_topology(_symbols(symbols, x.shape[0]))
     if top.n_atoms != x.shape[0]:
-        raise ValueError(f"topology has {top.n_atoms} atoms but positions have {x.shape[0]}; they must describe the same system")
+        raise ValueError(
+            f"topology has {top.n_atoms} atoms but positions have {x.shape[0]}; they must describe the same system"
+        )
     return md.Trajectory(x[None] * nm_per_length_unit(units), top)
 
 
@@ -200,7 +204,13 @@ def to_ase(positions: Any, units: Units, symbols: Optional[Sequence[str]] = None
     return atoms
 
 
-def write_xyz(path: os.PathLike, positions: Any, units: Units, symbols: Optional[Sequence[str]] = None, energy: Optional[float] = None) -> Path:
+def write_xyz(
+    path: os.PathLike,
+    positions: Any,
+    units: Units,
+    symbols: Optional[Sequence[str]] = None,
+    energy: Optional[float] = None,
+) -> Path:
     """Write an extended-XYZ file (atomic write), readable by ``ase.io.read``.
 
     Coordinates are written in Angstrom (reduced sigma as 1 Angstrom) with 10
@@ -282,7 +292,9 @@ def write_pdb(
 
 
 # -------------------------------------------------------------------- RMSD
-def rmsd_to_reference(traj: Any, reference: Any, atom_indices: Optional[Sequence[int]] = None, frame: int = 0) -> np.ndarray:
+def rmsd_to_reference(
+    traj: Any, reference: Any, atom_indices: Optional[Sequence[int]] = None, frame: int = 0
+) -> np.ndarray:
     """Kabsch RMSD of every frame of an mdtraj trajectory to a reference frame (nm).
 
     Computed by :func:`openmm_actionmin.geometry.kabsch_rmsd_batch` (float64);

@@ -12,8 +12,18 @@ import contextlib
 import ctypes
 from typing import Any, Iterator, List, Optional, Tuple
 
-_BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "scipy_openblas_set_num_threads64_")
-_BLAS_GETTERS = ("openblas_get_num_threads", "scipy_openblas_get_num_threads", "openblas_get_num_threads64_", "scipy_openblas_get_num_threads64_")
+_BLAS_SETTERS = (
+    "openblas_set_num_threads",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads64_",
+)
+_BLAS_GETTERS = (
+    "openblas_get_num_threads",
+    "scipy_openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads64_",
+)
 
 
 def _openblas_libraries() -> List[str]:

@@ -165,11 +165,15 @@ class TorsionSpace(SearchSpace):
         include_omega: bool = False,
         dtype: torch.dtype = torch.float64,
     ) -> None:
-        pos = np.asarray(positions.detach().cpu() if isinstance(positions, torch.Tensor) else positions, dtype=np.float64)
+        pos = np.asarray(
+            positions.detach().cpu() if isinstance(positions, torch.Tensor) else positions, dtype=np.float64
+        )
         atoms = list(topology.atoms())
         n = len(atoms)
         if pos.shape != (n, 3):
-            raise ValueError(f"TorsionSpace: topology has {n} atoms but positions have shape {pos.shape}; pass positions [N, 3]")
+            raise ValueError(
+                f"TorsionSpace: topology has {n} atoms but positions have shape {pos.shape}; pass positions [N, 3]"
+            )
         if n < 4:
             raise ValueError(f"TorsionSpace needs at least 4 atoms, got {n}")
         neighbours: List[List[int]] = [[] for _ in range(n)]
@@ -178,7 +182,9 @@ class TorsionSpace(SearchSpace):
             neighbours[i].append(j)
             neighbours[j].append(i)
         if not any(neighbours):
-            raise ValueError("TorsionSpace: the topology has no bonds; load it with PDBFile/pdbfixer so standard bonds are created")
+            raise ValueError(
+                "TorsionSpace: the topology has no bonds; load it with PDBFile/pdbfixer so standard bonds are created"
+            )
         for nb in neighbours:
             nb.sort()
 
@@ -202,7 +208,8 @@ class TorsionSpace(SearchSpace):
             missing = next(a for a in atoms if not seen[a.index])
             raise ValueError(
                 f"TorsionSpace: the bond graph is disconnected; atom {missing.name} of residue "
-                f"{missing.residue.name}{missing.residue.index + 1} (index {missing.index}) is not bonded to the chain. "
+                f"{missing.residue.name}{missing.residue.index + 1} (index {missing.index}) is not bonded to the "
+                "chain. "
                 "Remove waters/ions or add the missing bonds."
             )
         rank = {atom: k for k, atom in enumerate(order)}
@@ -239,9 +246,7 @@ class TorsionSpace(SearchSpace):
 
         # Free torsions about tree edges b -> a.
         tree_edges = {(min(i, parent[i]), max(i, parent[i])) for i in order[1:]}
-        ring_closures = [
-            (i, j) for i in range(n) for j in neighbours[i] if i < j and (i, j) not in tree_edges
-        ]
+        ring_closures = [(i, j) for i in range(n) for j in neighbours[i] if i < j and (i, j) not in tree_edges]
         heavy = [a.element is None or a.element.symbol != "H" for a in atoms]
 
         def descendants(a: int) -> set:
@@ -287,7 +292,11 @@ class TorsionSpace(SearchSpace):
                     continue
             rep = kids[0]
             c = refs[rep][2]
-            label = f"{kind} {res.name}{res.index + 1}" if kind != "chi" else f"chi {name_b}-{name_a} {res.name}{res.index + 1}"
+            label = (
+                f"{kind} {res.name}{res.index + 1}"
+                if kind != "chi"
+                else f"chi {name_b}-{name_a} {res.name}{res.index + 1}"
+            )
             start = float(dihedral(t(pos[c]), t(pos[b]), t(pos[a]), t(pos[rep])).item())
             column_of_axis[(a, b)] = len(torsions)
             torsions.append(Torsion(kind, label, res.index, (int(c), int(b), int(a), int(rep)), start))
@@ -399,7 +408,9 @@ class TorsionSpace(SearchSpace):
         return f"TorsionSpace(n_atoms={self.n_atoms}, dim={self.dim}: {counts})"
 
 
-def backbone_dihedrals(topology, positions: Union[torch.Tensor, np.ndarray]) -> List[Tuple[Optional[float], Optional[float]]]:
+def backbone_dihedrals(
+    topology, positions: Union[torch.Tensor, np.ndarray]
+) -> List[Tuple[Optional[float], Optional[float]]]:
     """Backbone (phi, psi) of every residue, degrees (None where undefined).
 
     Args:

@@ -271,8 +271,15 @@ def test_offset_lr_gives_c_its_own_group_and_resumes(tmp_path):
 def test_placement_lr_and_learned_growth_model(tmp_path):
     """The placement parameters get their own rate; the learned head is built, trained and resumed."""
     system = shifted_system("alpine1")
-    cfg = dict(max_rounds=5, checkpoint_every=2, placement_lr=0.05, model_growth="learned", model_learn_bounds=False,
-               model_mu=0.9, model_nu=1.1)
+    cfg = dict(
+        max_rounds=5,
+        checkpoint_every=2,
+        placement_lr=0.05,
+        model_growth="learned",
+        model_learn_bounds=False,
+        model_mu=0.9,
+        model_nu=1.1,
+    )
     trainer = ActionTrainer(system, small_config(**cfg))
     full = trainer.run()
     assert trainer.model.config.growth == "learned" and not trainer.model.config.learn_bounds
@@ -329,8 +336,18 @@ def test_select_smoothing_compares_candidates_by_the_smoothed_energy(tmp_path):
 def test_translation_rate_follows_the_trust_region_and_resumes(tmp_path):
     """The minimiser's translation gets its own group whose rate is placement_lr times radius ** power."""
     system = shifted_system("alpine1")
-    cfg = dict(max_rounds=8, region="trust", region_patience=1, region_shrink=0.5, region_min=0.1, checkpoint_every=3,
-               placement_lr=0.05, model_growth="learned", model_learn_bounds=False, translation_region_power=0.5)
+    cfg = dict(
+        max_rounds=8,
+        region="trust",
+        region_patience=1,
+        region_shrink=0.5,
+        region_min=0.1,
+        checkpoint_every=3,
+        placement_lr=0.05,
+        model_growth="learned",
+        model_learn_bounds=False,
+        translation_region_power=0.5,
+    )
     trainer = ActionTrainer(system, small_config(**cfg))
     full = trainer.run()
     groups = trainer.optimizer.param_groups
@@ -339,7 +356,7 @@ def test_translation_rate_follows_the_trust_region_and_resumes(tmp_path):
     named = dict(trainer.model.named_parameters())
     assert [id(p) for p in translation[0]["params"]] == [id(named[ActionTrainer.TRANSLATION_PARAMETER])]
     assert trainer.region_radius < 1.0
-    assert translation[0]["lr"] == pytest.approx(0.05 * trainer.region_radius ** 0.5)
+    assert translation[0]["lr"] == pytest.approx(0.05 * trainer.region_radius**0.5)
     assert groups[1]["lr"] == 0.05  # the other placement parameters keep their rate
     # the rate is part of the optimizer state: a killed and resumed run ends where the full run ends
     _, resumed = kill_then_resume(system, tmp_path / "follow.pt", 4, **cfg)
@@ -370,7 +387,10 @@ def test_function_bowl_builds_qr_layers_and_the_plain_default_cayley_layers():
 def test_region_penalty_clips_the_minimiser_to_the_trust_region_not_only_the_box():
     """With ``region_penalty`` the penalty point is the minimiser clipped to the trust region."""
     cfg = dict(max_rounds=2, region="trust")
-    trainers = {flag: ActionTrainer(shifted_system("alpine1"), small_config(region_penalty=flag, **cfg)) for flag in (False, True)}
+    trainers = {
+        flag: ActionTrainer(shifted_system("alpine1"), small_config(region_penalty=flag, **cfg))
+        for flag in (False, True)
+    }
     for trainer in trainers.values():
         trainer.run()
         trainer.region_center = trainer.center.clone()  # the box centre: scaled 0

@@ -40,7 +40,9 @@ def small_model():
         angular=ANIAngular.cover_linearly(start=0.8, cutoff=3.0, eta=8.0, zeta=8.0, num_shifts=2, num_sections=2),
         strategy="pyaev",
     )
-    asm.set_atomic_networks(cls=ANINetworks, ctor="build", kwargs={"dims": {}, "default_dims": (8, 8), "activation": "celu", "bias": True})
+    asm.set_atomic_networks(
+        cls=ANINetworks, ctor="build", kwargs={"dims": {}, "default_dims": (8, 8), "activation": "celu", "bias": True}
+    )
     asm.set_self_energies({"H": -0.5, "C": -37.8, "O": -75.0})
     model = asm.assemble(1)
     return model.double()
@@ -98,7 +100,9 @@ def test_water_and_float32(small_model):
 
 
 def test_bad_species_and_units(small_model):
-    with pytest.raises(OracleError, match=r"atom 1 is 'N', which this model does not support \(supported elements: H, C, O\)"):
+    with pytest.raises(
+        OracleError, match=r"atom 1 is 'N', which this model does not support \(supported elements: H, C, O\)"
+    ):
         ANIOracle(small_model, ["C", "N"])
     with pytest.raises(OracleError, match="atom 0 has unknown element symbol 'Qq'"):
         ANIOracle(small_model, ["Qq"])
@@ -132,7 +136,9 @@ def test_pretrained_loads_local_weights(tmp_path):
     reference = asm.assemble(8)
     (tmp_path / "StateDicts").mkdir()
     torch.save(reference.state_dict(), tmp_path / "StateDicts" / "ani1x_state_dict.pt")
-    oracle = ANIOracle.pretrained("ANI1x", METHANE_SPECIES, model_index=3, data_dir=tmp_path, transform=FiniteEnergy(1e9, 1e3))
+    oracle = ANIOracle.pretrained(
+        "ANI1x", METHANE_SPECIES, model_index=3, data_dir=tmp_path, transform=FiniteEnergy(1e9, 1e3)
+    )
     x = methane_batch(2, seed=4)
     expected = reference[3].double()((torch.tensor([[6, 1, 1, 1, 1]] * 2), x)).energies.detach() * KJ_PER_HARTREE
     torch.testing.assert_close(oracle.energy(x / 10.0), expected, rtol=1e-10, atol=0)

@@ -91,9 +91,13 @@ def test_unknown_method_and_target_are_clear_errors():
 
 def test_checkpointed_basin_hopping_resumes(tmp_path):
     ckpt = str(tmp_path / "bh.pt")
-    first = am.minimize("LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=2, n_walkers=4, stop_at_target=False)
+    first = am.minimize(
+        "LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=2, n_walkers=4, stop_at_target=False
+    )
     assert (tmp_path / "bh.pt").exists()
-    second = am.minimize("LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=4, n_walkers=4, stop_at_target=False)
+    second = am.minimize(
+        "LJ13", budget_s=None, seed=0, progress=False, checkpoint=ckpt, max_steps=4, n_walkers=4, stop_at_target=False
+    )
     assert second.energy <= first.energy + 1e-9  # both may hold the GM, polished to round-off
     assert second.extra["hops"] > first.extra["hops"]
 

@@ -35,7 +35,9 @@ def test_lj13_with_ase_lennard_jones_reaches_global_minimum(tmp_path):
     atoms = random_cluster("Ar", 13, 2.4, seed=1)
     atoms.calc = LennardJones(rc=1e3)
     log = io.StringIO()
-    opt = BasinHoppingMin(atoms, global_steps=2, hops_per_step=4, n_walkers=4, seed=0, logfile=log, trajectory=str(tmp_path / "bh.traj"))
+    opt = BasinHoppingMin(
+        atoms, global_steps=2, hops_per_step=4, n_walkers=4, seed=0, logfile=log, trajectory=str(tmp_path / "bh.traj")
+    )
     seen = []
     opt.attach(lambda: seen.append(atoms.get_potential_energy()), interval=1)
     assert opt.run(fmax=1e-3, steps=50)
@@ -203,7 +205,7 @@ def test_scaled_settings_carry_each_quantity_in_its_own_units():
     assert argon["step_size"] == pytest.approx(3.4 * reduced["step_size"])
     assert argon["temperature"] == pytest.approx(0.0104 * reduced["temperature"])
     assert argon["quench_fmax"] == pytest.approx(0.0104 / 3.4 * reduced["quench_fmax"])
-    assert argon["compression"] == pytest.approx(0.0104 / 3.4 ** 2 * reduced["compression"])
+    assert argon["compression"] == pytest.approx(0.0104 / 3.4**2 * reduced["compression"])
     # never looser than a tenth of the user's fmax
     assert scaled_basin_hopping_options(38, nn, -4.0, fmax=0.01)["quench_fmax"] == pytest.approx(1e-3)
 

@@ -13,7 +13,15 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 
-from openmm_actionmin.oracles import OPENMM_UNITS, REDUCED_UNITS, FiniteEnergy, OracleError, Units, lennard_jones, validate_oracle
+from openmm_actionmin.oracles import (
+    OPENMM_UNITS,
+    REDUCED_UNITS,
+    FiniteEnergy,
+    OracleError,
+    Units,
+    lennard_jones,
+    validate_oracle,
+)
 from openmm_actionmin.oracles.ase import ASEOracle, atoms_from_config
 
 
@@ -98,7 +106,9 @@ def test_unit_conversion_to_openmm_units():
 
 
 def test_units_must_be_explicit():
-    with pytest.raises(OracleError, match=r"pass length_scale \(Angstrom per sigma\) and energy_scale \(eV per epsilon\)"):
+    with pytest.raises(
+        OracleError, match=r"pass length_scale \(Angstrom per sigma\) and energy_scale \(eV per epsilon\)"
+    ):
         ASEOracle(["Ar"] * 2, LennardJones(), units=REDUCED_UNITS)
     with pytest.raises(OracleError, match="contradicts units.length='nm'"):
         ASEOracle(["Ar"] * 2, LennardJones(), units=OPENMM_UNITS, length_scale=1.0)
@@ -110,8 +120,15 @@ def test_units_must_be_explicit():
 
 def test_periodic_cell_in_oracle_units():
     # a 2-atom periodic LJ crystal: the cell is given in oracle (reduced) units
-    oracle = ASEOracle(["Ar"] * 2, LennardJones(rc=2.5, smooth=True), units=Units("epsilon", "sigma"),
-                       length_scale=1.0, energy_scale=1.0, cell=np.eye(3) * 1.6, pbc=True)
+    oracle = ASEOracle(
+        ["Ar"] * 2,
+        LennardJones(rc=2.5, smooth=True),
+        units=Units("epsilon", "sigma"),
+        length_scale=1.0,
+        energy_scale=1.0,
+        cell=np.eye(3) * 1.6,
+        pbc=True,
+    )
     assert np.allclose(oracle.atoms.cell.lengths(), 1.6)
     x = torch.tensor([[[0.0, 0.0, 0.0], [0.8, 0.8, 0.8]]], dtype=torch.float64)
     shifted = x + 1.6  # a lattice translation of both atoms: same energy
@@ -122,7 +139,11 @@ def test_periodic_cell_in_oracle_units():
 def test_calculator_exception_becomes_cap():
     oracle = ASEOracle(["H"] * 3, FailsWhenClose())
     x = torch.tensor(
-        [[[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]], [[0.0, 0, 0], [0.01, 0, 0], [0, 1.0, 0]], [[0.5, 0, 0], [1.0, 0, 0], [0, 2.0, 0]]],
+        [
+            [[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]],
+            [[0.0, 0, 0], [0.01, 0, 0], [0, 1.0, 0]],
+            [[0.5, 0, 0], [1.0, 0, 0], [0, 2.0, 0]],
+        ],
         dtype=torch.float64,
     )
     with pytest.warns(RuntimeWarning, match="raised ValueError: atoms too close"):
@@ -193,7 +214,9 @@ def test_lennard_jones_twin_matches_ase(params):
     for k, pos in enumerate(configs):
         atoms.positions = pos
         assert float(energy[k]) == pytest.approx(atoms.get_potential_energy(), rel=1e-9)
-        np.testing.assert_allclose(forces[k].numpy(), atoms.get_forces(), rtol=1e-9, atol=1e-9 * np.abs(atoms.get_forces()).max())
+        np.testing.assert_allclose(
+            forces[k].numpy(), atoms.get_forces(), rtol=1e-9, atol=1e-9 * np.abs(atoms.get_forces()).max()
+        )
     # the pair-list expression with autograd forces agrees with the closed form
     ref_e, ref_f = twin.autograd_evaluate(torch.tensor(configs))
     torch.testing.assert_close(ref_e, energy, rtol=1e-9, atol=0)

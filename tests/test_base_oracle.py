@@ -24,7 +24,9 @@ def test_nan_input_names_configuration_and_atom():
     oracle = lennard_jones(3)
     x = torch.stack([lj_dimer_trimer(), lj_dimer_trimer()])
     x[1, 2, 1] = float("nan")
-    with pytest.raises(InvalidConfigurationError, match=r"non-finite input at configuration 1, atom 2 \(coordinate y\)"):
+    with pytest.raises(
+        InvalidConfigurationError, match=r"non-finite input at configuration 1, atom 2 \(coordinate y\)"
+    ):
         oracle.energy(x)
     x[1, 2, 1] = float("inf")
     with pytest.raises(InvalidConfigurationError, match="Remove NaN/inf"):
@@ -34,7 +36,9 @@ def test_nan_input_names_configuration_and_atom():
 
 def test_wrong_shape_messages():
     oracle = lennard_jones(3)
-    with pytest.raises(InvalidConfigurationError, match=r"expects configurations of shape \[B, 3, 3\], got \(2, 4, 3\)$"):
+    with pytest.raises(
+        InvalidConfigurationError, match=r"expects configurations of shape \[B, 3, 3\], got \(2, 4, 3\)$"
+    ):
         oracle.energy(torch.zeros(2, 4, 3))
     with pytest.raises(InvalidConfigurationError, match=r"single configuration: add a batch dimension with x\[None\]"):
         oracle.energy(lj_dimer_trimer())

@@ -35,14 +35,20 @@ class ShiftedQuadratic(TorchOracle):
 def quadratic_system() -> System:
     center = torch.linspace(-2.0, 3.0, DIM, dtype=torch.float64)
     oracle = ShiftedQuadratic(center)
-    return System(name="quadratic", oracle=oracle, space=Box.cube(5.0, (DIM,)), reference_energy=0.0,
-                  reference_positions=center)
+    return System(
+        name="quadratic", oracle=oracle, space=Box.cube(5.0, (DIM,)), reference_energy=0.0, reference_positions=center
+    )
 
 
 def alpine_system(dim: int = DIM) -> System:
     oracle = SyntheticOracle("alpine1", dim, shift=random_shift("alpine1", dim, torch.Generator().manual_seed(1)))
-    return System(name="alpine1", oracle=oracle, space=oracle.space(), reference_energy=0.0,
-                  reference_positions=oracle.minimum_location)
+    return System(
+        name="alpine1",
+        oracle=oracle,
+        space=oracle.space(),
+        reference_energy=0.0,
+        reference_positions=oracle.minimum_location,
+    )
 
 
 def distance(system: System, result) -> float:
@@ -84,8 +90,9 @@ def test_adam_multistart_respects_the_budget_and_seed():
 def test_random_only_runs_and_trains_on_fresh_samples_only():
     system = alpine_system()
     # a generous budget: the round limit ends the run (a 3 s budget ran out after 2 rounds on a loaded machine)
-    result = random_only(system, 60.0, seed=0, model_hidden=16, warm_start_samples=256, warm_start_steps=50,
-                         fresh_batch=64, max_rounds=5)
+    result = random_only(
+        system, 60.0, seed=0, model_hidden=16, warm_start_samples=256, warm_start_steps=50, fresh_batch=64, max_rounds=5
+    )
     assert result.method == "random_only"
     rows = result.history[1:]
     assert len(rows) == 5
@@ -166,14 +173,39 @@ def test_synthetic_benchmark_cli_writes_rows_and_medians(tmp_path, capsys):
     assert not bool(make_system("alpine1", 8, 1, shifted=False).reference_positions.any())
 
     out = tmp_path / "rows.json"
-    code = main(["--functions", "alpine1", "--dims", "4", "--seeds", "2", "--budget-s", "0.3",
-                 "--methods", "adam,cma,scipy_basinhopping", "--json", str(out)])
+    code = main(
+        [
+            "--functions",
+            "alpine1",
+            "--dims",
+            "4",
+            "--seeds",
+            "2",
+            "--budget-s",
+            "0.3",
+            "--methods",
+            "adam,cma,scipy_basinhopping",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     rows = payload["rows"]
     assert len(rows) == 6 and {r["method"] for r in rows} == {"adam", "cma", "scipy_basinhopping"}
-    for key in ("function", "dim", "method", "seed", "shifted", "distance", "energy", "avg_error_per_dim", "wall_s",
-                "force_calls", "lowest_seen_distance"):
+    for key in (
+        "function",
+        "dim",
+        "method",
+        "seed",
+        "shifted",
+        "distance",
+        "energy",
+        "avg_error_per_dim",
+        "wall_s",
+        "force_calls",
+        "lowest_seen_distance",
+    ):
         assert key in rows[0]
     assert rows[0]["avg_error_per_dim"] == pytest.approx(rows[0]["distance"] / 2.0)
     assert len(payload["medians"]) == 3

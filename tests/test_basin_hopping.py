@@ -61,7 +61,9 @@ def test_seeded_runs_are_reproducible():
     b = basin_hopping(lj_cluster(10), cfg)
     assert a.energy == b.energy and a.force_calls == b.force_calls
     assert a.extra["hops"] == b.extra["hops"] >= 12
-    c = basin_hopping(lj_cluster(10), BasinHoppingConfig(n_walkers=4, seed=4, budget_s=None, max_steps=3, stop_at_target=False))
+    c = basin_hopping(
+        lj_cluster(10), BasinHoppingConfig(n_walkers=4, seed=4, budget_s=None, max_steps=3, stop_at_target=False)
+    )
     assert c.force_calls != a.force_calls
 
 
@@ -78,10 +80,15 @@ def test_starts_seed_walkers(lj13_run):
 
 
 def test_reseeding_restarts_worst_walkers_from_best_minima():
-    cfg = BasinHoppingConfig(n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=2, reseed_fraction=0.5)
+    cfg = BasinHoppingConfig(
+        n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=2, reseed_fraction=0.5
+    )
     res = basin_hopping(lj_cluster(10), cfg)
     assert res.extra["reseeded"] >= 3
-    off = basin_hopping(lj_cluster(10), BasinHoppingConfig(n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=0))
+    off = basin_hopping(
+        lj_cluster(10),
+        BasinHoppingConfig(n_walkers=6, seed=0, budget_s=None, max_steps=4, stop_at_target=False, reseed_interval=0),
+    )
     assert off.extra["reseeded"] == 0
     with pytest.raises(ValueError, match="reseed_fraction in"):
         BasinHoppingConfig(reseed_fraction=0.0)
@@ -97,10 +104,14 @@ def test_binary_system_without_reference():
 
 def test_checkpoint_and_resume(tmp_path):
     ck = tmp_path / "bh.pt"
-    cfg = BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=2, stop_at_target=False, checkpoint_path=str(ck))
+    cfg = BasinHoppingConfig(
+        n_walkers=4, seed=0, budget_s=None, max_steps=2, stop_at_target=False, checkpoint_path=str(ck)
+    )
     first = basin_hopping(lj_cluster(10), cfg)
     assert ck.exists()
-    cfg2 = BasinHoppingConfig(n_walkers=4, seed=0, budget_s=None, max_steps=4, stop_at_target=False, checkpoint_path=str(ck), resume=True)
+    cfg2 = BasinHoppingConfig(
+        n_walkers=4, seed=0, budget_s=None, max_steps=4, stop_at_target=False, checkpoint_path=str(ck), resume=True
+    )
     second = basin_hopping(lj_cluster(10), cfg2)
     assert second.extra["resumed"] is True
     assert second.extra["hops"] >= 4 * 4 > first.extra["hops"]  # every walker reached max_steps = 4 in all
@@ -154,8 +165,16 @@ def test_occasional_jumping_accepts_a_stuck_walkers_next_hops():
 
 def test_jumping_runs_through_the_loop_and_its_checkpoint(tmp_path):
     ckpt = tmp_path / "bh.ckpt"
-    cfg = BasinHoppingConfig(n_walkers=4, max_steps=30, budget_s=None, seed=1, jump_after=1, jump_hops=2, target_energy=-1e9,
-                             checkpoint_path=str(ckpt))
+    cfg = BasinHoppingConfig(
+        n_walkers=4,
+        max_steps=30,
+        budget_s=None,
+        seed=1,
+        jump_after=1,
+        jump_hops=2,
+        target_energy=-1e9,
+        checkpoint_path=str(ckpt),
+    )
     res = basin_hopping(lj_cluster(13), cfg)
     assert res.extra["jumps"] > 0 and res.extra["config"]["jump_after"] == 1
     assert ckpt.exists()
@@ -215,14 +234,16 @@ def test_exchange_move_swaps_atoms_of_different_types():
         assert torch.equal(z[k, i], x[k, j]) and torch.equal(z[k, j], x[k, i])
     # the geometry (the set of sites) is unchanged
     assert torch.allclose(torch.sort(z.reshape(5, -1), dim=1).values, torch.sort(x.reshape(5, -1), dim=1).values)
-    always = ClusterStep(exchange_prob=1.0, exchange=ExchangeMove(types)).propose(x, torch.zeros(5, dtype=torch.float64), gen)
+    always = ClusterStep(exchange_prob=1.0, exchange=ExchangeMove(types)).propose(
+        x, torch.zeros(5, dtype=torch.float64), gen
+    )
     assert (((always - x).norm(dim=-1) > 1e-12).sum(dim=1) == 2).all()
     with pytest.raises(ValueError, match="at least two types"):
         ExchangeMove([0, 0, 0])
 
 
 def _icosahedron(radius=1.1):
-    phi = (1 + 5 ** 0.5) / 2
+    phi = (1 + 5**0.5) / 2
     v = []
     for a in (-1, 1):
         for b in (-1, 1):
@@ -293,7 +314,9 @@ def test_walkers_and_compression_default_by_kind_of_cluster():
     run = minimize(binary_lj(6, 3), method="basin_hopping", budget_s=None, max_steps=2, seed=0)
     assert run.extra["n_walkers"] == 4 and run.extra["config"]["compression"] == 0.0
     # the user's settings win, through minimize() and the benchmark
-    run = minimize(binary_lj(6, 3), method="basin_hopping", budget_s=None, max_steps=2, seed=0, n_walkers=8, compression=1.0)
+    run = minimize(
+        binary_lj(6, 3), method="basin_hopping", budget_s=None, max_steps=2, seed=0, n_walkers=8, compression=1.0
+    )
     assert run.extra["n_walkers"] == 8 and run.extra["config"]["compression"] == 1.0
     row = bench.run_basin_hopping(binary_lj(6, 3), 0, 2.0, 1e-4)
     assert row["walkers"] == 4
@@ -316,8 +339,25 @@ def test_minima_database_deduplicates():
 
 def test_benchmark_rows_and_summary(tmp_path, capsys):
     out = tmp_path / "rows.json"
-    assert bench.main(["--systems", "LJ7", "--methods", "basin_hopping,scipy_basinhopping,ase_basinhopping", "--seeds", "1",
-                       "--budget-s", "10", "--walkers", "4", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            [
+                "--systems",
+                "LJ7",
+                "--methods",
+                "basin_hopping,scipy_basinhopping,ase_basinhopping",
+                "--seeds",
+                "1",
+                "--budget-s",
+                "10",
+                "--walkers",
+                "4",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(out.read_text())
     assert [r["method"] for r in rows] == ["basin_hopping", "scipy_basinhopping", "ase_basinhopping"]
     for r in rows:
@@ -326,7 +366,12 @@ def test_benchmark_rows_and_summary(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "med t_GM/s" in text and "LJ7" in text
     # resume: nothing is re-run
-    assert bench.main(["--systems", "LJ7", "--methods", "basin_hopping", "--seeds", "1", "--budget-s", "10", "--json", str(out)]) == 0
+    assert (
+        bench.main(
+            ["--systems", "LJ7", "--methods", "basin_hopping", "--seeds", "1", "--budget-s", "10", "--json", str(out)]
+        )
+        == 0
+    )
     assert len(json.loads(out.read_text())) == 3
     with pytest.raises(ValueError, match="unknown method"):
         bench.main(["--methods", "simulated_annealing"])

@@ -13,7 +13,9 @@ CLN025 = str(data_path("systems", "pdb", "5awl_cln025.pdb"))
 
 
 def actionmin(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "openmm_actionmin.cli", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "openmm_actionmin.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def help_text(capsys, *args):
@@ -92,7 +94,9 @@ def test_missing_file_is_one_line_exit_2():
 
 def test_unknown_residue_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "bad.pdb"
-    lines = [ln.replace("TRP", "XYZ") if ln.startswith(("ATOM", "HETATM")) and " TRP " in ln else ln for ln in open(CLN025)]
+    lines = [
+        ln.replace("TRP", "XYZ") if ln.startswith(("ATOM", "HETATM")) and " TRP " in ln else ln for ln in open(CLN025)
+    ]
     bad.write_text("".join(lines))
     line = one_line_error(actionmin("minimize", str(bad), "--budget-s", "5"))
     assert "XYZ" in line

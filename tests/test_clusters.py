@@ -130,16 +130,31 @@ def test_cluster_benchmark_passes_its_options_to_the_registry(monkeypatch):
 
     seen = {}
     for name in registry.METHODS_FOR["cluster"]:
+
         def fake(system, config, name=name):
             seen[name] = (config.seed, config.budget_s, dict(config.options), system.start_positions)
             return Result(positions=np.zeros((7, 3)), energy=0.0, units=REDUCED_UNITS, method=name, seed=config.seed)
 
         monkeypatch.setitem(registry.METHODS, name, dataclasses.replace(registry.METHODS[name], run=fake))
-    rows = [bench.METHODS[name](named_system("LJ7"), 3, 5.0, 1e-3, walkers=4, angular_prob=0.2, reseed_interval=7,
-                                temperature=0.5, quench_fmax=1e-2, action_fraction=0.4)
-            for name in registry.METHODS_FOR["cluster"]]
+    rows = [
+        bench.METHODS[name](
+            named_system("LJ7"),
+            3,
+            5.0,
+            1e-3,
+            walkers=4,
+            angular_prob=0.2,
+            reseed_interval=7,
+            temperature=0.5,
+            quench_fmax=1e-2,
+            action_fraction=0.4,
+        )
+        for name in registry.METHODS_FOR["cluster"]
+    ]
     assert [r["method"] for r in rows] == list(registry.METHODS_FOR["cluster"])
-    walker_options = dict(n_walkers=4, angular_prob=0.2, reseed_interval=7, temperature=0.5, quench_fmax=1e-2, target_tolerance=1e-3)
+    walker_options = dict(
+        n_walkers=4, angular_prob=0.2, reseed_interval=7, temperature=0.5, quench_fmax=1e-2, target_tolerance=1e-3
+    )
     for name in ("basin_hopping", "basin_hopping_lattice"):
         assert seen[name][:3] == (3, 5.0, walker_options)
     hybrid = seen["hybrid"][2]
@@ -162,7 +177,9 @@ def test_cluster_benchmark_times_the_target_on_the_oracle(monkeypatch):
 
     row = bench.run_basin_hopping_lattice(named_system("LJ7"), 0, 20.0, 1e-4, walkers=4)  # times the target itself
     assert row["success"] is True and row["method"] == "basin_hopping_lattice" and row["lattice_starts"] == 3
-    best = basin_hopping(named_system("LJ7"), BasinHoppingConfig(n_walkers=4, seed=0, budget_s=20.0, lattice_starts=3)).positions
+    best = basin_hopping(
+        named_system("LJ7"), BasinHoppingConfig(n_walkers=4, seed=0, budget_s=20.0, lattice_starts=3)
+    ).positions
 
     def fake(system, config):
         oracle = system.oracle

@@ -28,7 +28,7 @@ def test_compressed_oracle_passes_the_conformance_kit_and_adds_the_harmonic_term
     e_base = base.energy(x, transform=None)
     e = oracle.energy(x, transform=None)
     offset = x - x.mean(dim=1, keepdim=True)
-    torch.testing.assert_close(e - e_base, 0.5 * (offset ** 2).sum(dim=(1, 2)))
+    torch.testing.assert_close(e - e_base, 0.5 * (offset**2).sum(dim=(1, 2)))
     # a translated configuration has the same compressed energy: the pull is towards the centre of mass
     torch.testing.assert_close(oracle.energy(x + 3.0, transform=None), e)
 
@@ -54,8 +54,9 @@ def test_compression_needs_atoms_and_a_positive_constant():
 
 def test_basin_hopping_with_compressed_quenches_reports_true_energies():
     system = lj_cluster(13)
-    result = basin_hopping(system, BasinHoppingConfig(seed=0, budget_s=None, max_steps=30, compression=0.5,
-                                                      stop_at_target=True))
+    result = basin_hopping(
+        system, BasinHoppingConfig(seed=0, budget_s=None, max_steps=30, compression=0.5, stop_at_target=True)
+    )
     assert result.extra["success"]
     assert result.energy == pytest.approx(-44.326801, abs=1e-5)
     # the reported energy is that of the true potential at the returned positions

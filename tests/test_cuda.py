@@ -117,10 +117,18 @@ def test_openmm_cuda_pool_matches_reference_and_conforms():
     pdb = data_path("systems", "pdb", "1l2y_trpcage_model1.pdb")
     ref = OpenMMOracle.from_pdb(pdb, solvent="obc2", platform="Reference")
     # more Contexts than GPUs: allowed (and tested here), but warned about as slower than one per GPU
-    warns = pytest.warns(UserWarning, match="time-sliced") if torch.cuda.device_count() < 3 else contextlib.nullcontext()
+    warns = (
+        pytest.warns(UserWarning, match="time-sliced") if torch.cuda.device_count() < 3 else contextlib.nullcontext()
+    )
     with warns:
-        gpu = OpenMMOracle.from_pdb(pdb, solvent="obc2", platform="CUDA", n_contexts=3, device="cuda",
-                                    platform_properties={"Precision": "double"})
+        gpu = OpenMMOracle.from_pdb(
+            pdb,
+            solvent="obc2",
+            platform="CUDA",
+            n_contexts=3,
+            device="cuda",
+            platform_properties={"Precision": "double"},
+        )
     assert gpu.platform_name == "CUDA" and len(gpu._contexts) == 3
     g = torch.Generator().manual_seed(0)
     x = ref.positions[None] + 0.01 * torch.randn((7,) + tuple(ref.positions.shape), generator=g, dtype=torch.float64)
@@ -173,7 +181,9 @@ def test_reparam_runs_on_cuda_with_the_gnn_and_the_loop_oracle():
     check(system.oracle, x0[None] + 0.01 * torch.randn(3, *x0.shape, dtype=torch.float64, device=CUDA))
     _, psi = slow_modes(HessianProducts(system.oracle, x0), x0, 6)
     psi = torch.as_tensor(psi, device=CUDA)
-    model = GNNReparam(x0[None], psi[None], depth=2, hidden=8, init_scale=0.1, generator=torch.Generator().manual_seed(0))
+    model = GNNReparam(
+        x0[None], psi[None], depth=2, hidden=8, init_scale=0.1, generator=torch.Generator().manual_seed(0)
+    )
     assert model().device.type == "cuda" and torch.equal(model(), x0[None])
     assert all(p.device.type == "cuda" for p in model.parameters())
     for form in ("linear", "gnn"):

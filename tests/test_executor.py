@@ -61,15 +61,31 @@ def test_dask_and_processes_rows_equal_serial_rows_and_rerun_skips(tmp_path, clu
     procs = minimize_many(jobs, "processes", n_workers=2, results=tmp_path / "procs.jsonl")
     for rows in (dask_rows, procs):
         assert [r["key"] for r in rows] == [j.key for j in jobs]
-        assert [(r["energy"], r["force_calls"], r["success"]) for r in rows] == \
-            [(r["energy"], r["force_calls"], r["success"]) for r in serial]
+        assert [(r["energy"], r["force_calls"], r["success"]) for r in rows] == [
+            (r["energy"], r["force_calls"], r["success"]) for r in serial
+        ]
     assert len({r["pid"] for r in dask_rows}) == 2  # both workers ran jobs
     assert {r["pid"] for r in serial} == {os.getpid()}
     lines = (tmp_path / "dask.jsonl").read_text().splitlines()
     assert len(lines) == 4 and all(json.loads(line)["error"] is None for line in lines)
     row = dask_rows[0]
-    for field in ("key", "target", "method", "seed", "budget_s", "energy", "force_calls", "wall_s", "success",
-                  "target_energy", "time_to_target_s", "force_calls_to_target", "host", "pid", "resumed"):
+    for field in (
+        "key",
+        "target",
+        "method",
+        "seed",
+        "budget_s",
+        "energy",
+        "force_calls",
+        "wall_s",
+        "success",
+        "target_energy",
+        "time_to_target_s",
+        "force_calls_to_target",
+        "host",
+        "pid",
+        "resumed",
+    ):
         assert field in row
     # a rerun runs nothing (it does not even reach for a scheduler) and returns the rows in the file
     again = minimize_many(jobs + jobs[:1], "dask", scheduler="tcp://127.0.0.1:1", results=tmp_path / "dask.jsonl")
@@ -101,8 +117,14 @@ def test_killed_worker_job_resumes_from_its_checkpoint(tmp_path, cluster):
 
     killer = threading.Thread(target=kill_when_checkpointed, daemon=True)
     killer.start()
-    (row,) = minimize_many([job], "dask", scheduler=cluster.scheduler_address, results=tmp_path / "runs.jsonl",
-                           checkpoint_dir=tmp_path / "ckpt", checkpoint_interval_s=0.5)
+    (row,) = minimize_many(
+        [job],
+        "dask",
+        scheduler=cluster.scheduler_address,
+        results=tmp_path / "runs.jsonl",
+        checkpoint_dir=tmp_path / "ckpt",
+        checkpoint_interval_s=0.5,
+    )
     killer.join(5)
     assert killed, "the job ended before its first checkpoint"
     assert row["error"] is None and row["resumed"] is True
@@ -150,8 +172,13 @@ def test_rows_survive_a_killed_client_and_a_rerun_finishes_the_rest(tmp_path):
     lines = results.read_text().splitlines()
     assert 2 <= len(lines) < 6, "the client finished before it was killed"
     first = [json.loads(line) for line in lines]  # every line is a whole strict-JSON row
-    jobs = make_jobs(["LJ13"], ["basin_hopping"], range(6), budget_s=None,
-                     options={"max_steps": 15, "n_walkers": 4, "stop_at_target": False})
+    jobs = make_jobs(
+        ["LJ13"],
+        ["basin_hopping"],
+        range(6),
+        budget_s=None,
+        options={"max_steps": 15, "n_walkers": 4, "stop_at_target": False},
+    )
     rows = minimize_many(jobs, "serial", results=results, checkpoint_dir=tmp_path / "ckpt", checkpoint_interval_s=0.2)
     assert [r["key"] for r in rows] == [j.key for j in jobs]
     assert all(r["error"] is None for r in rows)
@@ -183,8 +210,11 @@ def test_bench_many_help_example_runs_and_resumes(capsys, tmp_path, monkeypatch)
         parse_seeds("7-5")
     with pytest.raises(ValueError, match="for seed 0 alone write 0-0"):
         parse_seeds("0")
-    assert parse_options(["max_steps=5", "quench_method=fire", "target_energy=null"]) == \
-        {"max_steps": 5, "quench_method": "fire", "target_energy": None}
+    assert parse_options(["max_steps=5", "quench_method=fire", "target_energy=null"]) == {
+        "max_steps": 5,
+        "quench_method": "fire",
+        "target_energy": None,
+    }
     with pytest.raises(SystemExit) as stop:
         main(["bench", "many", "--help"])
     assert stop.value.code == 0
@@ -196,6 +226,23 @@ def test_bench_many_help_example_runs_and_resumes(capsys, tmp_path, monkeypatch)
     assert main(example[1:]) == 0
     assert "4 jobs, 4 already in runs.jsonl, 0 to run" in capsys.readouterr().out
     assert len(read_rows(tmp_path / "runs.jsonl")) == 4
-    assert main(["bench", "many", "--targets", "LJ13", "--methods", "basin_hopping", "--executor", "dask",
-                 "--scheduler", "tcp://127.0.0.1:1", "--results", "other.jsonl"]) == 2
+    assert (
+        main(
+            [
+                "bench",
+                "many",
+                "--targets",
+                "LJ13",
+                "--methods",
+                "basin_hopping",
+                "--executor",
+                "dask",
+                "--scheduler",
+                "tcp://127.0.0.1:1",
+                "--results",
+                "other.jsonl",
+            ]
+        )
+        == 2
+    )
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err

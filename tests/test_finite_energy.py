@@ -47,7 +47,13 @@ def openmm_dimer(platform):
 def _oracles():
     return {
         "torch-lj": lambda: lennard_jones(2),
-        "ase-lj": lambda: ASEOracle(["Ar", "Ar"], LennardJones(sigma=1.0, epsilon=1.0, rc=10.0), units=REDUCED_UNITS, length_scale=1.0, energy_scale=1.0),
+        "ase-lj": lambda: ASEOracle(
+            ["Ar", "Ar"],
+            LennardJones(sigma=1.0, epsilon=1.0, rc=10.0),
+            units=REDUCED_UNITS,
+            length_scale=1.0,
+            energy_scale=1.0,
+        ),
         "openmm-cpu": lambda: openmm_dimer("CPU"),
         "openmm-reference": lambda: openmm_dimer("Reference"),
     }
@@ -134,7 +140,12 @@ def test_cap_must_be_finite():
 def test_finite_energy_monotone_and_bounded_up_to_the_cap():
     cap = lennard_jones(2).nonfinite_energy
     for tf in (FiniteEnergy(), FiniteEnergy(threshold=0.0, scale=1e-3), FiniteEnergy(threshold=-5.0, scale=1e4)):
-        e = torch.cat([torch.linspace(-10.0, 10.0, 101, dtype=torch.float64), torch.logspace(1.0, math.log10(cap), 400, dtype=torch.float64)])
+        e = torch.cat(
+            [
+                torch.linspace(-10.0, 10.0, 101, dtype=torch.float64),
+                torch.logspace(1.0, math.log10(cap), 400, dtype=torch.float64),
+            ]
+        )
         e = torch.sort(e).values
         t, slope = tf(e)
         assert bool(torch.isfinite(t).all()) and bool((slope > 0).all())

@@ -84,8 +84,19 @@ class Polish:
         return x, e, "polished"
 
 
-def make_loop(starts, n_walkers=1, *, delays=None, step_size=0.5, temperature=0.5, seed=0, sleep_s=0.0, polish=None,
-              rows=None, **settings):
+def make_loop(
+    starts,
+    n_walkers=1,
+    *,
+    delays=None,
+    step_size=0.5,
+    temperature=0.5,
+    seed=0,
+    sleep_s=0.0,
+    polish=None,
+    rows=None,
+    **settings,
+):
     quench = Quench(delays or [1] * n_walkers, sleep_s)
     step = Step(step_size, seed)
 
@@ -95,10 +106,18 @@ def make_loop(starts, n_walkers=1, *, delays=None, step_size=0.5, temperature=0.
         return {"event": event, "best_energy": info["best_energy"], "wall_s": info["wall_s"]}
 
     loop = BasinHoppingLoop(
-        starts=[np.array([s]) for s in starts], n_walkers=n_walkers, step=step, quench=quench,
-        acceptance=Metropolis(temperature), storage=MinimaDatabase(5, energy_tol=1e-6, fingerprint_tol=None),
-        generator=torch.Generator().manual_seed(seed + 7), force_calls=lambda: quench.calls,
-        settings=LoopSettings(**settings), polish=polish, history_row=history_row)
+        starts=[np.array([s]) for s in starts],
+        n_walkers=n_walkers,
+        step=step,
+        quench=quench,
+        acceptance=Metropolis(temperature),
+        storage=MinimaDatabase(5, energy_tol=1e-6, fingerprint_tol=None),
+        generator=torch.Generator().manual_seed(seed + 7),
+        force_calls=lambda: quench.calls,
+        settings=LoopSettings(**settings),
+        polish=polish,
+        history_row=history_row,
+    )
     return loop, quench, step
 
 
@@ -118,7 +137,9 @@ def test_finds_the_lower_well_from_the_upper():
 
 def test_walkers_stream_and_begin_from_their_lowest_start():
     # walker 0 quenches starts 0.8 and -0.8 (keeps the lower), walker 1 quenches 0.5; row 1 is three times slower
-    loop, quench, _ = make_loop([0.8, 0.5, -0.8], n_walkers=2, delays=[1, 3], temperature=0.0, step_size=0.1, max_steps=3)
+    loop, quench, _ = make_loop(
+        [0.8, 0.5, -0.8], n_walkers=2, delays=[1, 3], temperature=0.0, step_size=0.1, max_steps=3
+    )
     out = loop.run()
     assert [p for p in quench.phases[:3]] == [(0, "start"), (1, "start"), (0, "start")]
     assert out.walkers[0].energy == pytest.approx(E_LEFT)  # began from the lower start, T = 0 keeps it
@@ -128,8 +149,9 @@ def test_walkers_stream_and_begin_from_their_lowest_start():
 
 
 def test_target_stops_and_is_timed():
-    loop, _, _ = make_loop([0.9], max_steps=1000, step_size=1.5, target_energy=E_LEFT, target_tolerance=1e-9,
-                           stop_at_target=True)
+    loop, _, _ = make_loop(
+        [0.9], max_steps=1000, step_size=1.5, target_energy=E_LEFT, target_tolerance=1e-9, stop_at_target=True
+    )
     out = loop.run()
     assert out.stop_reason == "target" and out.hops < 1000
     assert out.time_to_target_s is not None and 0 < out.force_calls_to_target <= out.force_calls

@@ -102,7 +102,7 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 cycle = visit(nxt)
                 if cycle:
@@ -120,7 +120,7 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
 
 
 def _short(nodes: List[str]) -> str:
-    return " -> ".join(n[len(PACKAGE) + 1:] or PACKAGE for n in nodes)
+    return " -> ".join(n[len(PACKAGE) + 1 :] or PACKAGE for n in nodes)
 
 
 @pytest.fixture(scope="module")
@@ -148,9 +148,7 @@ def test_lower_layers_do_not_import_upper_ones(graph):
     def part(module: str) -> str:
         return module.split(".")[1] if "." in module else ""
 
-    bad = sorted(
-        f"{m} imports {d}" for m, deps in graph.items() if part(m) in LOWER for d in deps if part(d) in UPPER
-    )
+    bad = sorted(f"{m} imports {d}" for m, deps in graph.items() if part(m) in LOWER for d in deps if part(d) in UPPER)
     assert not bad, "upward imports:\n" + "\n".join(bad)
     leaves = {f"{PACKAGE}.{leaf}" for leaf in LEAVES}
     assert leaves <= set(graph)

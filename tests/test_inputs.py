@@ -21,7 +21,9 @@ def lj13_xyz(tmp_path):
 
 def test_an_xyz_cluster_runs_on_the_cli_with_a_potential(lj13_xyz, tmp_path, capsys):
     out = tmp_path / "best.xyz"
-    assert cli.main(["minimize", str(lj13_xyz), "--potential", "lj", "--budget-s", "5", "--quiet", "--out", str(out)]) == 0
+    assert (
+        cli.main(["minimize", str(lj13_xyz), "--potential", "lj", "--budget-s", "5", "--quiet", "--out", str(out)]) == 0
+    )
     text = capsys.readouterr().out
     assert "epsilon" in text and "reached" in text
     assert len(read(str(out))) == 13
@@ -32,7 +34,9 @@ def test_an_xyz_cluster_with_an_ase_potential_is_in_ev(tmp_path):
     path = tmp_path / "ar7.xyz"
     Atoms("Ar7", positions=rng.uniform(0, 4.0, (7, 3))).write(str(path))
     result = am.minimize(str(path), potential="ase:LennardJones", budget_s=5, progress=False)
-    assert result.units.energy == "eV" and result.energy == pytest.approx(-16.505384, abs=1e-3)  # LJ7, sigma = epsilon = 1
+    assert result.units.energy == "eV" and result.energy == pytest.approx(
+        -16.505384, abs=1e-3
+    )  # LJ7, sigma = epsilon = 1
 
 
 def test_an_xyz_cluster_without_a_potential_and_a_missing_file_are_one_line_errors(lj13_xyz, capsys):

@@ -71,8 +71,12 @@ def test_lj_pair_energy_minimum_at_nn():
 def test_lattice_search_finds_the_magic_clusters(n, motif):
     """The site sets that quench to the LJ13, LJ38 and LJ55 global minima."""
     system = lj_cluster(n)
-    x, e_lattice = lattice_search(motif_sites(motif, n), n, torch.Generator().manual_seed(0),
-                                  centre=(0.5 * LJ_NN * math.sqrt(2), 0, 0) if motif == "fcc" else (0, 0, 0))
+    x, e_lattice = lattice_search(
+        motif_sites(motif, n),
+        n,
+        torch.Generator().manual_seed(0),
+        centre=(0.5 * LJ_NN * math.sqrt(2), 0, 0) if motif == "fcc" else (0, 0, 0),
+    )
     assert x.shape == (n, 3)
     assert np.abs(x.mean(0)).max() < 1e-9
     assert _pair_distances(x).min() > 0.9 * LJ_NN  # a site set, no overlaps

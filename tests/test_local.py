@@ -14,7 +14,7 @@ LJ13_GM = -44.326801
 
 def icosahedron(scale=1.09):
     """A 13-atom icosahedron (centre + 12 vertices) near the LJ13 minimum."""
-    phi = (1 + 5 ** 0.5) / 2
+    phi = (1 + 5**0.5) / 2
     verts = []
     for a in (-1.0, 1.0):
         for b in (-phi, phi):

@@ -59,13 +59,17 @@ def ref_oracles():
 @pytest.mark.parametrize("name", ["trpcage", "cln025"])
 @pytest.mark.parametrize("platform", ["CPU", "Reference"])
 def test_equals_context_getstate(name, platform):
-    oracle = OpenMMOracle.from_pdb(PDBS[name], solvent="obc2", platform=platform, threads_per_context=1 if platform == "CPU" else None)
+    oracle = OpenMMOracle.from_pdb(
+        PDBS[name], solvent="obc2", platform=platform, threads_per_context=1 if platform == "CPU" else None
+    )
     assert oracle.platform_name == platform
     x = _near_start(oracle, 3, seed=1)
     energy, forces = oracle.energy_and_forces(x)
     # an independent Context of the same System on the same platform
     props = {"Threads": "1"} if platform == "CPU" else {}
-    context = openmm.Context(oracle.system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform), props)
+    context = openmm.Context(
+        oracle.system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform), props
+    )
     for i in range(3):
         context.setPositions(x[i].numpy() * unit.nanometer)
         state = context.getState(getEnergy=True, getForces=True)
@@ -86,7 +90,13 @@ def test_from_pdb_record_and_group_energies(ref_oracles):
     assert oracle.system.getNumConstraints() == 0
     x = _near_start(oracle, 2, seed=2)
     groups = oracle.group_energies(x)
-    assert set(groups) == {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce", "GBSAOBCForce"}
+    assert set(groups) == {
+        "HarmonicBondForce",
+        "HarmonicAngleForce",
+        "PeriodicTorsionForce",
+        "NonbondedForce",
+        "GBSAOBCForce",
+    }
     total = sum(groups.values())
     torch.testing.assert_close(total, oracle.energy(x), rtol=1e-10, atol=1e-7)
     assert all(v.shape == (2,) for v in groups.values())
@@ -227,7 +237,9 @@ def test_openmm_exception_becomes_cap():
 
 
 def test_lazy_import():
-    code = "import sys, openmm_actionmin.oracles as o; assert 'openmm' not in sys.modules; print(o.OpenMMOracle.__name__)"
+    code = (
+        "import sys, openmm_actionmin.oracles as o; assert 'openmm' not in sys.modules; print(o.OpenMMOracle.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OpenMMOracle"
@@ -278,8 +290,22 @@ def test_oracle_bench_smoke_writes_exact_json(tmp_path, capsys):
 
     out = tmp_path / "bench.json"
     summary = main(
-        ["--lj-batch", "8", "--ase-evals", "2", "--trpcage-batch", "1", "--pool-batch", "2",
-         "--pool-solvent", "none", "--repeats", "1", "--json", str(out)]
+        [
+            "--lj-batch",
+            "8",
+            "--ase-evals",
+            "2",
+            "--trpcage-batch",
+            "1",
+            "--pool-batch",
+            "2",
+            "--pool-solvent",
+            "none",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ]
     )
     data = json.loads(out.read_text())
     assert data == summary

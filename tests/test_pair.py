@@ -57,7 +57,9 @@ def test_lj13_icosahedron_minimises_to_global_minimum():
         e, f = oracle.energy_and_forces(torch.from_numpy(flat).reshape(1, 13, 3), transform=None)
         return float(e[0]), -f.reshape(-1).numpy()
 
-    res = scipy.optimize.minimize(fun, x0.reshape(-1), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 1000})
+    res = scipy.optimize.minimize(
+        fun, x0.reshape(-1), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 1000}
+    )
     assert res.fun == pytest.approx(LJ13_GLOBAL_MINIMUM, abs=1e-6)
     assert np.abs(res.jac).max() < 1e-6
 

@@ -61,7 +61,7 @@ def test_empty_pdb(tmp_path):
 
 def test_truncated_atom_line_names_file_and_line(tmp_path):
     lines = _lines(TRPCAGE)
-    idx = next(i for i, l in enumerate(lines) if l.startswith("ATOM")) + 4
+    idx = next(i for i, ln in enumerate(lines) if ln.startswith("ATOM")) + 4
     lines[idx] = lines[idx][:40]
     path = _write(tmp_path, "cut.pdb", lines)
     with pytest.raises(PDBPreparationError, match=rf"cut.pdb, line {idx + 1}: ATOM record is truncated"):
@@ -70,15 +70,20 @@ def test_truncated_atom_line_names_file_and_line(tmp_path):
 
 def test_malformed_coordinate_names_file_line_and_columns(tmp_path):
     lines = _lines(TRPCAGE)
-    idx = next(i for i, l in enumerate(lines) if l.startswith("ATOM")) + 7
+    idx = next(i for i, ln in enumerate(lines) if ln.startswith("ATOM")) + 7
     lines[idx] = lines[idx][:38] + "  12.x45" + lines[idx][46:]
     path = _write(tmp_path, "bad.pdb", lines)
-    with pytest.raises(PDBPreparationError, match=rf"bad.pdb, line {idx + 1}: .*malformed y coordinate in columns 39-46"):
+    with pytest.raises(
+        PDBPreparationError, match=rf"bad.pdb, line {idx + 1}: .*malformed y coordinate in columns 39-46"
+    ):
         check_pdb_text(path)
 
 
 def test_unknown_residue_is_named_with_number(tmp_path):
-    lines = [l[:17] + "XYZ" + l[20:] if l.startswith("ATOM") and l[22:26].strip() == "5" else l for l in _lines(TRPCAGE)]
+    lines = [
+        ln[:17] + "XYZ" + ln[20:] if ln.startswith("ATOM") and ln[22:26].strip() == "5" else ln
+        for ln in _lines(TRPCAGE)
+    ]
     path = _write(tmp_path, "unknown.pdb", lines)
     with pytest.raises(PDBPreparationError, match="unknown residue XYZ 5 .*Provide a force-field XML with a template"):
         prepare_pdb(path)
@@ -101,8 +106,12 @@ def test_kept_water_needs_a_template_then_works_with_one():
 def test_heterogens_removed_on_request_and_missing_heavy_atom_added(tmp_path):
     lines = _lines(CLN025)
     # drop the hydroxyl oxygen of Tyr 1 (a missing heavy atom) and add a zinc ion as a HETATM heterogen
-    lines = [l for l in lines if not (l.startswith(("ATOM", "ANISOU")) and l[12:16].strip() == "OH" and l[22:26].strip() == "1")]
-    end = max(i for i, l in enumerate(lines) if l.startswith(("ATOM", "HETATM")))
+    lines = [
+        ln
+        for ln in lines
+        if not (ln.startswith(("ATOM", "ANISOU")) and ln[12:16].strip() == "OH" and ln[22:26].strip() == "1")
+    ]
+    end = max(i for i, ln in enumerate(lines) if ln.startswith(("ATOM", "HETATM")))
     lines.insert(end + 1, "HETATM  999 ZN    ZN A 101      20.000  20.000  20.000  1.00  0.00          ZN")
     path = _write(tmp_path, "het.pdb", lines)
     prep = prepare_pdb(path)
@@ -115,7 +124,7 @@ def test_heterogens_removed_on_request_and_missing_heavy_atom_added(tmp_path):
 def test_missing_residue_reported_and_rebuilt_on_request(tmp_path):
     seq = "ASN LEU TYR ILE GLN TRP LEU LYS ASP GLY GLY PRO SER SER GLY ARG PRO PRO PRO SER".split()
     seqres = [f"SEQRES   1     20  {' '.join(seq[:13])}", f"SEQRES   2     20  {' '.join(seq[13:])}"]
-    body = [l for l in _lines(TRPCAGE) if not (l.startswith("ATOM") and l[22:26].strip() == "10")]
+    body = [ln for ln in _lines(TRPCAGE) if not (ln.startswith("ATOM") and ln[22:26].strip() == "10")]
     path = _write(tmp_path, "gap.pdb", seqres + body)
     prep = prepare_pdb(path)
     assert prep.missing_residues == [(0, 9, ["GLY"])]

@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-from openmm_actionmin.models.orthogonal import _semi_orthogonal, cayley, inverse_cayley, isotropic_tall_init, qr_orthonormal
+from openmm_actionmin.models.orthogonal import (
+    _semi_orthogonal,
+    cayley,
+    inverse_cayley,
+    isotropic_tall_init,
+    qr_orthonormal,
+)
 from openmm_actionmin.models.plnet import PLNet, PLNetConfig, PLNetInverseError, box_penalty
 
 F64 = torch.float64
@@ -120,7 +126,7 @@ def test_narrow_monotone_layer_weighs_every_coordinate_alike(dim, hidden):
     with torch.no_grad():
         q = _semi_orthogonal(layer.q_weight, layer.width, layer.dim)  # [hidden, dim]
     assert torch.allclose(q @ q.T, torch.eye(hidden, dtype=F64), atol=1e-10)
-    per_coordinate = (q ** 2).sum(dim=0)  # sums to hidden; hidden / dim each on average
+    per_coordinate = (q**2).sum(dim=0)  # sums to hidden; hidden / dim each on average
     assert float(per_coordinate[:hidden].sum()) < 3.0 * hidden * hidden / dim
     assert float(per_coordinate.max()) < 4.0 * hidden / dim
     # the Gaussian free matrix that it replaces put most of the weight on the first rows once D >> hidden

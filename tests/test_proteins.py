@@ -37,7 +37,9 @@ def test_minimize_pdb_openmm_lowers_energy_and_writes_a_pdb(tmp_path):
     assert res.energy < res.extra["start_energy"] - 100.0
     assert res.positions.shape == (166, 3)
     groups = res.extra["group_energies"]
-    assert {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce", "GBSAOBCForce"} == set(groups)
+    assert {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce", "GBSAOBCForce"} == set(
+        groups
+    )
     assert sum(groups.values()) == pytest.approx(res.energy, abs=0.05)
     # a local minimisation stays near the crystal structure
     assert 0.0 < res.extra["ca_rmsd_A"] < 1.0
@@ -140,8 +142,10 @@ def test_protein_benchmark_runs_methods_through_the_registry(monkeypatch):
         return Result(positions=system.start_positions.numpy(), energy=0.0, units=system.oracle.units, method="anneal")
 
     monkeypatch.setitem(registry.METHODS, "anneal", dataclasses.replace(registry.METHODS["anneal"], run=fake))
-    rows = run_benchmark(ProteinBenchConfig(systems=("cln025",), methods=("anneal",), seeds=1, budget_s=7.0, native=False),
-                         log=lambda line: None)
+    rows = run_benchmark(
+        ProteinBenchConfig(systems=("cln025",), methods=("anneal",), seeds=1, budget_s=7.0, native=False),
+        log=lambda line: None,
+    )
     assert [(r["method"], r["seed"]) for r in rows] == [("anneal", 0)]
     assert seen == [(0, 7.0, ["platform", "rmsd", "threads"])]
 

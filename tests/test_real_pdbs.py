@@ -38,9 +38,11 @@ def _start_energy(stdout):
 def _peptide_links_A(prep):
     """Lengths (A) of every bonded C-N link between two residues of the prepared topology."""
     pos = prep.positions.numpy()
-    return [10.0 * float(np.linalg.norm(pos[a.index] - pos[b.index]))
-            for a, b in prep.topology.bonds()
-            if a.residue is not b.residue and {a.name, b.name} == {"C", "N"}]
+    return [
+        10.0 * float(np.linalg.norm(pos[a.index] - pos[b.index]))
+        for a, b in prep.topology.bonds()
+        if a.residue is not b.residue and {a.name, b.name} == {"C", "N"}
+    ]
 
 
 def test_alanine_dipeptide_keeps_its_caps_and_runs(capsys):
@@ -90,15 +92,20 @@ def test_crystal_structure_modified_residues_waters_and_gap(capsys):
 
 
 def test_unknown_in_chain_residue_splits_the_chain(tmp_path):
-    lines = [l for l in Path(INTEGRASE).read_text().splitlines() if not l.startswith("MODRES")]
-    lines = [l[:17] + "ZZZ" + l[20:] if l.startswith(("HETATM", "ANISOU")) and l[17:20] == "CAS" else l for l in lines]
+    lines = [ln for ln in Path(INTEGRASE).read_text().splitlines() if not ln.startswith("MODRES")]
+    lines = [
+        ln[:17] + "ZZZ" + ln[20:] if ln.startswith(("HETATM", "ANISOU")) and ln[17:20] == "CAS" else ln for ln in lines
+    ]
     path = tmp_path / "modified.pdb"
     path.write_text("\n".join(lines) + "\n")
     prep = prepare_pdb(path)
     assert prep.report.removed_in_chain == ["ZZZ 65 (chain A)", "ZZZ 130 (chain A)"]
     breaks = prep.report.chain_breaks
     assert [b.split(" (link")[0] for b in breaks] == [
-        "ASP 64 (chain A) | THR 66 (chain A)", "ALA 129 (chain A) | TRP 131 (chain A)", "GLN 137 (chain A) | MET 154 (chain A)"]
+        "ASP 64 (chain A) | THR 66 (chain A)",
+        "ALA 129 (chain A) | TRP 131 (chain A)",
+        "GLN 137 (chain A) | MET 154 (chain A)",
+    ]
     assert prep.topology.getNumChains() == 4
     assert max(_peptide_links_A(prep)) < MAX_LINK_A
     assert any("removed 2 in-chain residue(s)" in line for line in prep.report.lines())
@@ -106,18 +113,29 @@ def test_unknown_in_chain_residue_splits_the_chain(tmp_path):
 
 def test_file_cut_mid_residue_is_refused(tmp_path, capsys):
     lines = Path(INTEGRASE).read_text().splitlines()
-    cut = next(i for i, l in enumerate(lines) if l.startswith("ATOM") and l[22:26].strip() == "100" and l[12:16].strip() == "CB")
+    cut = next(
+        i
+        for i, ln in enumerate(lines)
+        if ln.startswith("ATOM") and ln[22:26].strip() == "100" and ln[12:16].strip() == "CB"
+    )
     path = tmp_path / "cut.pdb"
     path.write_text("\n".join(lines[: cut + 1]) + "\n")
-    with pytest.raises(PDBPreparationError, match=r"cut.pdb looks truncated: it has no END record and its last residue "
-                                                  r"\w+ 100 \(chain A\) lacks atoms .*add an END line"):
+    with pytest.raises(
+        PDBPreparationError,
+        match=r"cut.pdb looks truncated: it has no END record and its last residue "
+        r"\w+ 100 \(chain A\) lacks atoms .*add an END line",
+    ):
         prepare_pdb(path)
     code, out, err = _cli(capsys, path, "--budget-s", "5")
     assert code == 2 and "looks truncated" in err and len(err.strip().splitlines()) == 1
 
 
 def test_file_cut_between_residues_is_used_with_a_warning(tmp_path, capsys):
-    lines = [l for l in Path(DIPEPTIDE).read_text().splitlines() if " NME " not in l and not l.startswith(("END", "CONECT"))]
+    lines = [
+        ln
+        for ln in Path(DIPEPTIDE).read_text().splitlines()
+        if " NME " not in ln and not ln.startswith(("END", "CONECT"))
+    ]
     path = tmp_path / "cut.pdb"
     path.write_text("\n".join(lines) + "\n")
     prep = prepare_pdb(path)

@@ -40,7 +40,9 @@ def test_every_method_runs_on_every_kind_it_declares_through_minimize_and_the_cl
     assert np.isfinite(result.energy)
     assert result.wall_s <= _allowed(budget), f"{name} on a {kind} ran {result.wall_s:.1f} s on a {budget} s budget"
     out = tmp_path / "r.json"
-    code = cli.main(["minimize", target, "--method", name, "--budget-s", str(budget), "--seed", "1", "--quiet", "--out", str(out)])
+    code = cli.main(
+        ["minimize", target, "--method", name, "--budget-s", str(budget), "--seed", "1", "--quiet", "--out", str(out)]
+    )
     assert code == 0, capsys.readouterr().err
     assert out.exists() and f"{name} energy" in capsys.readouterr().out
 

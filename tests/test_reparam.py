@@ -68,8 +68,14 @@ def test_reparametrised_gradient_is_the_chain_rule(lj_minimum):
 def test_gnn_returns_x0_at_initialisation_and_moves_atoms_together(lj_minimum):
     system, x0 = lj_minimum
     _, psi = slow_modes(HessianProducts(system.oracle, x0), x0, 6, solver="dense")
-    model = GNNReparam(x0[None], torch.as_tensor(psi)[None], depth=2, hidden=8, init_scale=0.1,
-                       generator=torch.Generator().manual_seed(0))
+    model = GNNReparam(
+        x0[None],
+        torch.as_tensor(psi)[None],
+        depth=2,
+        hidden=8,
+        init_scale=0.1,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(model(), x0[None])
     a = model.adjacency[0]
     assert torch.allclose(a, a.T) and bool((a >= 0).all())
@@ -81,8 +87,13 @@ def test_gnn_returns_x0_at_initialisation_and_moves_atoms_together(lj_minimum):
 def test_loop_chains_pass_the_conformance_kit_and_know_their_minimum(variant):
     system = loop_chain(30, variant, seed=2)
     ideal = system.reference_positions
-    x = torch.stack([system.start_positions, ideal, ideal + 0.05 * torch.randn(30, 3, generator=torch.Generator().manual_seed(0),
-                                                                             dtype=torch.float64)])
+    x = torch.stack(
+        [
+            system.start_positions,
+            ideal,
+            ideal + 0.05 * torch.randn(30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+        ]
+    )
     validate_oracle(system.oracle, x)
     e, f = system.oracle.energy_and_forces(ideal[None])
     assert float(e[0]) == pytest.approx(system.reference_energy, abs=1e-10) and float(f.abs().max()) < 1e-10
@@ -124,7 +135,6 @@ def test_bad_input_gets_a_clear_error():
         reparam_search(as_system("alpine1:4"), ReparamConfig(budget_s=1))
     with pytest.raises(ValueError, match="form must be one of"):
         ReparamConfig(form="mlp")
-
 
 
 def test_copies_of_one_start_share_their_modes_and_random_starts_do_not():

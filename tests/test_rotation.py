@@ -6,7 +6,13 @@ import pytest
 import torch
 
 import openmm_actionmin as am
-from openmm_actionmin.benchmarks.synthetic import build_parser, make_system, median_rows, run_benchmark, SyntheticBenchConfig
+from openmm_actionmin.benchmarks.synthetic import (
+    build_parser,
+    make_system,
+    median_rows,
+    run_benchmark,
+    SyntheticBenchConfig,
+)
 from openmm_actionmin.oracles import OracleError, validate_oracle
 from openmm_actionmin.oracles.synthetic import (
     SYNTHETIC_FUNCTIONS,
@@ -63,7 +69,9 @@ def test_rotated_oracle_passes_the_conformance_kit(name):
     dim = 5
     oracle = make_function(f"rotated_{name}", dim, shift=random_shift(name, dim, torch.Generator().manual_seed(0)))
     gen = torch.Generator().manual_seed(3)
-    x = oracle.minimum_location + (torch.rand(4, dim, generator=gen, dtype=torch.float64) - 0.5) * min(4.0, spec.default_half_width)
+    x = oracle.minimum_location + (torch.rand(4, dim, generator=gen, dtype=torch.float64) - 0.5) * min(
+        4.0, spec.default_half_width
+    )
     random_x = (torch.rand(16, dim, generator=gen, dtype=torch.float64) * 2 - 1) * spec.default_half_width
     report = validate_oracle(oracle, x, random_x=random_x, fd_step=1e-6, fd_rtol=1e-5)
     assert report.max_fd_rel_error < 1e-5
@@ -103,7 +111,9 @@ def test_rotated_target_runs_through_minimize():
     system = am.as_system("rotated_alpine1:6")
     assert system.name == "rotated_alpine1:6" and system.oracle.rotation is not None
     assert result.system == "rotated_alpine1:6"
-    assert float(system.oracle.energy(torch.as_tensor(result.positions)[None])) == pytest.approx(result.energy, rel=1e-9)
+    assert float(system.oracle.energy(torch.as_tensor(result.positions)[None])) == pytest.approx(
+        result.energy, rel=1e-9
+    )
 
 
 def test_benchmark_rotates_with_a_seeded_rotation_and_says_so():
@@ -116,7 +126,9 @@ def test_benchmark_rotates_with_a_seeded_rotation_and_says_so():
     assert not torch.equal(rotated.oracle.rotation, make_system("alpine1", 10, 3, rotated=True).oracle.rotation)
     assert rotated.name == "rotated_alpine1-10d"
     assert build_parser().parse_args(["--rotate"]).rotate and not build_parser().parse_args([]).rotate
-    config = SyntheticBenchConfig(functions=("alpine1",), dims=(4,), seeds=(0,), budget_s=0.3, methods=("adam",), rotated=True)
+    config = SyntheticBenchConfig(
+        functions=("alpine1",), dims=(4,), seeds=(0,), budget_s=0.3, methods=("adam",), rotated=True
+    )
     rows = run_benchmark(config, log=lambda line: None)
     assert rows[0]["rotated"] is True and rows[0]["function"] == "alpine1"
     assert median_rows(rows)[0]["rotated"] is True
@@ -136,10 +148,20 @@ class SlowOracle(SyntheticOracle):
 
 
 def slow_system(per_point: float, dim: int = 20) -> System:
-    oracle = SlowOracle("schaffer_f7", dim, shift=random_shift("schaffer_f7", dim, torch.Generator().manual_seed(0)),
-                        rotation=random_rotation(dim, torch.Generator().manual_seed(1)), per_point=per_point)
-    return System(name="slow", oracle=oracle, space=oracle.space(), reference_positions=oracle.minimum_location,
-                  reference_energy=0.0)
+    oracle = SlowOracle(
+        "schaffer_f7",
+        dim,
+        shift=random_shift("schaffer_f7", dim, torch.Generator().manual_seed(0)),
+        rotation=random_rotation(dim, torch.Generator().manual_seed(1)),
+        per_point=per_point,
+    )
+    return System(
+        name="slow",
+        oracle=oracle,
+        space=oracle.space(),
+        reference_positions=oracle.minimum_location,
+        reference_energy=0.0,
+    )
 
 
 def allowed(budget: float) -> float:
@@ -149,8 +171,16 @@ def allowed(budget: float) -> float:
 def test_budget_holds_when_one_round_costs_more_than_the_budget():
     """A round of 1280 evaluations at 3 ms each (about 4 s) on a 2 s budget: the round is cut, the run ends in time."""
     budget = 2.0
-    config = small_config(budget_s=budget, max_rounds=None, warm_start_samples=64, n_starts=32, max_path_points=1024,
-                          fresh_batch=256, eval_batch=64, **{k: v for k, v in _bowl().items()})
+    config = small_config(
+        budget_s=budget,
+        max_rounds=None,
+        warm_start_samples=64,
+        n_starts=32,
+        max_path_points=1024,
+        fresh_batch=256,
+        eval_batch=64,
+        **{k: v for k, v in _bowl().items()},
+    )
     start = time.perf_counter()
     result = ActionTrainer(slow_system(3e-3), config).run()
     wall = time.perf_counter() - start
@@ -171,8 +201,14 @@ def test_budget_holds_when_the_warm_start_pool_costs_more_than_the_budget():
 
 
 def test_rotation_invariant_settings_are_accepted_and_run():
-    config = small_config(region="trust", region_shape="ball", region_penalty=1.0, translation_update="isotropic",
-                          translation_region_power=0.5, max_rounds=4)
+    config = small_config(
+        region="trust",
+        region_shape="ball",
+        region_penalty=1.0,
+        translation_update="isotropic",
+        translation_region_power=0.5,
+        max_rounds=4,
+    )
     trainer = ActionTrainer(slow_system(0.0), config)
     result = trainer.run()
     assert result.extra["rounds"] == 4
@@ -196,7 +232,7 @@ def _bowl():
 
 def _kurtosis(v: torch.Tensor) -> float:
     v = v - v.mean()
-    return float((v ** 4).mean() / (v ** 2).mean() ** 2)
+    return float((v**4).mean() / (v**2).mean() ** 2)
 
 
 @pytest.mark.parametrize("shape", ["ball", "cube"])
@@ -227,9 +263,32 @@ def test_benchmark_passes_trainer_options_and_records_them(tmp_path, capsys):
     from openmm_actionmin.benchmarks.synthetic import main
 
     out = tmp_path / "rows.json"
-    assert main(["--functions", "alpine1", "--dims", "4", "--seeds", "1", "--budget-s", "0.5", "--rotate",
-                 "--methods", "random_only,adam", "--max-rounds", "2", "--option", "region_shape=ball",
-                 "--option", "translation_update=isotropic", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--functions",
+                "alpine1",
+                "--dims",
+                "4",
+                "--seeds",
+                "1",
+                "--budget-s",
+                "0.5",
+                "--rotate",
+                "--methods",
+                "random_only,adam",
+                "--max-rounds",
+                "2",
+                "--option",
+                "region_shape=ball",
+                "--option",
+                "translation_update=isotropic",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["random_only"]["options"] == {"region_shape": "ball", "translation_update": "isotropic"}
     assert "options" not in rows["adam"]
@@ -245,8 +304,9 @@ def test_benchmark_passes_trainer_options_and_records_them(tmp_path, capsys):
 def test_the_ball_penalty_point_turns_with_the_minimiser():
     """Rotating the model's minimiser about the ball's centre rotates the point the penalty pulls it to."""
     dim = 20
-    trainer = ActionTrainer(slow_system(0.0, dim=dim), small_config(region="trust", region_shape="ball",
-                                                                    region_penalty=1.0, max_rounds=1))
+    trainer = ActionTrainer(
+        slow_system(0.0, dim=dim), small_config(region="trust", region_shape="ball", region_penalty=1.0, max_rounds=1)
+    )
     trainer.run()
     trainer.region_center = trainer._to_z(torch.zeros(dim, dtype=trainer.center.dtype))
     trainer.region_radius = 0.1
@@ -259,6 +319,8 @@ def test_the_ball_penalty_point_turns_with_the_minimiser():
     trainer.last_minimizer = rotation @ s_star
     turned = trainer._penalty_point()
     assert point is not None and float(point.norm()) == pytest.approx(trainer._ball_radius(), rel=1e-6)
-    torch.testing.assert_close(turned.reshape(-1).double(), (rotation @ point.reshape(-1).double()), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        turned.reshape(-1).double(), (rotation @ point.reshape(-1).double()), rtol=1e-5, atol=1e-6
+    )
     trainer.last_minimizer = 0.1 * s_star  # inside the ball: no penalty
     assert trainer._penalty_point() is None

@@ -77,8 +77,15 @@ def test_a_failing_checkpoint_write_is_a_warning_and_the_run_finishes(tmp_path, 
 
     monkeypatch.setattr(checkpoints, "atomic_torch_save", disk_full)
     with pytest.warns(CheckpointWriteWarning, match="No space left on device"):
-        result = am.minimize("LJ13", "basin_hopping", budget_s=None, checkpoint=str(tmp_path / "c.pt"), max_steps=2,
-                             checkpoint_interval_s=1e-3, **BH)
+        result = am.minimize(
+            "LJ13",
+            "basin_hopping",
+            budget_s=None,
+            checkpoint=str(tmp_path / "c.pt"),
+            max_steps=2,
+            checkpoint_interval_s=1e-3,
+            **BH,
+        )
     assert np.isfinite(result.energy)
 
 
@@ -89,8 +96,12 @@ def test_checkpoint_interval_is_configurable_on_the_cli():
 
 # ------------------------------------------------------------------ outputs
 def test_output_path_is_checked_before_the_search(tmp_path):
-    for out, message in ((tmp_path / "r.docx", "unknown extension"), (tmp_path / "r.pdb", "has no atoms"),
-                         (tmp_path / "missing" / "r.json", "does not exist"), (tmp_path, "is a folder")):
+    for out, message in (
+        (tmp_path / "r.docx", "unknown extension"),
+        (tmp_path / "r.pdb", "has no atoms"),
+        (tmp_path / "missing" / "r.json", "does not exist"),
+        (tmp_path, "is a folder"),
+    ):
         t0 = time.perf_counter()
         with pytest.raises((ValueError, OSError), match=message):
             am.minimize("alpine1:5", "adam", budget_s=30, progress=False, out=str(out))
@@ -113,8 +124,15 @@ def test_a_failed_result_write_goes_to_a_fallback_file_and_names_both(tmp_path, 
 def test_outputs_and_checkpoints_respect_the_umask_and_json_is_strict(tmp_path):
     old = os.umask(0o022)
     try:
-        result = am.minimize("LJ13", "basin_hopping", budget_s=None, checkpoint=str(tmp_path / "c.pt"), max_steps=1,
-                             out=str(tmp_path / "r.json"), **BH)
+        result = am.minimize(
+            "LJ13",
+            "basin_hopping",
+            budget_s=None,
+            checkpoint=str(tmp_path / "c.pt"),
+            max_steps=1,
+            out=str(tmp_path / "r.json"),
+            **BH,
+        )
     finally:
         os.umask(old)
     for name in ("c.pt", "r.json"):
@@ -142,16 +160,19 @@ def test_invalid_seeds_are_refused_naming_the_option(seed):
         am.minimize("LJ13", seed=seed, budget_s=1, progress=False)
 
 
-@pytest.mark.parametrize("argv,option", [
-    (["minimize", "LJ13", "--budget-s", "0"], "--budget-s"),
-    (["minimize", "LJ13", "--budget-s", "nan"], "--budget-s"),
-    (["cluster", "13", "--budget-s", "-5"], "--budget-s"),
-    (["minimize", "LJ13", "--seed", "-1"], "--seed"),
-    (["minimize", "LJ13", "--seed", "99999999999"], "--seed"),
-    (["minimize", "LJ13", "--checkpoint-interval-s", "0"], "--checkpoint-interval-s"),
-    (["minimize", "LJ100000"], "choose a smaller cluster"),
-    (["minimize", "LJ13", "--out", "x.docx"], "--out"),
-])
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["minimize", "LJ13", "--budget-s", "0"], "--budget-s"),
+        (["minimize", "LJ13", "--budget-s", "nan"], "--budget-s"),
+        (["cluster", "13", "--budget-s", "-5"], "--budget-s"),
+        (["minimize", "LJ13", "--seed", "-1"], "--seed"),
+        (["minimize", "LJ13", "--seed", "99999999999"], "--seed"),
+        (["minimize", "LJ13", "--checkpoint-interval-s", "0"], "--checkpoint-interval-s"),
+        (["minimize", "LJ100000"], "choose a smaller cluster"),
+        (["minimize", "LJ13", "--out", "x.docx"], "--out"),
+    ],
+)
 def test_cli_refuses_bad_input_in_one_line(argv, option, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
@@ -189,10 +210,26 @@ def test_lattice_search_keeps_a_short_budget_on_a_large_cluster():
 
 def test_the_action_trainer_checkpoints_on_the_interval_and_resumes(tmp_path):
     ckpt = tmp_path / "action.ckpt"
-    first = am.minimize("alpine1:5", "action", budget_s=None, seed=0, progress=False, checkpoint=str(ckpt),
-                        checkpoint_interval_s=1e-3, max_rounds=3)
+    first = am.minimize(
+        "alpine1:5",
+        "action",
+        budget_s=None,
+        seed=0,
+        progress=False,
+        checkpoint=str(ckpt),
+        checkpoint_interval_s=1e-3,
+        max_rounds=3,
+    )
     state = checkpoints.load(ckpt, None)
     assert state["round"] == 3
-    again = am.minimize("alpine1:5", "action", budget_s=None, seed=0, progress=False, checkpoint=str(ckpt),
-                        checkpoint_interval_s=1e-3, max_rounds=5)
+    again = am.minimize(
+        "alpine1:5",
+        "action",
+        budget_s=None,
+        seed=0,
+        progress=False,
+        checkpoint=str(ckpt),
+        checkpoint_interval_s=1e-3,
+        max_rounds=5,
+    )
     assert again.extra["rounds"] == 5 and len(again.history) == len(first.history) + 2

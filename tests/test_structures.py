@@ -71,8 +71,12 @@ def test_kabsch_rmsd_subset_batch_and_align_agree_with_mdtraj(cluster):
     frames = np.stack([cluster + rng.normal(scale=s, size=cluster.shape) for s in (0.0, 0.05, 0.2)])
     subset = [0, 2, 3, 7, 11]
     batch = geometry.kabsch_rmsd_batch(frames, target, subset)
-    expected = md.rmsd(md.Trajectory(frames.astype(np.float32), None), md.Trajectory(target[None].astype(np.float32), None),
-                       0, atom_indices=np.array(subset))
+    expected = md.rmsd(
+        md.Trajectory(frames.astype(np.float32), None),
+        md.Trajectory(target[None].astype(np.float32), None),
+        0,
+        atom_indices=np.array(subset),
+    )
     assert np.allclose(batch, expected, atol=1e-5)
     assert batch[1] == pytest.approx(geometry.kabsch_rmsd(frames[1], target, atom_indices=subset))
     moved = geometry.align(frames[2], target, atom_indices=subset)
@@ -108,7 +112,9 @@ def test_xyz_round_trip_through_ase(tmp_path, cluster):
 
 
 def test_pdb_round_trip_through_mdtraj(tmp_path, cluster):
-    path = structures.write_pdb(tmp_path / "c.pdb", cluster, REDUCED_UNITS, symbols=["Na", "Cl"] * 6 + ["Na"], energy=-1.5)
+    path = structures.write_pdb(
+        tmp_path / "c.pdb", cluster, REDUCED_UNITS, symbols=["Na", "Cl"] * 6 + ["Na"], energy=-1.5
+    )
     text = path.read_text()
     assert "ENERGY -1.5 epsilon" in text and "1 SIGMA WRITTEN AS 1 ANGSTROM" in text
     traj = md.load(str(path))

@@ -43,7 +43,9 @@ def test_value_at_minimum_and_larger_nearby(name):
         for radius in (1e-3, 1e-2, 1e-1):
             d = torch.randn(64, dim, generator=gen, dtype=torch.float64)
             d = radius * d / d.norm(dim=1, keepdim=True)
-            assert bool((spec(x_star + d) > value).all()), f"{name} D={dim}: a point at distance {radius} is not above the minimum"
+            assert bool((spec(x_star + d) > value).all()), (
+                f"{name} D={dim}: a point at distance {radius} is not above the minimum"
+            )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -89,7 +91,9 @@ def test_alpine_and_schaffer_f7_exact_paper_forms():
     np.testing.assert_allclose(alpine1(xt).numpy(), alp, rtol=1e-14)
     np.testing.assert_allclose(schaffer_f7(xt).numpy(), sch, rtol=1e-13)
     # a hand value: D = 2, x = (1, 0): s = 1 -> (1/2) (1 + sin^2 50)
-    assert float(schaffer_f7(torch.tensor([[1.0, 0.0]], dtype=torch.float64))) == pytest.approx(0.5 * (1 + math.sin(50.0) ** 2), rel=1e-14)
+    assert float(schaffer_f7(torch.tensor([[1.0, 0.0]], dtype=torch.float64))) == pytest.approx(
+        0.5 * (1 + math.sin(50.0) ** 2), rel=1e-14
+    )
 
 
 def test_reference_values_of_other_functions():
@@ -113,7 +117,9 @@ def test_validate_oracle(name):
     oracle = SyntheticOracle(name, DIM)
     gen = torch.Generator().manual_seed(3)
     # reasonable points: a moderate region around the minimum, away from the cusps
-    x = spec.minimum_coordinate + (torch.rand(4, DIM, generator=gen, dtype=torch.float64) - 0.5) * min(4.0, spec.default_half_width)
+    x = spec.minimum_coordinate + (torch.rand(4, DIM, generator=gen, dtype=torch.float64) - 0.5) * min(
+        4.0, spec.default_half_width
+    )
     random_x = (torch.rand(16, DIM, generator=gen, dtype=torch.float64) * 2 - 1) * spec.default_half_width
     report = validate_oracle(oracle, x, random_x=random_x, fd_step=1e-6, fd_rtol=1e-5)
     assert report.max_fd_rel_error < 1e-5
@@ -209,16 +215,23 @@ def test_benchmark_methods_run_through_the_registry(monkeypatch):
 
     calls = []
     for name in registry.METHODS_FOR["function"]:
+
         def fake(system, config, name=name):
             calls.append((name, config.seed, config.budget_s, dict(config.options)))
-            return Result(positions=np.zeros(system.oracle.dim), energy=1.0, units=DIMENSIONLESS, method=name, seed=config.seed)
+            return Result(
+                positions=np.zeros(system.oracle.dim), energy=1.0, units=DIMENSIONLESS, method=name, seed=config.seed
+            )
 
         monkeypatch.setitem(registry.METHODS, name, dataclasses.replace(registry.METHODS[name], run=fake))
-    rows = synthetic.run_benchmark(synthetic.SyntheticBenchConfig(functions=("alpine1",), dims=(3,), seeds=(2,), budget_s=5.0,
-                                                                  max_rounds=4), log=lambda line: None)
+    rows = synthetic.run_benchmark(
+        synthetic.SyntheticBenchConfig(functions=("alpine1",), dims=(3,), seeds=(2,), budget_s=5.0, max_rounds=4),
+        log=lambda line: None,
+    )
     assert [r["method"] for r in rows] == list(registry.METHODS_FOR["function"])
-    assert calls == [(name, 2, 5.0, {"max_rounds": 4} if name in synthetic.PLNET_METHODS else {})
-                     for name in registry.METHODS_FOR["function"]]
+    assert calls == [
+        (name, 2, 5.0, {"max_rounds": 4} if name in synthetic.PLNET_METHODS else {})
+        for name in registry.METHODS_FOR["function"]
+    ]
 
 
 def test_warm_up_pays_torchs_one_time_optimizer_import_before_any_timed_run():

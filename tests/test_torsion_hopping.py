@@ -117,7 +117,8 @@ def test_short_run_beats_openmm_minimize(cln025):
     ref = openmm_minimize(cln025, budget_s=20.0, threads=1)
     seen = []
     res = torsion_hopping(
-        cln025, TorsionHoppingConfig(seed=0, budget_s=8.0, threads=1),
+        cln025,
+        TorsionHoppingConfig(seed=0, budget_s=8.0, threads=1),
         observer=lambda x: seen.append(1) or {"probe": float(len(seen))},
     )
     assert math.isfinite(res.energy) and res.energy < res.extra["start_energy"]
@@ -142,18 +143,36 @@ def test_same_seed_same_result_and_resume(cln025, quenched, tmp_path):
     assert a.energy == b.energy and a.force_calls == b.force_calls
     # interrupted after 3 hops, then resumed to 6: the same walk
     ckpt = tmp_path / "hop.pt"
-    first = torsion_hopping(cln025, TorsionHoppingConfig(seed=4, budget_s=None, max_steps=3, threads=1,
-                                                         checkpoint_path=str(ckpt), min_polish_s=0.0, **FAST),
-                            starts=[quenched])
+    first = torsion_hopping(
+        cln025,
+        TorsionHoppingConfig(
+            seed=4, budget_s=None, max_steps=3, threads=1, checkpoint_path=str(ckpt), min_polish_s=0.0, **FAST
+        ),
+        starts=[quenched],
+    )
     assert ckpt.exists() and first.extra["hops"] == 3
-    resumed = torsion_hopping(cln025, TorsionHoppingConfig(seed=4, budget_s=None, max_steps=6, threads=1,
-                                                           checkpoint_path=str(ckpt), resume=True, min_polish_s=0.0, **FAST))
+    resumed = torsion_hopping(
+        cln025,
+        TorsionHoppingConfig(
+            seed=4,
+            budget_s=None,
+            max_steps=6,
+            threads=1,
+            checkpoint_path=str(ckpt),
+            resume=True,
+            min_polish_s=0.0,
+            **FAST,
+        ),
+    )
     assert resumed.extra["hops"] == 6
     assert resumed.energy == a.energy
     np.testing.assert_array_equal(resumed.positions, a.positions)
     assert resumed.force_calls == a.force_calls
-    other = torsion_hopping(cln025, TorsionHoppingConfig(seed=5, budget_s=None, max_steps=6, threads=1, min_polish_s=0.0, **FAST),
-                            starts=[quenched])
+    other = torsion_hopping(
+        cln025,
+        TorsionHoppingConfig(seed=5, budget_s=None, max_steps=6, threads=1, min_polish_s=0.0, **FAST),
+        starts=[quenched],
+    )
     assert not np.array_equal(other.positions, a.positions)
 
 
@@ -161,8 +180,9 @@ def test_starts_pick_the_lowest(cln025, quenched):
     x = quenched
     pivot = next(p for p in find_pivots(cln025.topology) if p.label == "psi THR6")
     other = pivot.rotate(x, 1.0)
-    res = torsion_hopping(cln025, TorsionHoppingConfig(seed=0, budget_s=None, max_steps=0, threads=1, **FAST),
-                          starts=[other, x])
+    res = torsion_hopping(
+        cln025, TorsionHoppingConfig(seed=0, budget_s=None, max_steps=0, threads=1, **FAST), starts=[other, x]
+    )
     e_x = float(cln025.oracle.energy(torch.as_tensor(x)[None], transform=None)[0])
     assert math.isfinite(res.energy) and res.extra["hops"] == 0
     assert res.history[0]["best_energy"] <= e_x + 1.0  # the walk began from the lower start (x)
@@ -185,7 +205,9 @@ def test_bad_input(cln025, tmp_path):
     ckpt = tmp_path / "other.pt"
     torch.save({"system": "something else", "n_atoms": 3}, ckpt)
     with pytest.raises(ValueError, match="checkpoint"):
-        torsion_hopping(cln025, TorsionHoppingConfig(max_steps=1, budget_s=None, checkpoint_path=str(ckpt), resume=True))
+        torsion_hopping(
+            cln025, TorsionHoppingConfig(max_steps=1, budget_s=None, checkpoint_path=str(ckpt), resume=True)
+        )
 
 
 def test_methods_are_wired():

@@ -104,7 +104,9 @@ def test_offsets_move_only_downstream_atoms(extended):
 def test_gradcheck_float64():
     pdb = _pdb(PeptideBuilder.make_extended_structure("GYA"))
     space = TorsionSpace(pdb.topology, _xyz(pdb))
-    z = (0.3 * torch.randn(2, space.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    z = (
+        0.3 * torch.randn(2, space.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ).requires_grad_()
     assert torch.autograd.gradcheck(lambda q: space.to_config(q), (z,), eps=1e-6, atol=1e-6)
 
 

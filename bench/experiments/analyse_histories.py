@@ -71,15 +71,19 @@ def summarise(path: Path) -> str:
     ref = system.reference_positions.reshape(-1).cpu().numpy()
     run = load(path)
     distance, median, top, first = error_shares(np.asarray(run["positions"], dtype=float).reshape(-1) - ref)
-    line = (f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: distance {distance:.1f}, "
-            f"median error {median:.2f}, top 5 % {top:.2f}, first 32 {first:.2f}")
+    line = (
+        f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: distance {distance:.1f}, "
+        f"median error {median:.2f}, top 5 % {top:.2f}, first 32 {first:.2f}"
+    )
     history = run.get("history") or []
     if history and "candidate_distance" in history[0]:
-        late = history[len(history) // 2:]
+        late = history[len(history) // 2 :]
         excursions = sum(1 for r in late if r["candidate_distance"] > 2.0 * r["best_distance"] + 100.0)
         closest = min(r["candidate_distance"] for r in history)
-        line += (f", best round {run['extra'].get('best_round')} of {len(history)}, "
-                 f"late excursions {excursions} of {len(late)}, closest candidate {closest:.1f}")
+        line += (
+            f", best round {run['extra'].get('best_round')} of {len(history)}, "
+            f"late excursions {excursions} of {len(late)}, closest candidate {closest:.1f}"
+        )
     return line
 
 

@@ -49,7 +49,9 @@ def analyse(z: torch.Tensor, reference: torch.Tensor, history: list, floor: floa
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("candidates", help="torch file with z [rounds, d] and reference [d] (probe --record-candidates)")
-    p.add_argument("history", nargs="?", default=None, help="probe --save JSON (omit if the torch file holds 'history')")
+    p.add_argument(
+        "history", nargs="?", default=None, help="probe --save JSON (omit if the torch file holds 'history')"
+    )
     p.add_argument("--floor", type=float, default=0.05, help="region_min of the run")
     args = p.parse_args()
     data = torch.load(args.candidates, weights_only=False)
@@ -66,11 +68,15 @@ def main() -> int:
         print("no round with the region at its floor")
         return 1
     distance, median, top, first = error_shares((z[history[-1]["best_round"]] - reference).numpy())
-    print(f"best point: distance {distance:.1f}, median |error| {median:.2f}, "
-          f"share of squared distance in the largest 5 % of coordinates {top:.2f}, "
-          f"in the first 32 coordinates {first:.2f}")
-    print(f"{out['rounds']} rounds at the floor; median cosine(step, towards the minimum) "
-          f"{statistics.median(out['cosines']):.3f}")
+    print(
+        f"best point: distance {distance:.1f}, median |error| {median:.2f}, "
+        f"share of squared distance in the largest 5 % of coordinates {top:.2f}, "
+        f"in the first 32 coordinates {first:.2f}"
+    )
+    print(
+        f"{out['rounds']} rounds at the floor; median cosine(step, towards the minimum) "
+        f"{statistics.median(out['cosines']):.3f}"
+    )
     print("| fraction of the step | median |e + a step| / |e| | rounds that come closer |")
     print("|---|---|---|")
     for a, r in out["ratios"].items():

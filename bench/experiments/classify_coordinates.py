@@ -51,16 +51,20 @@ def classify(path: Path, central: float = 0.2, far: float = 3.0, wall: float = 0
     on_wall = int(np.sum(np.minimum(x - lower, upper - x) < wall))
     far_mask = error > far
     far_median = float(np.median(error[far_mask])) if far_mask.any() else 0.0
-    line = (f"{match['function']} D={match['dim']} seed={match['seed']} {match['method']}{match['noshift'] or ''}: "
-            f"distance {np.linalg.norm(x - ref):.1f}, energy {run['energy']:.4g}, "
-            f"central {int(np.sum(error < central))}, far {int(far_mask.sum())} (median {far_median:.1f}), "
-            f"on the wall {on_wall}")
+    line = (
+        f"{match['function']} D={match['dim']} seed={match['seed']} {match['method']}{match['noshift'] or ''}: "
+        f"distance {np.linalg.norm(x - ref):.1f}, energy {run['energy']:.4g}, "
+        f"central {int(np.sum(error < central))}, far {int(far_mask.sum())} (median {far_median:.1f}), "
+        f"on the wall {on_wall}"
+    )
     history = run.get("history") or []
     if history and "stepsize" in history[-1]:
         best = history[-1]["best_energy"]
         last_gain = next(r["wall_s"] for r in history if r["best_energy"] <= best)
-        line += (f", step size {history[0]['stepsize']:.3g} -> {history[-1]['stepsize']:.3g}, "
-                 f"last improvement at {last_gain:.0f} s of {history[-1]['wall_s']:.0f} s")
+        line += (
+            f", step size {history[0]['stepsize']:.3g} -> {history[-1]['stepsize']:.3g}, "
+            f"last improvement at {last_gain:.0f} s of {history[-1]['wall_s']:.0f} s"
+        )
     return line
 
 

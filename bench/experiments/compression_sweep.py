@@ -29,13 +29,21 @@ def main() -> int:
     for k in (float(v) for v in args.ks.split(",")):
         energies, found = [], 0
         for seed in range(args.seeds):
-            r = basin_hopping(am.as_system(args.system), BasinHoppingConfig(seed=seed, budget_s=args.budget_s, compression=k))
+            r = basin_hopping(
+                am.as_system(args.system), BasinHoppingConfig(seed=seed, budget_s=args.budget_s, compression=k)
+            )
             energies.append(r.energy)
             found += bool(r.extra["success"])
-            print(f"k={k:g} seed={seed} energy={r.energy:.6f} success={r.extra['success']} "
-                  f"time_to_target_s={r.extra['time_to_target_s']} force_calls_to_target={r.extra['force_calls_to_target']}",
-                  flush=True)
-        print(f"k={k:g}: {found}/{args.seeds} reached the reference; median energy {statistics.median(energies):.6f}", flush=True)
+            print(
+                f"k={k:g} seed={seed} energy={r.energy:.6f} success={r.extra['success']} "
+                f"time_to_target_s={r.extra['time_to_target_s']} "
+                f"force_calls_to_target={r.extra['force_calls_to_target']}",
+                flush=True,
+            )
+        print(
+            f"k={k:g}: {found}/{args.seeds} reached the reference; median energy {statistics.median(energies):.6f}",
+            flush=True,
+        )
     return 0
 
 

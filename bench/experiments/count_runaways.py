@@ -28,15 +28,20 @@ def row(path: Path) -> str:
     out = sum(1 for r in late if not r["candidate_in_box"])
     far = sum(1 for r in late if r["candidate_distance"] > 2 * r["best_distance"] + 100)
     farthest = max((r["candidate_distance"] for r in late), default=float("nan"))
-    return (f"| {path.name} | {history[-1]['best_distance']:.1f} | {len(history)} | {out} / {len(late)} "
-            f"| {far} | {farthest:.0f} |")
+    return (
+        f"| {path.name} | {history[-1]['best_distance']:.1f} | {len(history)} | {out} / {len(late)} "
+        f"| {far} | {farthest:.0f} |"
+    )
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", help="saved runs (.json or .json.gz)")
     args = p.parse_args()
-    print("| run | best distance | rounds | late rounds out of the box | late rounds > 2 x best + 100 | farthest late candidate |")
+    print(
+        "| run | best distance | rounds | late rounds out of the box | late rounds > 2 x best + 100 | farthest late "
+        "candidate |"
+    )
     print("|---|---|---|---|---|---|")
     for name in args.files:
         print(row(Path(name)))

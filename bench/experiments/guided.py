@@ -46,8 +46,14 @@ from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopp
 from openmm_actionmin.search.local import minimize_batch
 from openmm_actionmin.search.steps import ClusterStep, MinimaDatabase
 
-__all__ = ["ActionGuidedStep", "GuidedConfig", "QuenchedEnergyOracle", "canonical_form", "guided_basin_hopping",
-           "trust_region"]
+__all__ = [
+    "ActionGuidedStep",
+    "GuidedConfig",
+    "QuenchedEnergyOracle",
+    "canonical_form",
+    "guided_basin_hopping",
+    "trust_region",
+]
 
 
 # ------------------------------------------------------------ canonical form
@@ -55,7 +61,7 @@ def _frame(x: np.ndarray) -> np.ndarray:
     """Principal axes ``[3, 3]`` (columns) of centred ``x``, signs fixed by the third moment along each axis."""
     _, vecs = np.linalg.eigh(x.T @ x)
     proj = x @ vecs
-    signs = np.where(np.sum(proj ** 3, axis=0) < 0, -1.0, 1.0)
+    signs = np.where(np.sum(proj**3, axis=0) < 0, -1.0, 1.0)
     vecs = vecs * signs
     if np.linalg.det(vecs) < 0:
         vecs[:, 0] = -vecs[:, 0]
@@ -72,8 +78,9 @@ def _assign(y: np.ndarray, ref: np.ndarray, groups: Sequence[np.ndarray]) -> np.
     return perm
 
 
-def canonical_form(x: Any, reference: Any, types: Optional[Sequence[int]] = None, *, n_rotations: int = 24,
-                   iterations: int = 4) -> np.ndarray:
+def canonical_form(
+    x: Any, reference: Any, types: Optional[Sequence[int]] = None, *, n_rotations: int = 24, iterations: int = 4
+) -> np.ndarray:
     """``x`` rigidly moved and relabelled to match ``reference`` as closely as possible.
 
     Starting from rotations built from both structures' principal axes
@@ -99,8 +106,9 @@ def canonical_form(x: Any, reference: Any, types: Optional[Sequence[int]] = None
         of ``reference``, rotated and translated onto ``reference``'s frame.
     """
     a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float64).reshape(-1, 3)
-    b = np.asarray(reference.detach().cpu().numpy() if hasattr(reference, "detach") else reference,
-                   dtype=np.float64).reshape(-1, 3)
+    b = np.asarray(
+        reference.detach().cpu().numpy() if hasattr(reference, "detach") else reference, dtype=np.float64
+    ).reshape(-1, 3)
     if a.shape != b.shape:
         raise ValueError(f"canonical_form needs two structures of the same shape, got {a.shape} and {b.shape}")
     t = np.zeros(len(a), dtype=np.int64) if types is None else np.asarray(types, dtype=np.int64)
@@ -128,8 +136,14 @@ def canonical_form(x: Any, reference: Any, types: Optional[Sequence[int]] = None
     return best + b_mean
 
 
-def trust_region(minima: Sequence[np.ndarray], types: Optional[Sequence[int]] = None, *, canonical: bool = True,
-                 margin: float = 0.2, max_half_width: float = math.inf) -> Tuple[np.ndarray, np.ndarray]:
+def trust_region(
+    minima: Sequence[np.ndarray],
+    types: Optional[Sequence[int]] = None,
+    *,
+    canonical: bool = True,
+    margin: float = 0.2,
+    max_half_width: float = math.inf,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Centre and half-widths ``[N, 3]`` of the box spanned by the lowest minima (the best first).
 
     Args:
@@ -177,8 +191,9 @@ class QuenchedEnergyOracle(EnergyOracle):
         self.fmax, self.max_steps, self.max_step = float(fmax), int(max_steps), float(max_step)
 
     def _evaluate(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        res = minimize_batch(self.oracle, x, "lbfgs", fmax=self.fmax, max_steps=self.max_steps, max_step=self.max_step,
-                             num_threads=None)
+        res = minimize_batch(
+            self.oracle, x, "lbfgs", fmax=self.fmax, max_steps=self.max_steps, max_step=self.max_step, num_threads=None
+        )
         return res.energy.detach(), torch.zeros_like(x)
 
 
@@ -219,11 +234,27 @@ class ActionGuidedStep:
         deadline: ``time.perf_counter()`` after which no trainer runs.
     """
 
-    def __init__(self, database: MinimaDatabase, oracle: EnergyOracle, action_config: Any, *, base: Any = None,
-                 types: Optional[Sequence[int]] = None, canonical: bool = True, fraction: float = 0.3,
-                 train_s: float = 1.0, train_rounds: Optional[int] = None, n_minima: int = 8, min_minima: int = 4,
-                 margin: float = 0.2, max_half_width: float = 0.5, quench_fmax: float = 1e-2, seed: int = 0,
-                 every: Optional[int] = None, deadline: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        database: MinimaDatabase,
+        oracle: EnergyOracle,
+        action_config: Any,
+        *,
+        base: Any = None,
+        types: Optional[Sequence[int]] = None,
+        canonical: bool = True,
+        fraction: float = 0.3,
+        train_s: float = 1.0,
+        train_rounds: Optional[int] = None,
+        n_minima: int = 8,
+        min_minima: int = 4,
+        margin: float = 0.2,
+        max_half_width: float = 0.5,
+        quench_fmax: float = 1e-2,
+        seed: int = 0,
+        every: Optional[int] = None,
+        deadline: Optional[float] = None,
+    ) -> None:
         self.database = database
         self.oracle = oracle
         self.quenched = QuenchedEnergyOracle(oracle, fmax=quench_fmax)
@@ -261,27 +292,40 @@ class ActionGuidedStep:
 
         t0 = time.perf_counter()
         minima = [m.x for m in self.database.minima[: self.n_minima]]
-        centre, half = trust_region(minima, self.types, canonical=self.canonical, margin=self.margin,
-                                    max_half_width=self.max_half_width)
+        centre, half = trust_region(
+            minima, self.types, canonical=self.canonical, margin=self.margin, max_half_width=self.max_half_width
+        )
         n = self.oracle.n_atoms
         dt = dict(dtype=self.oracle.dtype, device=self.oracle.device)
         lower = torch.as_tensor(centre - half, **dt).reshape(-1)
         upper = torch.as_tensor(centre + half, **dt).reshape(-1)
         system = System(name="quenched", oracle=self.quenched, space=Box(lower, upper, (n, 3), **dt))
         k = len(self.runs)
-        cfg = dataclasses.replace(self.action_config, seed=self.seed + k, method_name="action_step",
-                                  budget_s=None if self.train_rounds is not None else self.train_s,
-                                  max_rounds=self.train_rounds, progress=False)
+        cfg = dataclasses.replace(
+            self.action_config,
+            seed=self.seed + k,
+            method_name="action_step",
+            budget_s=None if self.train_rounds is not None else self.train_s,
+            max_rounds=self.train_rounds,
+            progress=False,
+        )
         res = ActionTrainer(system, cfg).run(resume=False)
         x = torch.as_tensor(np.asarray(res.positions, dtype=np.float64), **dt).reshape(n, 3)
         spent = time.perf_counter() - t0
         self.spent_s += spent
-        record = {"run": k, "seconds": spent, "candidate_energy": float(res.energy),
-                  "best_before": float(self.database.minima[0].energy), "region_half_width": float(half.mean())}
+        record = {
+            "run": k,
+            "seconds": spent,
+            "candidate_energy": float(res.energy),
+            "best_before": float(self.database.minima[0].energy),
+            "region_half_width": float(half.mean()),
+        }
         self.runs.append(record)
         return x, record
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """The base step's proposals ``[k, N, 3]``, one replaced by the trainer's candidate when due."""
         out = self.base.propose(x, step_size, generator)
         if self._due():
@@ -328,9 +372,19 @@ class GuidedConfig:
     min_minima: int = 4
     margin: float = 0.2
     max_half_width: float = 0.5
-    action_overrides: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(
-        warm_start_samples=32, warm_start_steps=40, warm_start_batch=32, n_starts=8, max_path_points=32,
-        fresh_batch=16, steps_per_round=5, model_hidden=64, eval_batch=64))
+    action_overrides: Dict[str, Any] = dataclasses.field(
+        default_factory=lambda: dict(
+            warm_start_samples=32,
+            warm_start_steps=40,
+            warm_start_batch=32,
+            n_starts=8,
+            max_path_points=32,
+            fresh_batch=16,
+            steps_per_round=5,
+            model_hidden=64,
+            eval_batch=64,
+        )
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction < 1.0:
@@ -339,8 +393,9 @@ class GuidedConfig:
             raise ValueError("GuidedConfig: n_minima and min_minima must be >= 1")
 
 
-def guided_basin_hopping(system: System, config: Optional[GuidedConfig] = None, *,
-                         starts: Optional[torch.Tensor] = None) -> Result:
+def guided_basin_hopping(
+    system: System, config: Optional[GuidedConfig] = None, *, starts: Optional[torch.Tensor] = None
+) -> Result:
     """Basin hopping on a cluster with (or, ``action=False``, without) the action-guided step.
 
     Args:
@@ -357,19 +412,36 @@ def guided_basin_hopping(system: System, config: Optional[GuidedConfig] = None, 
     from openmm_actionmin.search.action import ActionConfig
 
     cfg = config or GuidedConfig()
-    bh = dataclasses.replace(cfg.basin_hopping, seed=cfg.seed, budget_s=cfg.budget_s,
-                             method_name="guided_bh" if cfg.action else "basin_hopping")
+    bh = dataclasses.replace(
+        cfg.basin_hopping,
+        seed=cfg.seed,
+        budget_s=cfg.budget_s,
+        method_name="guided_bh" if cfg.action else "basin_hopping",
+    )
     if not cfg.action:
         return basin_hopping(system, bh, starts=starts)
     types = system.types if system.types and len(set(system.types)) > 1 else None
     database = MinimaDatabase(bh.database_size, types=types)
     deadline = None if cfg.budget_s is None else time.perf_counter() + cfg.budget_s - 0.5
     action_cfg = ActionConfig(**{"budget_s": 1.0, **cfg.action_overrides})
-    step = ActionGuidedStep(database, system.oracle, action_cfg, base=ClusterStep(angular_prob=bh.angular_prob),
-                            types=types, canonical=cfg.canonical, fraction=cfg.fraction, train_s=cfg.train_s,
-                            train_rounds=cfg.train_rounds, n_minima=cfg.n_minima, min_minima=cfg.min_minima,
-                            margin=cfg.margin, max_half_width=cfg.max_half_width, seed=cfg.seed, every=cfg.every,
-                            deadline=deadline)
+    step = ActionGuidedStep(
+        database,
+        system.oracle,
+        action_cfg,
+        base=ClusterStep(angular_prob=bh.angular_prob),
+        types=types,
+        canonical=cfg.canonical,
+        fraction=cfg.fraction,
+        train_s=cfg.train_s,
+        train_rounds=cfg.train_rounds,
+        n_minima=cfg.n_minima,
+        min_minima=cfg.min_minima,
+        margin=cfg.margin,
+        max_half_width=cfg.max_half_width,
+        seed=cfg.seed,
+        every=cfg.every,
+        deadline=deadline,
+    )
     res = basin_hopping(system, bh, starts=starts, step=step, database=database)
     extra = {**res.extra, "action_runs": step.runs, "action_s": step.spent_s, "canonical": cfg.canonical}
     return dataclasses.replace(res, extra=extra)

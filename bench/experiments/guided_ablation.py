@@ -70,10 +70,17 @@ def run(args: argparse.Namespace) -> None:
                 from openmm_actionmin.benchmarks.clusters import run_scipy_basinhopping_unbounded
 
                 r = run_scipy_basinhopping_unbounded(system, seed, args.budget_s, 1e-4)
-                fields = {"success": bool(r["success"]), "time_to_gm_s": r["time_to_gm_s"],
-                          "force_calls_to_gm": r["force_calls_to_gm"], "best_energy": r["best_energy"],
-                          "force_calls": r["total_force_calls"], "hops": r.get("hops", 0), "action_s": 0.0,
-                          "action_runs": 0, "action_candidate_energies": []}
+                fields = {
+                    "success": bool(r["success"]),
+                    "time_to_gm_s": r["time_to_gm_s"],
+                    "force_calls_to_gm": r["force_calls_to_gm"],
+                    "best_energy": r["best_energy"],
+                    "force_calls": r["total_force_calls"],
+                    "hops": r.get("hops", 0),
+                    "action_s": 0.0,
+                    "action_runs": 0,
+                    "action_candidate_energies": [],
+                }
             else:
                 if arm in REGISTRY_ARMS:
                     from openmm_actionmin.registry import METHODS, RunConfig
@@ -82,16 +89,33 @@ def run(args: argparse.Namespace) -> None:
                 else:
                     res = guided_basin_hopping(system, GuidedConfig(seed=seed, budget_s=args.budget_s, **ARMS[arm]))
                 e = res.extra
-                fields = {"success": e["success"], "time_to_gm_s": e["time_to_target_s"],
-                          "force_calls_to_gm": e["force_calls_to_target"], "best_energy": res.energy,
-                          "force_calls": res.force_calls, "hops": e["hops"], "action_s": e.get("action_s", 0.0),
-                          "action_runs": len(e.get("action_runs", [])),
-                          "action_candidate_energies": [r["candidate_energy"] for r in e.get("action_runs", [])]}
-            row = {"system": system.name, "arm": arm, "seed": seed, "budget_s": args.budget_s,
-                   "reference_energy": system.reference_energy, "wall_s": time.perf_counter() - t0, **fields}
+                fields = {
+                    "success": e["success"],
+                    "time_to_gm_s": e["time_to_target_s"],
+                    "force_calls_to_gm": e["force_calls_to_target"],
+                    "best_energy": res.energy,
+                    "force_calls": res.force_calls,
+                    "hops": e["hops"],
+                    "action_s": e.get("action_s", 0.0),
+                    "action_runs": len(e.get("action_runs", [])),
+                    "action_candidate_energies": [r["candidate_energy"] for r in e.get("action_runs", [])],
+                }
+            row = {
+                "system": system.name,
+                "arm": arm,
+                "seed": seed,
+                "budget_s": args.budget_s,
+                "reference_energy": system.reference_energy,
+                "wall_s": time.perf_counter() - t0,
+                **fields,
+            }
             with out.open("a") as f:
                 f.write(json.dumps(row) + "\n")
-            print(json.dumps({k: row[k] for k in ("arm", "seed", "success", "time_to_gm_s", "best_energy", "action_runs")}))
+            print(
+                json.dumps(
+                    {k: row[k] for k in ("arm", "seed", "success", "time_to_gm_s", "best_energy", "action_runs")}
+                )
+            )
 
 
 def summary(args: argparse.Namespace) -> None:
@@ -106,14 +130,32 @@ def summary(args: argparse.Namespace) -> None:
             med_t = statistics.median(times)
             known = rs[0]["reference_energy"] is not None
             gaps = [r["best_energy"] - r["reference_energy"] for r in rs] if known else []
-            table.append([system, arm, f"{sum(bool(r['success']) for r in rs)}/{len(rs)}" if known else "n/a",
-                          (round(med_t, 2) if math.isfinite(med_t) else f">{budget:g}") if known else "-",
-                          round(statistics.median(gaps), 4) + 0.0 if known else None,
-                          round(statistics.median(r["best_energy"] for r in rs), 4),
-                          round(statistics.mean(r["action_s"] for r in rs), 2),
-                          round(statistics.median(r["hops"] for r in rs))])
-            per_seed += [[system, arm, r["seed"], r["success"], None if r["time_to_gm_s"] is None else round(r["time_to_gm_s"], 3),
-                          round(r["best_energy"], 6), r["hops"], round(r["action_s"], 2), r["action_runs"]] for r in rs]
+            table.append(
+                [
+                    system,
+                    arm,
+                    f"{sum(bool(r['success']) for r in rs)}/{len(rs)}" if known else "n/a",
+                    (round(med_t, 2) if math.isfinite(med_t) else f">{budget:g}") if known else "-",
+                    round(statistics.median(gaps), 4) + 0.0 if known else None,
+                    round(statistics.median(r["best_energy"] for r in rs), 4),
+                    round(statistics.mean(r["action_s"] for r in rs), 2),
+                    round(statistics.median(r["hops"] for r in rs)),
+                ]
+            )
+            per_seed += [
+                [
+                    system,
+                    arm,
+                    r["seed"],
+                    r["success"],
+                    None if r["time_to_gm_s"] is None else round(r["time_to_gm_s"], 3),
+                    round(r["best_energy"], 6),
+                    r["hops"],
+                    round(r["action_s"], 2),
+                    r["action_runs"],
+                ]
+                for r in rs
+            ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     data = {
         "title": args.title,
@@ -121,13 +163,32 @@ def summary(args: argparse.Namespace) -> None:
         "date": date.today().isoformat(),
         "commit": commit,
         "machine": args.machine,
-        "columns": ["system", "arm", "success", "median time to GM (s)", "median energy gap",
-                    "median best energy", "mean action s",
-                    "median hops"],
+        "columns": [
+            "system",
+            "arm",
+            "success",
+            "median time to GM (s)",
+            "median energy gap",
+            "median best energy",
+            "mean action s",
+            "median hops",
+        ],
         "rows": table,
         "notes": args.notes,
-        "per_seed": {"columns": ["system", "arm", "seed", "success", "time to GM (s)", "best energy", "hops",
-                                 "action s", "action runs"], "rows": per_seed},
+        "per_seed": {
+            "columns": [
+                "system",
+                "arm",
+                "seed",
+                "success",
+                "time to GM (s)",
+                "best energy",
+                "hops",
+                "action s",
+                "action runs",
+            ],
+            "rows": per_seed,
+        },
     }
     Path(args.json).write_text(json.dumps(data, indent=1) + "\n")
     for row in table:

@@ -38,7 +38,10 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     print(f"batch={args.batch} hidden={args.hidden} depth={args.depth} dtype={args.dtype} threads={args.threads}")
     print("fwd+bwd: loss backward to all parameters; grad_x: d f / d x only; frozen: inside model.frozen()")
-    print(f"{'D':>6} {'orthogonal':>12} {'fwd+bwd ms':>11} {'grad_x ms':>11} {'frozen grad_x ms':>17} {'minimizer ms':>13}")
+    print(
+        f"{'D':>6} {'orthogonal':>12} {'fwd+bwd ms':>11} {'grad_x ms':>11} {'frozen grad_x ms':>17} "
+        f"{'minimizer ms':>13}"
+    )
     for dim in args.dims:
         for kind in ("cayley", "householder"):
             config = PLNetConfig(dim=dim, depth=args.depth, hidden=args.hidden, orthogonal=kind, seed=0, dtype=dtype)
@@ -49,7 +52,6 @@ def main() -> None:
             def train_step():
                 model.zero_grad(set_to_none=True)
                 ((model(x) - target) ** 2).mean().backward()
-
 
             def inner_grad():
                 xr = x.detach().requires_grad_(True)

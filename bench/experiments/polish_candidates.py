@@ -60,13 +60,21 @@ def polish(path: Path, max_iter: int = 15000) -> str:
 
     e0, _ = energy_and_gradient(x0)
     calls = 0
-    res = scipy.optimize.minimize(energy_and_gradient, x0, jac=True, method="L-BFGS-B",
-                                  bounds=[(-half, half)] * dim, options={"maxiter": max_iter})
+    res = scipy.optimize.minimize(
+        energy_and_gradient,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-half, half)] * dim,
+        options={"maxiter": max_iter},
+    )
     d0 = float(np.linalg.norm(x0 - ref))
     d1, median, top, _ = error_shares(res.x - ref)
-    return (f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: "
-            f"distance {d0:.2f} -> {d1:.2f} ({d1 / d0 if d0 else float('nan'):.2f}x), energy {e0:.4g} -> "
-            f"{float(res.fun):.4g}, {calls} force calls; polished: median error {median:.2f}, top 5 % {top:.2f}")
+    return (
+        f"{function} D={dim} seed={seed} {match['method']}{match['noshift'] or ''}: "
+        f"distance {d0:.2f} -> {d1:.2f} ({d1 / d0 if d0 else float('nan'):.2f}x), energy {e0:.4g} -> "
+        f"{float(res.fun):.4g}, {calls} force calls; polished: median error {median:.2f}, top 5 % {top:.2f}"
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

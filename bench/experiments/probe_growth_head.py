@@ -16,8 +16,10 @@ Examples (shifted functions, seed 0, one thread)::
     python bench/experiments/probe_growth_head.py --function alpine1 --bowl                   # BOWL_MODEL
     python bench/experiments/probe_growth_head.py --function alpine1 --bowl --set action_weight=0   # random-only
     python bench/experiments/probe_growth_head.py --function alpine1 --set model_growth=learned --set placement_lr=0.05
-    python bench/experiments/probe_growth_head.py --function schaffer_f7 --bowl --decay       # placement lr decays to 2 %
-    python bench/experiments/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05   # offset learning rate
+    # placement learning rate decaying to 2 %:
+    python bench/experiments/probe_growth_head.py --function schaffer_f7 --bowl --decay
+    # another offset learning rate:
+    python bench/experiments/probe_growth_head.py --dim 1000 --budget-s 300 --set offset_lr=0.05
     python bench/experiments/probe_growth_head.py --function schaffer_f7 --dim 1000 --budget-s 450 --synthetic \
         --set fresh_batch=1024 --save run.json --record-candidates cands.pt   # record candidates
 """
@@ -75,8 +77,14 @@ def print_history(history) -> None:
     """Print about ten rows of a trainer history (round, time, distances, losses)."""
     print("round wall_s candidate_distance best_distance trajectory_loss regression_loss")
     for row in history[:: max(1, len(history) // 10)] + [history[-1]]:
-        print(row["round"], round(row["wall_s"]), round(row["candidate_distance"], 1), round(row["best_distance"], 1),
-              round(row["trajectory_loss"], 3), round(row["regression_loss"], 3))
+        print(
+            row["round"],
+            round(row["wall_s"]),
+            round(row["candidate_distance"], 1),
+            round(row["best_distance"], 1),
+            round(row["trajectory_loss"], 3),
+            round(row["regression_loss"], 3),
+        )
 
 
 def _parse_overrides(items):
@@ -102,20 +110,36 @@ def main() -> int:
     p.add_argument("--no-shift", action="store_true")
     p.add_argument("--bowl", action="store_true", help="start from BOWL_MODEL")
     p.add_argument("--synthetic", action="store_true", help="start from SYNTHETIC_ACTION (the benchmark's action)")
-    p.add_argument("--decay", action="store_true", help="decay the placement learning rate linearly to 2%% over the budget")
-    p.add_argument("--rate-past-floor", action="store_true",
-                   help="keep shrinking the translation rate after the trust region reaches its floor")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)")
+    p.add_argument(
+        "--decay", action="store_true", help="decay the placement learning rate linearly to 2%% over the budget"
+    )
+    p.add_argument(
+        "--rate-past-floor",
+        action="store_true",
+        help="keep shrinking the translation rate after the trust region reaches its floor",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="ActionConfig override, e.g. --set warm_start_steps=2000 (repeatable)",
+    )
     p.add_argument("--save", default=None, help="write the Result (with its per-round history) to this JSON file")
-    p.add_argument("--record-candidates", default=None, metavar="FILE",
-                   help="torch.save every round's candidate [rounds, d] and the minimum's location to FILE")
+    p.add_argument(
+        "--record-candidates",
+        default=None,
+        metavar="FILE",
+        help="torch.save every round's candidate [rounds, d] and the minimum's location to FILE",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     system = make_system(args.function, args.dim, args.seed, shifted=not args.no_shift)
     base = SYNTHETIC_ACTION if args.synthetic else BOWL_MODEL if args.bowl else {}
     settings = {**base, **_parse_overrides(args.set)}
-    trainer_cls = DecayingPlacementTrainer if args.decay else RatePastFloorTrainer if args.rate_past_floor else ActionTrainer
+    trainer_cls = (
+        DecayingPlacementTrainer if args.decay else RatePastFloorTrainer if args.rate_past_floor else ActionTrainer
+    )
     trainer = trainer_cls(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, **settings))
     candidates = []  # every round's candidate z [d], for offline analysis (e.g. averaging)
 
@@ -129,7 +153,12 @@ def main() -> int:
     if args.record_candidates:
         reference = torch.as_tensor(system.reference_positions).reshape(-1).float()
         torch.save({"z": torch.stack(candidates), "reference": reference}, args.record_candidates)
-    print("final growth exponent q =", round(trainer.model.growth_exponent, 3), "best distance", round(result.history[-1]["best_distance"], 1))
+    print(
+        "final growth exponent q =",
+        round(trainer.model.growth_exponent, 3),
+        "best distance",
+        round(result.history[-1]["best_distance"], 1),
+    )
     return 0
 
 

@@ -43,14 +43,24 @@ def quadfit(dim: int, seed: int, n: int = 16384) -> None:
         u = u.double()
         h = float(system.space.upper.double().max())
         s = z / h
-        x = torch.cat([torch.ones(n, 1, dtype=torch.float64), s, s ** 2], 1)
+        x = torch.cat([torch.ones(n, 1, dtype=torch.float64), s, s**2], 1)
         umin = u.min()
-        print(f"{fn}: U mean {float(u.mean()):.4g} std {float(u.std()):.4g} min {float(umin):.4g}; "
-              f"distance of the lowest sample {float((z[u.argmin()] - o).norm()):.1f}; of the box centre {float(o.norm()):.1f}")
-        for name, y in [("U", u), ("U^1.5", u ** 1.5), ("U^2", u ** 2), ("U^3", u ** 3), ("(U-Umin)^2", (u - umin) ** 2), ("log U", u.log())]:
+        print(
+            f"{fn}: U mean {float(u.mean()):.4g} std {float(u.std()):.4g} min {float(umin):.4g}; "
+            f"distance of the lowest sample {float((z[u.argmin()] - o).norm()):.1f}; of the box centre "
+            f"{float(o.norm()):.1f}"
+        )
+        for name, y in [
+            ("U", u),
+            ("U^1.5", u**1.5),
+            ("U^2", u**2),
+            ("U^3", u**3),
+            ("(U-Umin)^2", (u - umin) ** 2),
+            ("log U", u.log()),
+        ]:
             y = (y - y.mean()) / y.std()
             coef = torch.linalg.lstsq(x, y.unsqueeze(1)).solution.squeeze(1)
-            b, a = coef[1:dim + 1], coef[dim + 1:]
+            b, a = coef[1 : dim + 1], coef[dim + 1 :]
             vertex = (-b / (2 * a)).clamp(-1, 1) * h
             print(f"  T = {name:11s} vertex distance {float((vertex - o).norm()):7.1f}")
 
@@ -95,7 +105,9 @@ def main() -> int:
         return 0
     PowerTrainer.power = args.power
     system = make_system(args.function, args.dim, args.seed)
-    result = PowerTrainer(system, ActionConfig(seed=args.seed, budget_s=args.budget_s, offset_init=args.offset_init)).run()
+    result = PowerTrainer(
+        system, ActionConfig(seed=args.seed, budget_s=args.budget_s, offset_init=args.offset_init)
+    ).run()
     print_history(result.history)
     return 0
 

@@ -37,8 +37,10 @@ def main(argv=None) -> int:
         result = ActionTrainer(system, config).run()
     events = prof.key_averages()
     n_ops = sum(e.count for e in events if e.key.startswith("aten::"))
-    print(f"{args.function} D={args.dim} on {args.device}: {args.rounds} rounds + warm start in "
-          f"{result.wall_s:.1f} s (profiled), {n_ops} aten ops, {n_ops / (args.rounds + 1):.0f} per round")
+    print(
+        f"{args.function} D={args.dim} on {args.device}: {args.rounds} rounds + warm start in "
+        f"{result.wall_s:.1f} s (profiled), {n_ops} aten ops, {n_ops / (args.rounds + 1):.0f} per round"
+    )
     print(events.table(sort_by="self_cpu_time_total", row_limit=15))
     if args.device.startswith("cuda"):
         print(events.table(sort_by="self_device_time_total", row_limit=12))

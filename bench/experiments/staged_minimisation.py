@@ -58,7 +58,9 @@ def main() -> int:
         ctx.setPositions(x)
         reporter = _Deadline(time.perf_counter() + seconds)
         openmm.LocalEnergyMinimizer.minimize(ctx, 1.0, 0, reporter)
-        return ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(u.nanometer), reporter.iterations
+        return ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(
+            u.nanometer
+        ), reporter.iterations
 
     def energy(ctx, x) -> float:
         ctx.setPositions(x)
@@ -68,10 +70,13 @@ def main() -> int:
     print(f"{prepared.n_atoms} atoms; OBC2 start energy {energy(obc2, x0):.1f} kJ/mol")
     for fraction in (float(f) for f in args.fractions.split(",")):
         t0 = time.perf_counter()
-        x, n_vac = (minimise(vacuum, x0, fraction * args.budget_s) if fraction > 0 else (x0, 0))
+        x, n_vac = minimise(vacuum, x0, fraction * args.budget_s) if fraction > 0 else (x0, 0)
         x, n_obc = minimise(obc2, x, args.budget_s - (time.perf_counter() - t0))
-        print(f"vacuum share {fraction:.2f}: OBC2 energy {energy(obc2, x):.1f} kJ/mol, iterations vacuum {n_vac} "
-              f"OBC2 {n_obc}, wall {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"vacuum share {fraction:.2f}: OBC2 energy {energy(obc2, x):.1f} kJ/mol, iterations vacuum {n_vac} "
+            f"OBC2 {n_obc}, wall {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
     return 0
 
 

@@ -12,8 +12,7 @@ from scipy.spatial.transform import Rotation
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from openmm_actionmin.search.basin_hopping import BasinHoppingConfig, basin_hopping
-from guided import (ActionGuidedStep, GuidedConfig, canonical_form, guided_basin_hopping,
-                                            trust_region)
+from guided import ActionGuidedStep, GuidedConfig, canonical_form, guided_basin_hopping, trust_region
 from openmm_actionmin.search.local import minimize_batch
 from openmm_actionmin.search.steps import MinimaDatabase
 from openmm_actionmin.systems import binary_lj, lj_cluster
@@ -120,7 +119,9 @@ def test_seeded_guided_run_is_reproducible():
     b = guided_basin_hopping(lj_cluster(10), _small(seed=2))
     assert len(a.extra["action_runs"]) >= 1
     assert a.energy == b.energy and a.force_calls == b.force_calls
-    assert [r["candidate_energy"] for r in a.extra["action_runs"]] == [r["candidate_energy"] for r in b.extra["action_runs"]]
+    assert [r["candidate_energy"] for r in a.extra["action_runs"]] == [
+        r["candidate_energy"] for r in b.extra["action_runs"]
+    ]
     assert a.method == "guided_bh"
 
 

@@ -40,8 +40,13 @@ class ShiftedQuadratic(TorchOracle):
 
 def quadratic_system() -> System:
     center = torch.linspace(-2.0, 3.0, DIM, dtype=torch.float64)
-    return System(name="quadratic", oracle=ShiftedQuadratic(center), space=Box.cube(5.0, (DIM,)),
-                  reference_energy=0.0, reference_positions=center)
+    return System(
+        name="quadratic",
+        oracle=ShiftedQuadratic(center),
+        space=Box.cube(5.0, (DIM,)),
+        reference_energy=0.0,
+        reference_positions=center,
+    )
 
 
 def distance(system: System, result) -> float:
@@ -58,9 +63,13 @@ def test_variant_names_do_not_shadow_product_methods():
 
 def test_reflect_into_box_mirrors_overshoots_at_the_walls():
     lower, upper = np.array([-1.0, 0.0, -10.0]), np.array([1.0, 4.0, 10.0])
-    x = np.array([[1.25, -0.5, 3.0],     # past the top wall by 0.25; past the bottom by 0.5; inside
-                  [-1.0, 4.0, 29.0],     # on the walls; 19 past the top of a width-20 box
-                  [5.5, 9.0, -35.0]])    # overshoots of more than one width fold back again
+    x = np.array(
+        [
+            [1.25, -0.5, 3.0],  # past the top wall by 0.25; past the bottom by 0.5; inside
+            [-1.0, 4.0, 29.0],  # on the walls; 19 past the top of a width-20 box
+            [5.5, 9.0, -35.0],
+        ]
+    )  # overshoots of more than one width fold back again
     y = reflect_into_box(x, lower, upper)
     np.testing.assert_allclose(y, [[0.75, 0.5, 3.0], [-1.0, 4.0, -9.0], [0.5, 1.0, 5.0]], atol=1e-12)
     rng = np.random.default_rng(0)

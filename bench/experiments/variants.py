@@ -78,7 +78,9 @@ ACTION_VARIANTS: Dict[str, Dict[str, Any]] = {
 #: Variants of scipy's basin hopping: name -> keyword arguments of :func:`basinhopping_variant`.
 BASIN_HOPPING_VARIANTS: Dict[str, Dict[str, Any]] = {
     "basinhopping_reflect": {"boundary": "reflect"},  # steps mirrored at the walls, not clipped
-    "basinhopping_reheat": {"reheat_after": 300},  # back to the best point with the first step size after 300 idle quenches
+    "basinhopping_reheat": {
+        "reheat_after": 300
+    },  # back to the best point with the first step size after 300 idle quenches
 }
 
 #: How :class:`BoxStep` keeps a step inside the box.
@@ -107,8 +109,9 @@ def reflect_into_box(x: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.
 class BoxStep:
     """Uniform random displacement kept in the box by clipping or reflection (scipy adapts ``stepsize``)."""
 
-    def __init__(self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator,
-                 boundary: str = "clip") -> None:
+    def __init__(
+        self, stepsize: float, lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator, boundary: str = "clip"
+    ) -> None:
         self.stepsize = stepsize
         self.lower, self.upper, self.rng = lower, upper, rng
         self.boundary = boundary
@@ -120,9 +123,16 @@ class BoxStep:
         return np.clip(x, self.lower, self.upper)
 
 
-def basinhopping_variant(system: System, budget_s: float, seed: int = 0, *, boundary: str = "clip",
-                         reheat_after: Optional[int] = None, method_name: str = "basinhopping_variant",
-                         config: Optional[baselines.ScipyBasinHoppingConfig] = None) -> Result:
+def basinhopping_variant(
+    system: System,
+    budget_s: float,
+    seed: int = 0,
+    *,
+    boundary: str = "clip",
+    reheat_after: Optional[int] = None,
+    method_name: str = "basinhopping_variant",
+    config: Optional[baselines.ScipyBasinHoppingConfig] = None,
+) -> Result:
     """:func:`~openmm_actionmin.search.baselines.scipy_basinhopping` with a boundary rule and reheating.
 
     With ``boundary="clip"`` and ``reheat_after=None`` it runs exactly what the product
@@ -192,8 +202,12 @@ def basinhopping_variant(system: System, budget_s: float, seed: int = 0, *, boun
                 niter=10**9,
                 niter_success=reheat_after,
                 T=cfg.temperature,
-                minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
-                                  "options": {"maxiter": cfg.local_maxiter}},
+                minimizer_kwargs={
+                    "method": "L-BFGS-B",
+                    "jac": True,
+                    "bounds": list(zip(lower, upper)),
+                    "options": {"maxiter": cfg.local_maxiter},
+                },
                 take_step=step,
                 callback=callback,
                 rng=rng,
@@ -204,17 +218,27 @@ def basinhopping_variant(system: System, budget_s: float, seed: int = 0, *, boun
     if tracker.best_z is None:
         baselines._energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, quenches=quenches[0], stepsize=step.stepsize)
-    return tracker.result(method_name, seed, tracker.best_z, tracker.best_energy,
-                          {"quenches": quenches[0], "restarts": restarts, "final_stepsize": step.stepsize,
-                           "config": {**dataclasses.asdict(cfg), "boundary": boundary, "reheat_after": reheat_after}})
+    return tracker.result(
+        method_name,
+        seed,
+        tracker.best_z,
+        tracker.best_energy,
+        {
+            "quenches": quenches[0],
+            "restarts": restarts,
+            "final_stepsize": step.stepsize,
+            "config": {**dataclasses.asdict(cfg), "boundary": boundary, "reheat_after": reheat_after},
+        },
+    )
 
 
 def _action_variant(name: str) -> Callable[..., Result]:
     def run(system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None) -> Result:
         from openmm_actionmin.search.action import ActionTrainer
 
-        config = ActionConfig(seed=seed, budget_s=budget_s, max_rounds=max_rounds, method_name=name,
-                              **ACTION_VARIANTS[name])
+        config = ActionConfig(
+            seed=seed, budget_s=budget_s, max_rounds=max_rounds, method_name=name, **ACTION_VARIANTS[name]
+        )
         return ActionTrainer(system, config).run()
 
     return run
@@ -235,9 +259,17 @@ METHODS: Dict[str, Callable[..., Result]] = {
 }
 
 
-def run(functions: Sequence[str], dims: Sequence[int], seeds: Sequence[int], methods: Sequence[str], budget_s: float,
-        *, shifted: bool = True, max_rounds: Optional[int] = None,
-        on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+def run(
+    functions: Sequence[str],
+    dims: Sequence[int],
+    seeds: Sequence[int],
+    methods: Sequence[str],
+    budget_s: float,
+    *,
+    shifted: bool = True,
+    max_rounds: Optional[int] = None,
+    on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> List[Dict[str, Any]]:
     """Run every (function, dim, seed, method) on the benchmark's systems and return the rows.
 
     Args:
@@ -264,11 +296,15 @@ def run(functions: Sequence[str], dims: Sequence[int], seeds: Sequence[int], met
                     system = synthetic.make_system(function, dim, seed, shifted=shifted)
                     start = time.perf_counter()
                     result = METHODS[method](system, budget_s, seed, max_rounds=max_rounds)
-                    row = synthetic.evaluate_run(system, result, function=get_spec(function).name, dim=dim, seed=seed,
-                                                 shifted=shifted)
+                    row = synthetic.evaluate_run(
+                        system, result, function=get_spec(function).name, dim=dim, seed=seed, shifted=shifted
+                    )
                     rows.append(row)
-                    print(f"{function} D={dim} seed={seed} {method:20s} distance={row['distance']:.3f} "
-                          f"energy={row['energy']:.4g} ({time.perf_counter() - start:.1f} s)", flush=True)
+                    print(
+                        f"{function} D={dim} seed={seed} {method:20s} distance={row['distance']:.3f} "
+                        f"energy={row['energy']:.4g} ({time.perf_counter() - start:.1f} s)",
+                        flush=True,
+                    )
                     if on_row is not None:
                         on_row(row)
     return rows
@@ -294,9 +330,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             atomic_write_text(args.json, json.dumps({"rows": rows, "medians": synthetic.median_rows(rows)}, indent=1))
 
     with torch_threads(1), blas_threads(1):
-        run([f for f in args.functions.split(",") if f], [int(d) for d in args.dims.split(",") if d],
-            list(range(args.seeds)), [m for m in args.methods.split(",") if m], args.budget_s,
-            shifted=not args.no_shift, max_rounds=args.max_rounds, on_row=save)
+        run(
+            [f for f in args.functions.split(",") if f],
+            [int(d) for d in args.dims.split(",") if d],
+            list(range(args.seeds)),
+            [m for m in args.methods.split(",") if m],
+            args.budget_s,
+            shifted=not args.no_shift,
+            max_rounds=args.max_rounds,
+            on_row=save,
+        )
     print()
     print(synthetic.format_medians(rows))
     return 0

@@ -134,8 +134,20 @@ def _random_start(system: System, seed: int) -> torch.Tensor:
     return system.space.to_config(system.space.sample(1, gen))[0].to(torch.float64)
 
 
-def _row(system: System, method: str, seed: int, budget_s: float, tol: float, *, best_energy: float, t_gm: Optional[float],
-         calls_gm: Optional[int], wall_s: float, total_calls: int, **extra) -> Dict[str, Any]:
+def _row(
+    system: System,
+    method: str,
+    seed: int,
+    budget_s: float,
+    tol: float,
+    *,
+    best_energy: float,
+    t_gm: Optional[float],
+    calls_gm: Optional[int],
+    wall_s: float,
+    total_calls: int,
+    **extra,
+) -> Dict[str, Any]:
     ref = system.reference_energy
     success = None if ref is None else bool(t_gm is not None)
     return {
@@ -185,8 +197,15 @@ class _TargetWatch:
         oracle._raw = watched
 
 
-def run_registry_method(method: str, system: System, seed: int, budget_s: float, tol: float,
-                        options: Optional[Dict[str, Any]] = None, label: Optional[str] = None) -> Dict[str, Any]:
+def run_registry_method(
+    method: str,
+    system: System,
+    seed: int,
+    budget_s: float,
+    tol: float,
+    options: Optional[Dict[str, Any]] = None,
+    label: Optional[str] = None,
+) -> Dict[str, Any]:
     """Run the registry's ``method`` on ``system`` from the run's random start; one row.
 
     Args:
@@ -220,30 +239,68 @@ def run_registry_method(method: str, system: System, seed: int, budget_s: float,
         columns.update(hops=e["hops"], acceptance=e.get("acceptance_rate"))
     cfg = e.get("config") if isinstance(e.get("config"), dict) else {}
     if "n_walkers" in cfg:
-        columns.update(walkers=cfg["n_walkers"], angular_prob=cfg["angular_prob"], reseed_interval=cfg["reseed_interval"],
-                       temperature=cfg["temperature"], quench_fmax=cfg["quench_fmax"], lattice_starts=cfg["lattice_starts"])
+        columns.update(
+            walkers=cfg["n_walkers"],
+            angular_prob=cfg["angular_prob"],
+            reseed_interval=cfg["reseed_interval"],
+            temperature=cfg["temperature"],
+            quench_fmax=cfg["quench_fmax"],
+            lattice_starts=cfg["lattice_starts"],
+        )
     if "action_s" in e:
         columns.update(action_s=e["action_s"], action_best_energy=e.get("action_best_energy"))
     if "quenches" in e and "hops" not in e:
         columns.update(hops=e["quenches"])
-    return _row(system, label or method, seed, budget_s, tol, best_energy=res.energy, t_gm=t_gm, calls_gm=calls_gm,
-                wall_s=res.wall_s, total_calls=res.force_calls, **columns)
+    return _row(
+        system,
+        label or method,
+        seed,
+        budget_s,
+        tol,
+        best_energy=res.energy,
+        t_gm=t_gm,
+        calls_gm=calls_gm,
+        wall_s=res.wall_s,
+        total_calls=res.force_calls,
+        **columns,
+    )
 
 
-def _bh_options(walkers: Optional[int], angular_prob: float, reseed_interval: int, temperature: float, quench_fmax: float,
-                tol: float) -> Dict[str, Any]:
+def _bh_options(
+    walkers: Optional[int],
+    angular_prob: float,
+    reseed_interval: int,
+    temperature: float,
+    quench_fmax: float,
+    tol: float,
+) -> Dict[str, Any]:
     """BasinHoppingConfig fields of the benchmark's basin-hopping options (``walkers=None``: the system's default)."""
-    opts = dict(angular_prob=angular_prob, reseed_interval=reseed_interval, temperature=temperature,
-                quench_fmax=quench_fmax, target_tolerance=tol)
+    opts = dict(
+        angular_prob=angular_prob,
+        reseed_interval=reseed_interval,
+        temperature=temperature,
+        quench_fmax=quench_fmax,
+        target_tolerance=tol,
+    )
     if walkers is not None:
         opts["n_walkers"] = walkers
     return opts
 
 
-def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, walkers: Optional[int] = None, angular_prob: float = _BH.angular_prob,
-                      starts: Optional[torch.Tensor] = None, reseed_interval: int = _BH.reseed_interval,
-                      temperature: float = _BH.temperature, quench_fmax: float = _BH.quench_fmax, lattice_starts: int = 0,
-                      **_) -> Dict[str, Any]:
+def run_basin_hopping(
+    system: System,
+    seed: int,
+    budget_s: float,
+    tol: float,
+    walkers: Optional[int] = None,
+    angular_prob: float = _BH.angular_prob,
+    starts: Optional[torch.Tensor] = None,
+    reseed_interval: int = _BH.reseed_interval,
+    temperature: float = _BH.temperature,
+    quench_fmax: float = _BH.quench_fmax,
+    lattice_starts: int = 0,
+    **_,
+) -> Dict[str, Any]:
     """The registry's ``basin_hopping`` (``basin_hopping_lattice`` when ``lattice_starts``); one row.
 
     ``starts`` (start configurations ``[S, N, 3]``, e.g. a hybrid's
@@ -257,10 +314,26 @@ def run_basin_hopping(system: System, seed: int, budget_s: float, tol: float, wa
     cfg = dataclasses.replace(cfg, lattice_starts=lattice_walkers(cfg.n_walkers, lattice_starts))
     res = basin_hopping(system, cfg, starts=starts)
     e = res.extra
-    return _row(system, name, seed, budget_s, tol, best_energy=res.energy, t_gm=e["time_to_target_s"],
-                calls_gm=e["force_calls_to_target"], wall_s=res.wall_s, total_calls=res.force_calls,
-                hops=e["hops"], walkers=cfg.n_walkers, angular_prob=angular_prob, acceptance=e["acceptance_rate"],
-                reseed_interval=reseed_interval, temperature=temperature, quench_fmax=quench_fmax, lattice_starts=cfg.lattice_starts)
+    return _row(
+        system,
+        name,
+        seed,
+        budget_s,
+        tol,
+        best_energy=res.energy,
+        t_gm=e["time_to_target_s"],
+        calls_gm=e["force_calls_to_target"],
+        wall_s=res.wall_s,
+        total_calls=res.force_calls,
+        hops=e["hops"],
+        walkers=cfg.n_walkers,
+        angular_prob=angular_prob,
+        acceptance=e["acceptance_rate"],
+        reseed_interval=reseed_interval,
+        temperature=temperature,
+        quench_fmax=quench_fmax,
+        lattice_starts=cfg.lattice_starts,
+    )
 
 
 def run_basin_hopping_lattice(system: System, seed: int, budget_s: float, tol: float, **settings) -> Dict[str, Any]:
@@ -269,13 +342,24 @@ def run_basin_hopping_lattice(system: System, seed: int, budget_s: float, tol: f
     return run_basin_hopping(system, seed, budget_s, tol, lattice_starts=LATTICE_STARTS, **settings)
 
 
-def run_registry_hybrid(system: System, seed: int, budget_s: float, tol: float, walkers: Optional[int] = None,
-                        action_fraction: float = 0.3, angular_prob: float = _BH.angular_prob,
-                        reseed_interval: int = _BH.reseed_interval, temperature: float = _BH.temperature,
-                        quench_fmax: float = _BH.quench_fmax, **_) -> Dict[str, Any]:
+def run_registry_hybrid(
+    system: System,
+    seed: int,
+    budget_s: float,
+    tol: float,
+    walkers: Optional[int] = None,
+    action_fraction: float = 0.3,
+    angular_prob: float = _BH.angular_prob,
+    reseed_interval: int = _BH.reseed_interval,
+    temperature: float = _BH.temperature,
+    quench_fmax: float = _BH.quench_fmax,
+    **_,
+) -> Dict[str, Any]:
     """The registry's ``hybrid`` with the benchmark's basin-hopping options; one row."""
     stage = default_config(system, **_bh_options(walkers, angular_prob, reseed_interval, temperature, quench_fmax, tol))
-    return run_registry_method("hybrid", system, seed, budget_s, tol, {"action_fraction": action_fraction, "basin_hopping": stage})
+    return run_registry_method(
+        "hybrid", system, seed, budget_s, tol, {"action_fraction": action_fraction, "basin_hopping": stage}
+    )
 
 
 def _registry_runner(method: str) -> Callable[..., Dict[str, Any]]:
@@ -292,8 +376,15 @@ def _registry_runner(method: str) -> Callable[..., Dict[str, Any]]:
 def run_scipy_basinhopping_unbounded(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
     """The registry's ``scipy_basinhopping`` on a cluster (unbounded L-BFGS-B, T = 0.8, step 0.4), from the start
     every method of the seed gets; one row."""
-    return run_registry_method("scipy_basinhopping", system, seed, budget_s, tol, {"target_tolerance": tol},
-                               label="scipy_basinhopping_unbounded")
+    return run_registry_method(
+        "scipy_basinhopping",
+        system,
+        seed,
+        budget_s,
+        tol,
+        {"target_tolerance": tol},
+        label="scipy_basinhopping_unbounded",
+    )
 
 
 def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float, **_) -> Dict[str, Any]:
@@ -326,8 +417,18 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
     atoms.calc = CountingLJ(sigma=1.0, epsilon=1.0, rc=100.0, smooth=False)
     np.random.seed(seed)
     t0 = time.perf_counter()
-    bh = BasinHopping(atoms, temperature=0.8, optimizer=BoundedLBFGS, fmax=1e-3, dr=0.4, logfile=None, trajectory=None,
-                      optimizer_logfile=None, local_minima_trajectory=None, adjust_cm=True)
+    bh = BasinHopping(
+        atoms,
+        temperature=0.8,
+        optimizer=BoundedLBFGS,
+        fmax=1e-3,
+        dr=0.4,
+        logfile=None,
+        trajectory=None,
+        optimizer_logfile=None,
+        local_minima_trajectory=None,
+        adjust_cm=True,
+    )
     state = {"t_gm": None, "calls_gm": None}
 
     def observer():
@@ -342,8 +443,19 @@ def run_ase_basinhopping(system: System, seed: int, budget_s: float, tol: float,
         bh.run(5)
         hops += 5
     wall = time.perf_counter() - t0
-    return _row(system, "ase_basinhopping", seed, budget_s, tol, best_energy=float(bh.Emin), t_gm=state["t_gm"], calls_gm=state["calls_gm"],
-                wall_s=wall, total_calls=CountingLJ.calls, hops=hops)
+    return _row(
+        system,
+        "ase_basinhopping",
+        seed,
+        budget_s,
+        tol,
+        best_energy=float(bh.Emin),
+        t_gm=state["t_gm"],
+        calls_gm=state["calls_gm"],
+        wall_s=wall,
+        total_calls=CountingLJ.calls,
+        hops=hops,
+    )
 
 
 #: Name -> row runner ``(system, seed, budget_s, tol, **bench_options) -> row``: the registry's
@@ -378,17 +490,19 @@ def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         ok = [r for r in rs if r.get("success")]
         times = [r["time_to_gm_s"] if r.get("success") else math.inf for r in rs]
         calls = [r["force_calls_to_gm"] if r.get("success") else math.inf for r in rs]
-        out.append({
-            "system": system,
-            "method": method,
-            "runs": len(rs),
-            "successes": len(ok),
-            "has_reference": rs[0].get("reference_energy") is not None,
-            "median_time_to_gm_s": _median_or_inf(times),
-            "median_force_calls_to_gm": _median_or_inf(calls),
-            "best_energy": min(r["best_energy"] for r in rs),
-            "budget_s": max(r["budget_s"] for r in rs),
-        })
+        out.append(
+            {
+                "system": system,
+                "method": method,
+                "runs": len(rs),
+                "successes": len(ok),
+                "has_reference": rs[0].get("reference_energy") is not None,
+                "median_time_to_gm_s": _median_or_inf(times),
+                "median_force_calls_to_gm": _median_or_inf(calls),
+                "best_energy": min(r["best_energy"] for r in rs),
+                "budget_s": max(r["budget_s"] for r in rs),
+            }
+        )
     return out
 
 
@@ -399,7 +513,10 @@ SCIPY_METHODS = ("scipy_basinhopping", "scipy_basinhopping_unbounded")
 def format_summary(summary: Sequence[Dict[str, Any]]) -> str:
     """A plain-text table of :func:`summarize` output, with time ratios to SciPy's basin hopping."""
     width = max([20] + [len(s["method"]) for s in summary])
-    lines = [f"{'system':8s} {'method':{width}s} {'success':>8s} {'med t_GM/s':>11s} {'med calls_GM':>13s} {'best E':>13s} {'budget/s':>9s}"]
+    lines = [
+        f"{'system':8s} {'method':{width}s} {'success':>8s} {'med t_GM/s':>11s} {'med calls_GM':>13s} "
+        f"{'best E':>13s} {'budget/s':>9s}"
+    ]
     for s in summary:
         over = f">{s['budget_s']:.0f}"
         t = s["median_time_to_gm_s"]
@@ -413,37 +530,89 @@ def format_summary(summary: Sequence[Dict[str, Any]]) -> str:
         scipy_t = {s["system"]: s["median_time_to_gm_s"] for s in summary if s["method"] == scipy}
         for s in summary:
             ref = scipy_t.get(s["system"])
-            if s["method"] not in SCIPY_METHODS and ref is not None and math.isfinite(ref) and math.isfinite(s["median_time_to_gm_s"]):
-                lines.append(f"{s['system']}: median time-to-GM of {s['method']} / {scipy} = {s['median_time_to_gm_s'] / ref:.2f}")
+            if (
+                s["method"] not in SCIPY_METHODS
+                and ref is not None
+                and math.isfinite(ref)
+                and math.isfinite(s["median_time_to_gm_s"])
+            ):
+                lines.append(
+                    f"{s['system']}: median time-to-GM of {s['method']} / {scipy} = "
+                    f"{s['median_time_to_gm_s'] / ref:.2f}"
+                )
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's argument parser."""
     p = argparse.ArgumentParser(
-        prog="actionmin bench clusters", description=__doc__.split("\n\n")[0],
-        epilog="example:\n  actionmin bench clusters --systems LJ13 --methods basin_hopping_lattice --seeds 1 --budget-s 2",
+        prog="actionmin bench clusters",
+        description=__doc__.split("\n\n")[0],
+        epilog="example:\n  actionmin bench clusters --systems LJ13 --methods basin_hopping_lattice --seeds 1 "
+        "--budget-s 2",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--systems", default="LJ13,LJ38", help="comma-separated names: LJ<n>, BLJ100 (stridernet), ION<n> (default LJ13,LJ38)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated; the package's cluster methods {','.join(REGISTRY_METHODS)} (see 'actionmin methods') "
-                        f"or the bench-only peers {','.join(PEERS)} (default {','.join(DEFAULT_METHODS)})")
+    p.add_argument(
+        "--systems",
+        default="LJ13,LJ38",
+        help="comma-separated names: LJ<n>, BLJ100 (stridernet), ION<n> (default LJ13,LJ38)",
+    )
+    p.add_argument(
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated; the package's cluster methods {','.join(REGISTRY_METHODS)} (see 'actionmin methods') "
+        f"or the bench-only peers {','.join(PEERS)} (default {','.join(DEFAULT_METHODS)})",
+    )
     p.add_argument("--seeds", type=int, default=3, help="number of seeds 0..N-1 (default 3)")
     p.add_argument("--seed-offset", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run in seconds (default 60)")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="success if energy <= reference + tolerance (epsilon; default 1e-4)")
-    p.add_argument("--walkers", type=int, default=None,
-                   help=f"walkers of basin_hopping, basin_hopping_lattice and the hybrid's basin hopping (default {_BH.n_walkers}; "
-                        "4 on clusters of several atom types)")
-    p.add_argument("--angular-prob", type=float, default=_BH.angular_prob,
-                   help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})")
-    p.add_argument("--reseed-interval", type=int, default=_BH.reseed_interval,
-                   help=f"our basin hopping: reseed the worst walkers from the best minima every this many hops (default {_BH.reseed_interval}; 0: independent walkers)")
-    p.add_argument("--temperature", type=float, default=_BH.temperature, help=f"our basin hopping's temperature (default {_BH.temperature}, as scipy/ASE here)")
-    p.add_argument("--quench-fmax", type=float, default=_BH.quench_fmax, help=f"our basin hopping's quench threshold (default {_BH.quench_fmax})")
-    p.add_argument("--label", default=None, help="method name written for our basin hopping rows (default basin_hopping), to compare settings")
-    p.add_argument("--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="success if energy <= reference + tolerance (epsilon; default 1e-4)",
+    )
+    p.add_argument(
+        "--walkers",
+        type=int,
+        default=None,
+        help="walkers of basin_hopping, basin_hopping_lattice and the hybrid's basin hopping (default "
+        f"{_BH.n_walkers}; "
+        "4 on clusters of several atom types)",
+    )
+    p.add_argument(
+        "--angular-prob",
+        type=float,
+        default=_BH.angular_prob,
+        help=f"probability of an angular move in our basin hopping (default {_BH.angular_prob})",
+    )
+    p.add_argument(
+        "--reseed-interval",
+        type=int,
+        default=_BH.reseed_interval,
+        help="our basin hopping: reseed the worst walkers from the best minima every this many hops (default "
+        f"{_BH.reseed_interval}; 0: independent walkers)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=_BH.temperature,
+        help=f"our basin hopping's temperature (default {_BH.temperature}, as scipy/ASE here)",
+    )
+    p.add_argument(
+        "--quench-fmax",
+        type=float,
+        default=_BH.quench_fmax,
+        help=f"our basin hopping's quench threshold (default {_BH.quench_fmax})",
+    )
+    p.add_argument(
+        "--label",
+        default=None,
+        help="method name written for our basin hopping rows (default basin_hopping), to compare settings",
+    )
+    p.add_argument(
+        "--action-fraction", type=float, default=0.3, help="budget fraction of the action phase in hybrid (default 0.3)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS CPU threads for every method (default 1)")
     p.add_argument("--json", default=None, help="write rows to this JSON file (resumes from it)")
     p.add_argument("--no-resume", action="store_true", help="ignore rows already in --json")
@@ -479,10 +648,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         continue
                     system = named_system(name)
                     try:
-                        row = METHODS[method](system, seed, args.budget_s, args.tolerance, walkers=args.walkers,
-                                              angular_prob=args.angular_prob, action_fraction=args.action_fraction,
-                                              reseed_interval=args.reseed_interval, temperature=args.temperature,
-                                              quench_fmax=args.quench_fmax)
+                        row = METHODS[method](
+                            system,
+                            seed,
+                            args.budget_s,
+                            args.tolerance,
+                            walkers=args.walkers,
+                            angular_prob=args.angular_prob,
+                            action_fraction=args.action_fraction,
+                            reseed_interval=args.reseed_interval,
+                            temperature=args.temperature,
+                            quench_fmax=args.quench_fmax,
+                        )
                         row["method"] = label
                     except ImportError as exc:  # an optional dependency of the method is missing
                         print(f"skipping {method}: {exc}", file=sys.stderr)
@@ -493,8 +670,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         continue
                     rows.append(row)
                     t = row["time_to_gm_s"]
-                    print(f"{row['system']:8s} {method:20s} seed {seed}: best {row['best_energy']:.6f} "
-                          f"t_GM {('%.2f s' % t) if t is not None else '-'} calls {row['force_calls']}", flush=True)
+                    print(
+                        f"{row['system']:8s} {method:20s} seed {seed}: best {row['best_energy']:.6f} "
+                        f"t_GM {('%.2f s' % t) if t is not None else '-'} calls {row['force_calls']}",
+                        flush=True,
+                    )
                     if path is not None:
                         atomic_write_text(path, json.dumps(rows, indent=1))
     print(format_summary(summarize(rows)))

@@ -67,8 +67,14 @@ def _settings(devices: Sequence[str]) -> List[Dict[str, Any]]:
     return out
 
 
-def bench_rounds(function: str, dims: Sequence[int], rounds: int, devices: Sequence[str], seed: int = 0,
-                 log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+def bench_rounds(
+    function: str,
+    dims: Sequence[int],
+    rounds: int,
+    devices: Sequence[str],
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> List[Dict[str, Any]]:
     """Seconds per trainer round and of the warm start, per (dimension, device, threads)."""
     rows = []
     for dim in dims:
@@ -80,20 +86,33 @@ def bench_rounds(function: str, dims: Sequence[int], rounds: int, devices: Seque
             history = result.history
             warm = float(history[0]["wall_s"])
             per_round = (float(history[-1]["wall_s"]) - warm) / max(1, len(history) - 1)
-            row = {"function": function, "dim": dim, **setting, "rounds": len(history) - 1,
-                   "warm_start_s": warm, "s_per_round": per_round,
-                   "best_distance": float(history[-1]["best_distance"])}
+            row = {
+                "function": function,
+                "dim": dim,
+                **setting,
+                "rounds": len(history) - 1,
+                "warm_start_s": warm,
+                "s_per_round": per_round,
+                "best_distance": float(history[-1]["best_distance"]),
+            }
             base = base or row
             row["speedup_vs_cpu1"] = base["s_per_round"] / per_round
             rows.append(row)
-            log(f"rounds  D={dim:5d} {setting['device']:5s} threads={setting['threads']:3d} warm={warm:7.2f} s "
+            log(
+                f"rounds  D={dim:5d} {setting['device']:5s} threads={setting['threads']:3d} warm={warm:7.2f} s "
                 f"round={1e3 * per_round:8.2f} ms  x{row['speedup_vs_cpu1']:.2f} vs cpu/1  "
-                f"best distance after {row['rounds']} rounds {row['best_distance']:.2f}")
+                f"best distance after {row['rounds']} rounds {row['best_distance']:.2f}"
+            )
     return rows
 
 
-def bench_oracles(lj_batch: int = 4096, trpcage_batch: int = 256, pools: Sequence[int] = (1, 2, 4),
-                  repeats: int = 3, log: Callable[[str], None] = print) -> Dict[str, Any]:
+def bench_oracles(
+    lj_batch: int = 4096,
+    trpcage_batch: int = 256,
+    pools: Sequence[int] = (1, 2, 4),
+    repeats: int = 3,
+    log: Callable[[str], None] = print,
+) -> Dict[str, Any]:
     """Evaluations per second of the torch LJ38 and the OpenMM Trp-cage oracles, CPU against CUDA."""
     from ..oracles.pair import lennard_jones
 
@@ -110,8 +129,10 @@ def bench_oracles(lj_batch: int = 4096, trpcage_batch: int = 256, pools: Sequenc
         out["lj38_cuda_evals_per_s"] = gpu_rate
         out["lj38_cuda_over_cpu"] = gpu_rate / cpu_rate
         out["lj38_max_abs_energy_diff"] = float((gpu.energy(xg).cpu() - cpu.energy(x)).abs().max())
-        log(f"oracle  LJ38 batch {lj_batch}: cpu ({os.cpu_count()} threads) {cpu_rate:.0f}/s, cuda {gpu_rate:.0f}/s, "
-            f"x{gpu_rate / cpu_rate:.1f}")
+        log(
+            f"oracle  LJ38 batch {lj_batch}: cpu ({os.cpu_count()} threads) {cpu_rate:.0f}/s, cuda {gpu_rate:.0f}/s, "
+            f"x{gpu_rate / cpu_rate:.1f}"
+        )
     try:
         from ..data import data_path
         from ..oracles.openmm import OpenMMOracle, available_platforms
@@ -136,15 +157,18 @@ def bench_oracles(lj_batch: int = 4096, trpcage_batch: int = 256, pools: Sequenc
         out[f"trpcage_cuda_pool{k}_evals_per_s"] = rate
         out[f"trpcage_cuda_pool{k}_over_cpu"] = rate / cpu_rate
         out[f"trpcage_cuda_pool{k}_max_abs_energy_diff"] = diff
-        log(f"oracle  Trp-cage OBC2: CUDA pool of {k} Contexts {rate:.0f}/s, x{rate / cpu_rate:.1f} vs CPU; "
-            f"max |E_cuda - E_cpu| = {diff:.2e} kJ/mol")
+        log(
+            f"oracle  Trp-cage OBC2: CUDA pool of {k} Contexts {rate:.0f}/s, x{rate / cpu_rate:.1f} vs CPU; "
+            f"max |E_cuda - E_cpu| = {diff:.2e} kJ/mol"
+        )
         pool.close()
     ref.close()
     return out
 
 
-def bench_budget(functions: Sequence[str], dim: int, budget_s: float, seed: int = 0,
-                 log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+def bench_budget(
+    functions: Sequence[str], dim: int, budget_s: float, seed: int = 0, log: Callable[[str], None] = print
+) -> List[Dict[str, Any]]:
     """The ``action`` method on CPU (1 thread) and on CUDA with the same budget and seed."""
     rows = []
     for function in functions:
@@ -155,16 +179,21 @@ def bench_budget(functions: Sequence[str], dim: int, budget_s: float, seed: int 
             row = evaluate_run(system, result, function=function, dim=dim, seed=seed, shifted=True)
             row["device"] = device
             rows.append(row)
-            log(f"budget  {function} D={dim} {device:4s} {budget_s:.0f} s: distance {row['distance']:.2f} "
-                f"energy {row['energy']:.4g} rounds {row['rounds']} calls {row['force_calls']}")
+            log(
+                f"budget  {function} D={dim} {device:4s} {budget_s:.0f} s: distance {row['distance']:.2f} "
+                f"energy {row['energy']:.4g} rounds {row['rounds']} calls {row['force_calls']}"
+            )
     return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``bench/gpu.py``."""
-    p = argparse.ArgumentParser(prog="bench/gpu.py", description=__doc__.splitlines()[0],
-                                epilog="example (on a CUDA machine):\n  python bench/gpu.py --dims 100 --rounds 5 --skip oracles",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="bench/gpu.py",
+        description=__doc__.splitlines()[0],
+        epilog="example (on a CUDA machine):\n  python bench/gpu.py --dims 100 --rounds 5 --skip oracles",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--function", default="alpine1", help="function of the rounds timing")
     p.add_argument("--dims", default="100,1000", help="dimensions of the rounds timing")
     p.add_argument("--rounds", type=int, default=40, help="rounds timed after the warm start")
@@ -184,8 +213,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("error: torch sees no CUDA device; this benchmark compares CPU against CUDA", file=sys.stderr)
         return 2
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    out: Dict[str, Any] = {"device_name": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                           "cpu_count": os.cpu_count(), "command": "bench/gpu.py " + " ".join(argv or sys.argv[1:])}
+    out: Dict[str, Any] = {
+        "device_name": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "command": "bench/gpu.py " + " ".join(argv or sys.argv[1:]),
+    }
 
     def save() -> None:
         if args.json:
@@ -193,13 +226,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     print(f"{out['device_name']}, torch {torch.__version__}, {os.cpu_count()} CPUs")
     if "rounds" not in skip:
-        out["rounds"] = bench_rounds(args.function, [int(d) for d in args.dims.split(",")], args.rounds, ["cpu", "cuda"])
+        out["rounds"] = bench_rounds(
+            args.function, [int(d) for d in args.dims.split(",")], args.rounds, ["cpu", "cuda"]
+        )
         save()
     if "oracles" not in skip:
         out["oracles"] = bench_oracles(pools=[int(k) for k in args.pools.split(",")])
         save()
     if args.budget_s > 0:
-        out["budget"] = bench_budget([f.strip() for f in args.budget_functions.split(",")], args.budget_dim, args.budget_s)
+        out["budget"] = bench_budget(
+            [f.strip() for f in args.budget_functions.split(",")], args.budget_dim, args.budget_s
+        )
         save()
     return 0
 

@@ -95,7 +95,11 @@ def learnability(function: str, config: Optional[LearnabilityConfig] = None) -> 
     start = time.perf_counter()
     oracle = SyntheticOracle(function, cfg.dim)
     spec = oracle.spec
-    h = spec.action_paper_half_width if (cfg.box == "paper" and spec.action_paper_half_width) else spec.default_half_width
+    h = (
+        spec.action_paper_half_width
+        if (cfg.box == "paper" and spec.action_paper_half_width)
+        else spec.default_half_width
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
@@ -151,15 +155,19 @@ def format_table(rows: Sequence[LearnabilityRow], config: LearnabilityConfig) ->
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.function} | {r.half_width:g} | {r.mlp_loss:.4g} | {r.mean_loss:.4g} | {r.ratio:.3f} | "
-                     f"{'yes' if r.learnable else 'no'} |")
+        lines.append(
+            f"| {r.function} | {r.half_width:g} | {r.mlp_loss:.4g} | {r.mean_loss:.4g} | {r.ratio:.3f} | "
+            f"{'yes' if r.learnable else 'no'} |"
+        )
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of the learnability test."""
-    p = argparse.ArgumentParser(prog="python -m openmm_actionmin.benchmarks.learnability",
-                                description="MLP vs batch-mean predictor on every synthetic function.")
+    p = argparse.ArgumentParser(
+        prog="python -m openmm_actionmin.benchmarks.learnability",
+        description="MLP vs batch-mean predictor on every synthetic function.",
+    )
     p.add_argument("--functions", default=",".join(SYNTHETIC_FUNCTIONS), help="comma-separated names")
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--steps", type=int, default=1000)
@@ -179,8 +187,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     for name in [f.strip() for f in args.functions.split(",") if f.strip()]:
         row = learnability(name, cfg)
-        print(f"{row.function:24s} mlp={row.mlp_loss:.4g} mean={row.mean_loss:.4g} ratio={row.ratio:.3f} "
-              f"{'learnable' if row.learnable else 'not learnable'} ({row.seconds:.1f} s)", flush=True)
+        print(
+            f"{row.function:24s} mlp={row.mlp_loss:.4g} mean={row.mean_loss:.4g} ratio={row.ratio:.3f} "
+            f"{'learnable' if row.learnable else 'not learnable'} ({row.seconds:.1f} s)",
+            flush=True,
+        )
         rows.append(row)
     table = format_table(rows, cfg)
     print()

@@ -34,7 +34,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from ..executor import EXECUTORS, make_jobs, minimize_many, read_rows, summarize
 from ..registry import METHOD_NAMES, check_budget
 
-EXAMPLE = "actionmin bench many --targets LJ13 --methods basin_hopping --seeds 0-3 --budget-s 2 --executor serial --results runs.jsonl"
+EXAMPLE = (
+    "actionmin bench many --targets LJ13 --methods basin_hopping --seeds 0-3 --budget-s 2 --executor serial "
+    "--results runs.jsonl"
+)
 
 
 def parse_seeds(text: str) -> List[int]:
@@ -85,40 +88,81 @@ def _cell(value: Optional[float], fmt: str) -> str:
 
 def format_summary(table: Sequence[Mapping[str, Any]]) -> str:
     """The summary of :func:`openmm_actionmin.executor.summarize` as a text table."""
-    head = (f"{'target':12s} {'method':22s} {'runs':>5s} {'success':>8s} {'calls to target':>17s} "
-            f"{'(median)':>10s} {'s to target':>12s} {'(median)':>9s} {'best energy':>14s} {'median energy':>14s}")
+    head = (
+        f"{'target':12s} {'method':22s} {'runs':>5s} {'success':>8s} {'calls to target':>17s} "
+        f"{'(median)':>10s} {'s to target':>12s} {'(median)':>9s} {'best energy':>14s} {'median energy':>14s}"
+    )
     lines = [head, "-" * len(head)]
     for s in table:
         success = "-" if s["successes"] is None else f"{s['successes']}/{s['runs']}"
         if s["errors"]:
             success += f" ({s['errors']} err)"
-        lines.append(f"{s['target']:12s} {s['method']:22s} {s['runs']:5d} {success:>8s} "
-                     f"{_cell(s['mean_force_calls_to_target'], ',.0f'):>17s} {_cell(s['median_force_calls_to_target'], ',.0f'):>10s} "
-                     f"{_cell(s['mean_time_to_target_s'], '.2f'):>12s} {_cell(s['median_time_to_target_s'], '.2f'):>9s} "
-                     f"{_cell(s['best_energy'], '.6f'):>14s} {_cell(s['median_energy'], '.6f'):>14s}")
+        lines.append(
+            f"{s['target']:12s} {s['method']:22s} {s['runs']:5d} {success:>8s} "
+            f"{_cell(s['mean_force_calls_to_target'], ',.0f'):>17s} "
+            f"{_cell(s['median_force_calls_to_target'], ',.0f'):>10s} "
+            f"{_cell(s['mean_time_to_target_s'], '.2f'):>12s} {_cell(s['median_time_to_target_s'], '.2f'):>9s} "
+            f"{_cell(s['best_energy'], '.6f'):>14s} {_cell(s['median_energy'], '.6f'):>14s}"
+        )
     lines.append("calls/s to target: mean and median over the successful runs (first encounter of the target energy)")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's argument parser."""
-    p = argparse.ArgumentParser(prog="actionmin bench many", description=__doc__.split("\n\n")[0],
-                                epilog=f"example:\n  {EXAMPLE}", formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--targets", required=True, help="comma-separated targets: cluster names (LJ38), functions (alpine1:50), PDB paths")
+    p = argparse.ArgumentParser(
+        prog="actionmin bench many",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"example:\n  {EXAMPLE}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--targets",
+        required=True,
+        help="comma-separated targets: cluster names (LJ38), functions (alpine1:50), PDB paths",
+    )
     p.add_argument("--methods", required=True, help=f"comma-separated registered methods: {', '.join(METHOD_NAMES)}")
-    p.add_argument("--seeds", default="10", help="a count (10: seeds 0-9), a range (0-99) or a list (0,5,10-19) (default 10)")
-    p.add_argument("--budget-s", default="60", help="wall-clock budget per job in seconds, or 'none' for jobs bounded by "
-                                                    "an --option such as max_steps (default 60)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method option for every job (repeatable), e.g. --option max_steps=200 --option n_walkers=8")
+    p.add_argument(
+        "--seeds", default="10", help="a count (10: seeds 0-9), a range (0-99) or a list (0,5,10-19) (default 10)"
+    )
+    p.add_argument(
+        "--budget-s",
+        default="60",
+        help="wall-clock budget per job in seconds, or 'none' for jobs bounded by "
+        "an --option such as max_steps (default 60)",
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method option for every job (repeatable), e.g. --option max_steps=200 --option n_walkers=8",
+    )
     p.add_argument("--executor", default="processes", choices=EXECUTORS, help="where jobs run (default processes)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler address (tcp://host:8786) for --executor dask (default: a local cluster of --workers)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes of processes / a local Dask cluster (default cores // threads)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="Dask scheduler address (tcp://host:8786) for --executor dask (default: a local cluster of --workers)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of processes / a local Dask cluster (default cores // threads)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch, OpenBLAS and OpenMM threads per job (default 1)")
-    p.add_argument("--results", default="runs.jsonl", help="JSON Lines file of rows; jobs with a row are skipped (default runs.jsonl)")
-    p.add_argument("--checkpoint-dir", default=None, help="folder of per-job checkpoints, so a cut-off job resumes (default none)")
-    p.add_argument("--checkpoint-interval-s", type=float, default=60.0, help="seconds between a job's checkpoints (default 60)")
+    p.add_argument(
+        "--results",
+        default="runs.jsonl",
+        help="JSON Lines file of rows; jobs with a row are skipped (default runs.jsonl)",
+    )
+    p.add_argument(
+        "--checkpoint-dir", default=None, help="folder of per-job checkpoints, so a cut-off job resumes (default none)"
+    )
+    p.add_argument(
+        "--checkpoint-interval-s", type=float, default=60.0, help="seconds between a job's checkpoints (default 60)"
+    )
     p.add_argument("--retries", type=int, default=2, help="times a failed job runs again (default 2)")
     p.add_argument("--quiet", action="store_true", help="print the summary only, not a line per finished job")
     return p
@@ -129,8 +173,11 @@ def _progress(row: Mapping[str, Any]) -> None:
         print(f"{row['name']}: error: {row['error']}", flush=True)
         return
     t = row.get("time_to_target_s")
-    print(f"{row['name']}: energy {row['energy']:.6f} in {row['wall_s']:.1f} s, {row['force_calls']} force calls"
-          f"{'' if t is None else f', target after {t:.2f} s'} ({row['host']}:{row['pid']})", flush=True)
+    print(
+        f"{row['name']}: energy {row['energy']:.6f} in {row['wall_s']:.1f} s, {row['force_calls']} force calls"
+        f"{'' if t is None else f', target after {t:.2f} s'} ({row['host']}:{row['pid']})",
+        flush=True,
+    )
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -142,12 +189,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     jobs = make_jobs(targets, methods, parse_seeds(args.seeds), budget_s=budget, options=parse_options(args.option))
     done = {row["key"] for row in read_rows(args.results) if row.get("error") is None}
     left = sum(job.key not in done for job in jobs)
-    print(f"{len(jobs)} jobs, {len(jobs) - left} already in {args.results}, {left} to run ({args.executor})", flush=True)
+    print(
+        f"{len(jobs)} jobs, {len(jobs) - left} already in {args.results}, {left} to run ({args.executor})", flush=True
+    )
     try:
-        rows = minimize_many(jobs, args.executor, results=args.results, scheduler=args.scheduler, n_workers=args.workers,
-                             threads_per_job=args.threads, checkpoint_dir=args.checkpoint_dir,
-                             checkpoint_interval_s=args.checkpoint_interval_s, retries=args.retries,
-                             on_row=None if args.quiet else _progress)
+        rows = minimize_many(
+            jobs,
+            args.executor,
+            results=args.results,
+            scheduler=args.scheduler,
+            n_workers=args.workers,
+            threads_per_job=args.threads,
+            checkpoint_dir=args.checkpoint_dir,
+            checkpoint_interval_s=args.checkpoint_interval_s,
+            retries=args.retries,
+            on_row=None if args.quiet else _progress,
+        )
     except ImportError as exc:  # --executor dask without Dask installed
         print(f"actionmin: error: {exc}", file=sys.stderr)
         return 2

@@ -130,7 +130,9 @@ def _trpcage_oracle(solvent: str, n_contexts: int = 1):
 def near_start(oracle, batch: int, seed: int) -> torch.Tensor:
     """Configurations ``[batch, N, 3]`` (nm): the oracle's prepared start plus Gaussian noise of 0.01 nm."""
     g = torch.Generator().manual_seed(seed)
-    return oracle.positions[None] + 0.01 * torch.randn((batch,) + tuple(oracle.positions.shape), generator=g, dtype=torch.float64)
+    return oracle.positions[None] + 0.01 * torch.randn(
+        (batch,) + tuple(oracle.positions.shape), generator=g, dtype=torch.float64
+    )
 
 
 def bench_trpcage(cfg: OracleBenchConfig) -> Dict[str, float]:
@@ -202,7 +204,11 @@ def run_oracle_bench(args: Union[OracleBenchConfig, argparse.Namespace]) -> dict
 
     summary = {
         "lj38_torch_over_ase": float(lj["ratio"]),
-        "trpcage_ms": {"vacuum": float(trp["vacuum"]), "xml_gb": float(trp["xml_gb"]), "native_gb": float(trp["native_gb"])},
+        "trpcage_ms": {
+            "vacuum": float(trp["vacuum"]),
+            "xml_gb": float(trp["xml_gb"]),
+            "native_gb": float(trp["native_gb"]),
+        },
         "pool_over_single": float(pool["ratio"]),
     }
     if cfg.json:
@@ -217,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line parser of the oracle benchmark."""
     defaults = OracleBenchConfig()
     parser = argparse.ArgumentParser(
-        prog="actionmin bench oracles", description=__doc__.splitlines()[0],
-        epilog="example:\n  actionmin bench oracles --lj-batch 64 --ase-evals 5 --trpcage-batch 2 --pool-batch 4 --repeats 1",
+        prog="actionmin bench oracles",
+        description=__doc__.splitlines()[0],
+        epilog="example:\n  actionmin bench oracles --lj-batch 64 --ase-evals 5 --trpcage-batch 2 --pool-batch 4 "
+        "--repeats 1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--lj-atoms", dest="lj_atoms", type=int, default=defaults.lj_atoms)
@@ -226,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ase-evals", dest="ase_evals", type=int, default=defaults.ase_evals)
     parser.add_argument("--trpcage-batch", dest="trpcage_batch", type=int, default=defaults.trpcage_batch)
     parser.add_argument("--pool-batch", dest="pool_batch", type=int, default=defaults.pool_batch)
-    parser.add_argument("--pool-solvent", dest="pool_solvent", default=defaults.pool_solvent, choices=["obc2", "obc2-xml", "gbn2", "none"])
+    parser.add_argument(
+        "--pool-solvent",
+        dest="pool_solvent",
+        default=defaults.pool_solvent,
+        choices=["obc2", "obc2-xml", "gbn2", "none"],
+    )
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
     parser.add_argument("--torch-threads", dest="torch_threads", type=int, default=defaults.torch_threads)
     parser.add_argument("--seed", type=int, default=defaults.seed)

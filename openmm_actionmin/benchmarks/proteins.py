@@ -199,8 +199,15 @@ def run_benchmark(config: ProteinBenchConfig, *, log: Callable[[str], None] = pr
             todo = [m for m in config.methods if (name, m, seed) not in done]
             if not todo:
                 continue
-            system = peptide(target.sequence, seed=seed, perturb_deg=config.perturb_deg, forcefield=config.forcefield,
-                             solvent=config.solvent, name=name, **oracle_kwargs)
+            system = peptide(
+                target.sequence,
+                seed=seed,
+                perturb_deg=config.perturb_deg,
+                forcefield=config.forcefield,
+                solvent=config.solvent,
+                name=name,
+                **oracle_kwargs,
+            )
             rmsd = CARMSD(system.topology, target.pdb_path)
             start_e = float(system.oracle.energy(system.start_positions[None], transform=None)[0])
             for method in todo:
@@ -230,8 +237,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _fmt_row(row: Dict[str, Any]) -> str:
-    return (f"{row['system']:<8} {row['method']:<18} seed {_fmt(row['seed']):>2}  E {_fmt(row['energy_kj_mol'])} kJ/mol  "
-            f"CA-RMSD {_fmt(row['ca_rmsd_A'], 2)} A  {_fmt(row['wall_s'])} s  {row['force_calls']} calls")
+    return (
+        f"{row['system']:<8} {row['method']:<18} seed {_fmt(row['seed']):>2}  E {_fmt(row['energy_kj_mol'])} kJ/mol  "
+        f"CA-RMSD {_fmt(row['ca_rmsd_A'], 2)} A  {_fmt(row['wall_s'])} s  {row['force_calls']} calls"
+    )
 
 
 def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -260,7 +269,10 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     """A plain-text table of :func:`median_rows`, grouped by system."""
     med = median_rows(rows)
-    head = f"{'system':<8} {'method':<20} {'runs':>4} {'median E':>11} {'best E':>11} {'CA-RMSD A':>9} {'wall s':>7} {'calls':>8}"
+    head = (
+        f"{'system':<8} {'method':<20} {'runs':>4} {'median E':>11} {'best E':>11} {'CA-RMSD A':>9} {'wall s':>7} "
+        f"{'calls':>8}"
+    )
     lines = ["energies in kJ/mol (amber14-all + OBC2); CA-RMSD to the native PDB", head, "-" * len(head)]
     for m in sorted(med, key=lambda r: (r["system"], r["method"] != "native_minimized", r["median_energy_kj_mol"])):
         lines.append(
@@ -312,15 +324,30 @@ def compare(
         get_method(m, "peptide")
     ref = reference if reference is not None else pdb_path
     results = [
-        minimize_pdb(pdb_path, forcefield=forcefield, solvent=solvent, method=m, seed=seed, budget_s=budget_s,
-                     reference=ref, platform=platform, threads=threads)
+        minimize_pdb(
+            pdb_path,
+            forcefield=forcefield,
+            solvent=solvent,
+            method=m,
+            seed=seed,
+            budget_s=budget_s,
+            reference=ref,
+            platform=platform,
+            threads=threads,
+        )
         for m in methods
     ]
     head = f"{'method':<22} {'energy kJ/mol':>14} {'CA-RMSD A':>10} {'RMS force':>10} {'wall s':>7} {'calls':>8}"
-    lines = [f"{Path(pdb_path).name}: start energy {results[0].extra['start_energy']:.1f} kJ/mol", head, "-" * len(head)]
+    lines = [
+        f"{Path(pdb_path).name}: start energy {results[0].extra['start_energy']:.1f} kJ/mol",
+        head,
+        "-" * len(head),
+    ]
     for r in results:
-        lines.append(f"{r.method:<22} {r.energy:>14.1f} {_fmt(r.extra.get('ca_rmsd_A'), 2):>10} "
-                     f"{_fmt(r.extra.get('final_rms_force'), 2):>10} {r.wall_s:>7.1f} {r.force_calls:>8}")
+        lines.append(
+            f"{r.method:<22} {r.energy:>14.1f} {_fmt(r.extra.get('ca_rmsd_A'), 2):>10} "
+            f"{_fmt(r.extra.get('final_rms_force'), 2):>10} {r.wall_s:>7.1f} {r.force_calls:>8}"
+        )
     log("\n".join(lines))
     if png_path is not None:
         plot_compare(results, png_path)
@@ -367,13 +394,19 @@ def build_parser() -> argparse.ArgumentParser:
     from ..registry import METHODS_FOR
 
     p = argparse.ArgumentParser(
-        prog="actionmin bench proteins", description=__doc__.split("\n\n")[0],
-        epilog="example:\n  actionmin bench proteins --systems cln025 --methods openmm --seeds 1 --budget-s 5 --no-native",
+        prog="actionmin bench proteins",
+        description=__doc__.split("\n\n")[0],
+        epilog="example:\n  actionmin bench proteins --systems cln025 --methods openmm --seeds 1 --budget-s 5 "
+        "--no-native",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--systems", default="cln025,trpcage", help=f"comma-separated, from {','.join(TARGETS)}")
-    p.add_argument("--methods", default=",".join(BENCH_METHODS),
-                   help=f"comma-separated registry methods, of: {', '.join(METHODS_FOR['peptide'])} (default {','.join(BENCH_METHODS)})")
+    p.add_argument(
+        "--methods",
+        default=",".join(BENCH_METHODS),
+        help=f"comma-separated registry methods, of: {', '.join(METHODS_FOR['peptide'])} (default "
+        f"{','.join(BENCH_METHODS)})",
+    )
     p.add_argument("--seeds", type=int, default=2, help="number of seeds (default 2)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run, seconds (default 60)")
     p.add_argument("--perturb-deg", type=float, default=20.0, help="start perturbation of backbone phi/psi, degrees")

@@ -96,8 +96,10 @@ class ReparamBenchConfig:
     def __post_init__(self) -> None:
         for name in self.systems:
             if not (_LOOP_RE.match(name) or re.match(r"^LJ\d+$", name) or name in PEPTIDES):
-                raise ValueError(f"unknown system {name!r}; use loop_bond_lj_<n>, loop_pure_lj_<n>, LJ<n> or one of "
-                                 f"{', '.join(PEPTIDES)}")
+                raise ValueError(
+                    f"unknown system {name!r}; use loop_bond_lj_<n>, loop_pure_lj_<n>, LJ<n> or one of "
+                    f"{', '.join(PEPTIDES)}"
+                )
         for m in self.methods:
             if m not in METHODS + PEPTIDE_METHODS:
                 raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS + PEPTIDE_METHODS)}")
@@ -147,8 +149,9 @@ def _run(method: str, system: System, seed: int, config: ReparamBenchConfig) -> 
     omm = {"threads": config.threads} if peptide else {}
     if method in ("linear", "gnn", "adam_x"):
         form = "cartesian" if method == "adam_x" else method
-        return REGISTRY["reparam"].run(system, RunConfig(seed=seed, budget_s=budget,
-                                                          options={**config.options, **omm, "form": form}))
+        return REGISTRY["reparam"].run(
+            system, RunConfig(seed=seed, budget_s=budget, options={**config.options, **omm, "form": form})
+        )
     if method == "lbfgs_x":
         if peptide:
             return REGISTRY["openmm"].run(system, RunConfig(seed=seed, budget_s=budget, options=omm))
@@ -159,16 +162,29 @@ def _run(method: str, system: System, seed: int, config: ReparamBenchConfig) -> 
     from ..search.torsion_hopping import TorsionHoppingConfig, torsion_hopping
 
     t0 = time.perf_counter()
-    first = REGISTRY["reparam"].run(system, RunConfig(seed=seed, budget_s=budget * config.collapse_fraction,
-                                                       options={**config.options, **omm, "form": "gnn"}))
+    first = REGISTRY["reparam"].run(
+        system,
+        RunConfig(
+            seed=seed, budget_s=budget * config.collapse_fraction, options={**config.options, **omm, "form": "gnn"}
+        ),
+    )
     left = max(budget - (time.perf_counter() - t0), 1e-3)
-    hop = torsion_hopping(system, TorsionHoppingConfig(seed=seed, budget_s=left, threads=config.threads,
-                                                       method_name="collapse_hopping"), starts=[first.positions])
-    shifted = [{**row, "wall_s": row["wall_s"] + first.wall_s, "force_calls": row["force_calls"] + first.force_calls}
-               for row in hop.history]
-    return dataclasses.replace(hop, wall_s=time.perf_counter() - t0, force_calls=hop.force_calls + first.force_calls,
-                               history=list(first.history) + shifted,
-                               extra={**hop.extra, "collapse_energy": first.energy, "start_energy": first.extra["start_energy"]})
+    hop = torsion_hopping(
+        system,
+        TorsionHoppingConfig(seed=seed, budget_s=left, threads=config.threads, method_name="collapse_hopping"),
+        starts=[first.positions],
+    )
+    shifted = [
+        {**row, "wall_s": row["wall_s"] + first.wall_s, "force_calls": row["force_calls"] + first.force_calls}
+        for row in hop.history
+    ]
+    return dataclasses.replace(
+        hop,
+        wall_s=time.perf_counter() - t0,
+        force_calls=hop.force_calls + first.force_calls,
+        history=list(first.history) + shifted,
+        extra={**hop.extra, "collapse_energy": first.energy, "start_energy": first.extra["start_energy"]},
+    )
 
 
 def _lbfgs(system: System, seed: int, budget_s: float) -> Result:
@@ -181,8 +197,15 @@ def _lbfgs(system: System, seed: int, budget_s: float) -> Result:
     x = system.start_positions[None].to(device=oracle.device, dtype=oracle.dtype)
     e0 = float(oracle.energy(x, transform=None)[0])
     lb = BatchLBFGS(oracle, x, fmax=1e-3, max_steps=10**7, generator=torch.Generator().manual_seed(seed))
-    history = [{"wall_s": time.perf_counter() - t0, "best_energy": e0, "energy": e0,
-                "force_calls": oracle.counters.force_calls - calls0, "phase": "start"}]
+    history = [
+        {
+            "wall_s": time.perf_counter() - t0,
+            "best_energy": e0,
+            "energy": e0,
+            "force_calls": oracle.counters.force_calls - calls0,
+            "phase": "start",
+        }
+    ]
     deadline = t0 + budget_s
     while not bool(lb.done.all()) and time.perf_counter() < deadline:
         for _ in range(20):
@@ -190,12 +213,28 @@ def _lbfgs(system: System, seed: int, budget_s: float) -> Result:
                 break
             lb.step()
         e = float(lb.energy[0])
-        history.append({"wall_s": time.perf_counter() - t0, "best_energy": min(e, history[-1]["best_energy"]), "energy": e,
-                        "force_calls": oracle.counters.force_calls - calls0, "phase": "lbfgs"})
+        history.append(
+            {
+                "wall_s": time.perf_counter() - t0,
+                "best_energy": min(e, history[-1]["best_energy"]),
+                "energy": e,
+                "force_calls": oracle.counters.force_calls - calls0,
+                "phase": "lbfgs",
+            }
+        )
     res = lb.result()
-    return Result(positions=res.x[0].cpu().numpy(), energy=float(res.energy[0]), units=oracle.units, method="lbfgs_x",
-                  seed=seed, force_calls=oracle.counters.force_calls - calls0, wall_s=time.perf_counter() - t0,
-                  history=history, system=system.name, extra={"start_energy": e0, "final_fmax": float(res.fmax[0])})
+    return Result(
+        positions=res.x[0].cpu().numpy(),
+        energy=float(res.energy[0]),
+        units=oracle.units,
+        method="lbfgs_x",
+        seed=seed,
+        force_calls=oracle.counters.force_calls - calls0,
+        wall_s=time.perf_counter() - t0,
+        history=history,
+        system=system.name,
+        extra={"start_energy": e0, "final_fmax": float(res.fmax[0])},
+    )
 
 
 def _curve(history: Sequence[Dict[str, Any]], points: int = 60) -> List[List[float]]:
@@ -221,9 +260,13 @@ def run_benchmark(config: ReparamBenchConfig, log=print) -> Tuple[List[Dict[str,
                 res = _run(method, system, seed, config)
                 pos = torch.as_tensor(res.positions, dtype=torch.float64)
                 row = {
-                    "system": name, "method": method, "seed": seed, "energy": float(res.energy),
+                    "system": name,
+                    "method": method,
+                    "seed": seed,
+                    "energy": float(res.energy),
                     "before_polish_energy": res.extra.get("before_polish_energy"),
-                    "start_energy": res.extra.get("start_energy"), "wall_s": round(float(res.wall_s), 3),
+                    "start_energy": res.extra.get("start_energy"),
+                    "wall_s": round(float(res.wall_s), 3),
                     "force_calls": int(res.force_calls),
                     "loop_formed": float(loop_formed(pos)) if name.startswith("loop_") else None,
                     "ca_rmsd_A": round(float(rmsd(pos.numpy())), 3) if rmsd is not None else None,
@@ -231,9 +274,12 @@ def run_benchmark(config: ReparamBenchConfig, log=print) -> Tuple[List[Dict[str,
                 }
                 rows.append(row)
                 curves[f"{name}/{method}/{seed}"] = _curve(res.history)
-                log(f"{name:<18} {method:<17} seed {seed}  E {row['energy']:.4f}  {row['wall_s']:.1f} s  "
-                    f"{row['force_calls']} calls" + (f"  loop {row['loop_formed']:.2f}" if row["loop_formed"] is not None else "")
-                    + (f"  CA-RMSD {row['ca_rmsd_A']:.2f} A" if row["ca_rmsd_A"] is not None else ""))
+                log(
+                    f"{name:<18} {method:<17} seed {seed}  E {row['energy']:.4f}  {row['wall_s']:.1f} s  "
+                    f"{row['force_calls']} calls"
+                    + (f"  loop {row['loop_formed']:.2f}" if row["loop_formed"] is not None else "")
+                    + (f"  CA-RMSD {row['ca_rmsd_A']:.2f} A" if row["ca_rmsd_A"] is not None else "")
+                )
             if hasattr(system.oracle, "close"):
                 system.oracle.close()
     return rows, curves
@@ -241,8 +287,19 @@ def run_benchmark(config: ReparamBenchConfig, log=print) -> Tuple[List[Dict[str,
 
 def summary(rows: Sequence[Dict[str, Any]]) -> Tuple[List[str], List[list]]:
     """Columns and median rows per (system, method)."""
-    columns = ["system", "method", "seeds", "median energy", "best energy", "median energy before polish",
-               "median wall (s)", "median force calls", "loops formed", "median CA RMSD (A)", "seeds below lbfgs_x"]
+    columns = [
+        "system",
+        "method",
+        "seeds",
+        "median energy",
+        "best energy",
+        "median energy before polish",
+        "median wall (s)",
+        "median force calls",
+        "loops formed",
+        "median CA RMSD (A)",
+        "seeds below lbfgs_x",
+    ]
     groups: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["system"], r["method"]), []).append(r)
@@ -253,21 +310,36 @@ def summary(rows: Sequence[Dict[str, Any]]) -> Tuple[List[str], List[list]]:
         rms = [r["ca_rmsd_A"] for r in rs if r.get("ca_rmsd_A") is not None]
         loops = [r["loop_formed"] for r in rs if r.get("loop_formed") is not None]
         below = [r["energy"] < ref[(system, r["seed"])] - 1e-9 for r in rs if (system, r["seed"]) in ref]
-        out.append([
-            system, method, len(rs), round(statistics.median(r["energy"] for r in rs), 4), round(min(r["energy"] for r in rs), 4),
-            round(statistics.median(before), 4) if before else None, round(statistics.median(r["wall_s"] for r in rs), 2),
-            int(statistics.median(r["force_calls"] for r in rs)),
-            f"{sum(f >= LOOP_FORMED_FRACTION for f in loops)}/{len(loops)}" if loops else None,
-            round(statistics.median(rms), 2) if rms else None,
-            f"{sum(below)}/{len(below)}" if below and method != "lbfgs_x" else None,
-        ])
+        out.append(
+            [
+                system,
+                method,
+                len(rs),
+                round(statistics.median(r["energy"] for r in rs), 4),
+                round(min(r["energy"] for r in rs), 4),
+                round(statistics.median(before), 4) if before else None,
+                round(statistics.median(r["wall_s"] for r in rs), 2),
+                int(statistics.median(r["force_calls"] for r in rs)),
+                f"{sum(f >= LOOP_FORMED_FRACTION for f in loops)}/{len(loops)}" if loops else None,
+                round(statistics.median(rms), 2) if rms else None,
+                f"{sum(below)}/{len(below)}" if below and method != "lbfgs_x" else None,
+            ]
+        )
     return columns, out
 
 
 def _commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -284,21 +356,36 @@ def _machine(device: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``actionmin bench reparam``."""
     p = argparse.ArgumentParser(
-        prog="actionmin bench reparam", description=__doc__.split("\n\n")[0],
+        prog="actionmin bench reparam",
+        description=__doc__.split("\n\n")[0],
         epilog="example:\n  actionmin bench reparam --systems loop_pure_lj_40 --seeds 1 --budget-s 5",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--systems", default="loop_bond_lj_400,loop_pure_lj_400",
-                   help="comma-separated: loop_bond_lj_<n>, loop_pure_lj_<n>, LJ<n>, " + ", ".join(PEPTIDES))
-    p.add_argument("--methods", default=",".join(METHODS + PEPTIDE_METHODS),
-                   help="comma-separated, of: " + ", ".join(METHODS + PEPTIDE_METHODS) + " (peptide-only ones skip other systems)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--systems",
+        default="loop_bond_lj_400,loop_pure_lj_400",
+        help="comma-separated: loop_bond_lj_<n>, loop_pure_lj_<n>, LJ<n>, " + ", ".join(PEPTIDES),
+    )
+    p.add_argument(
+        "--methods",
+        default=",".join(METHODS + PEPTIDE_METHODS),
+        help="comma-separated, of: " + ", ".join(METHODS + PEPTIDE_METHODS) + " (peptide-only ones skip other systems)",
+    )
     p.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     p.add_argument("--budget-s", type=float, default=60.0, help="wall-clock budget per run, seconds (default 60)")
     p.add_argument("--device", default="cpu", help="torch device of loop and cluster oracles (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="OpenMM CPU threads per Context (default 1)")
     p.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--collapse-fraction", type=float, default=0.25, help="budget share of the collapse stage (default 0.25)")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="a reparam option for linear, gnn and adam_x (repeatable), e.g. --option n_modes=64")
+    p.add_argument(
+        "--collapse-fraction", type=float, default=0.25, help="budget share of the collapse stage (default 0.25)"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a reparam option for linear, gnn and adam_x (repeatable), e.g. --option n_modes=64",
+    )
     p.add_argument("--json", default=None, help="write the table here (bench/results schema)")
     return p
 
@@ -318,9 +405,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(max(1, args.torch_threads))
     config = ReparamBenchConfig(
-        systems=tuple(s for s in args.systems.split(",") if s), methods=tuple(m for m in args.methods.split(",") if m),
-        seeds=args.seeds, budget_s=args.budget_s, device=args.device, threads=args.threads,
-        collapse_fraction=args.collapse_fraction, options=dict(_parse_option(o) for o in args.option))
+        systems=tuple(s for s in args.systems.split(",") if s),
+        methods=tuple(m for m in args.methods.split(",") if m),
+        seeds=args.seeds,
+        budget_s=args.budget_s,
+        device=args.device,
+        threads=args.threads,
+        collapse_fraction=args.collapse_fraction,
+        options=dict(_parse_option(o) for o in args.option),
+    )
     with blas_threads(config.threads or 1):  # SciPy's eigensolver: a pool per process stalls on a shared machine
         rows, curves = run_benchmark(config)
     columns, table = summary(rows)
@@ -331,7 +424,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json:
         seed_cols = list(rows[0].keys()) if rows else []
         payload = {
-            "title": f"Reparametrisation: {', '.join(config.systems)}, {config.seeds} seeds, {config.budget_s:g} s per method",
+            "title": f"Reparametrisation: {', '.join(config.systems)}, {config.seeds} seeds, {config.budget_s:g} s "
+            "per method",
             "command": "actionmin bench reparam " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": datetime.date.today().isoformat(),
             "commit": _commit(),
@@ -339,7 +433,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "columns": columns,
             "rows": table,
             "notes": "Every method from the same start per seed under the same wall-clock budget, in one process. "
-                     "Energies in the system's units (epsilon for loops and clusters, kJ/mol for peptides).",
+            "Energies in the system's units (epsilon for loops and clusters, kJ/mol for peptides).",
             "per_seed": {"columns": seed_cols, "rows": [[r[c] for c in seed_cols] for r in rows]},
             "curves": {"columns": ["wall_s", "force_calls", "best_energy"], "runs": curves},
             "config": dataclasses.asdict(config),

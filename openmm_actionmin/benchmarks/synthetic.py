@@ -64,8 +64,14 @@ from .many import parse_options
 from .warmup import warm_up
 
 
-def run_method(method: str, system: System, budget_s: float, seed: int, max_rounds: Optional[int] = None,
-               options: Optional[Mapping[str, Any]] = None) -> Result:
+def run_method(
+    method: str,
+    system: System,
+    budget_s: float,
+    seed: int,
+    max_rounds: Optional[int] = None,
+    options: Optional[Mapping[str, Any]] = None,
+) -> Result:
     """Run the registry's ``method`` on a function system.
 
     Args:
@@ -101,6 +107,7 @@ PLNET_METHODS = ("action", "random_only")
 
 #: Name -> runner(system, budget_s, seed, max_rounds=None) through the registry (:func:`run_method`).
 METHODS: Dict[str, Callable[..., Result]] = {name: _runner(name) for name in METHOD_NAMES}
+
 
 @dataclasses.dataclass
 class SyntheticBenchConfig:
@@ -150,8 +157,10 @@ class SyntheticBenchConfig:
         fields = {f.name for f in dataclasses.fields(ActionConfig)}
         unknown_options = sorted(set(self.options) - fields)
         if unknown_options:
-            raise ValueError(f"unknown option(s) {', '.join(unknown_options)}: use ActionConfig fields "
-                             "(see 'help(openmm_actionmin.ActionConfig)')")
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown_options)}: use ActionConfig fields "
+                "(see 'help(openmm_actionmin.ActionConfig)')"
+            )
         if self.options:  # a bad value is refused before any run, as the registry would build each config
             if "action" in self.methods:
                 ActionConfig(**{**SYNTHETIC_ACTION, **self.options})
@@ -176,8 +185,17 @@ def half_width(function: str, box: str = "paper") -> float:
     return float(spec.default_half_width)
 
 
-def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box: str = "paper",
-                shift_fraction: float = 0.8, rotated: bool = False, device: str = "cpu") -> System:
+def make_system(
+    function: str,
+    dim: int,
+    seed: int,
+    *,
+    shifted: bool = True,
+    box: str = "paper",
+    shift_fraction: float = 0.8,
+    rotated: bool = False,
+    device: str = "cpu",
+) -> System:
     """The benchmark system of one (function, dim, seed).
 
     The shift and the rotation depend only on (function, dim, seed), so every
@@ -213,7 +231,9 @@ def make_system(function: str, dim: int, seed: int, *, shifted: bool = True, box
             shift = shift_fraction * h * (2.0 * u - 1.0) - spec.minimum_coordinate
     rotation = None
     if rotated:
-        gen = torch.Generator().manual_seed(int(seed) * 1_000_033 + int(dim) * 7_927 + zlib.crc32(spec.name.encode()) + 1)
+        gen = torch.Generator().manual_seed(
+            int(seed) * 1_000_033 + int(dim) * 7_927 + zlib.crc32(spec.name.encode()) + 1
+        )
         rotation = random_rotation(dim, gen)
     oracle = SyntheticOracle(spec.name, dim, shift=shift, rotation=rotation, device=device)
     return System(
@@ -230,12 +250,13 @@ def uniform_rms_distance(system: System) -> float:
     """Root-mean-square distance of a uniform random point of the box to the minimum."""
     lo, hi = system.space.lower, system.space.upper
     ref = system.reference_positions.reshape(-1)
-    mean_sq = ((hi ** 3 - lo ** 3) / (3.0 * (hi - lo)) - 2.0 * ref * 0.5 * (hi + lo) + ref ** 2).sum()
+    mean_sq = ((hi**3 - lo**3) / (3.0 * (hi - lo)) - 2.0 * ref * 0.5 * (hi + lo) + ref**2).sum()
     return float(torch.sqrt(mean_sq))
 
 
-def evaluate_run(system: System, result: Result, *, function: str, dim: int, seed: int, shifted: bool,
-                 rotated: bool = False) -> Dict[str, Any]:
+def evaluate_run(
+    system: System, result: Result, *, function: str, dim: int, seed: int, shifted: bool, rotated: bool = False
+) -> Dict[str, Any]:
     """One JSON row of the benchmark table (``function`` is the plain name; ``rotated`` says whether it was rotated)."""
     ref = system.reference_positions.reshape(-1).cpu().numpy()
     distance = float(np.linalg.norm(np.asarray(result.positions).reshape(-1) - ref))
@@ -265,8 +286,12 @@ def evaluate_run(system: System, result: Result, *, function: str, dim: int, see
     }
 
 
-def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = print,
-                  on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+def run_benchmark(
+    config: SyntheticBenchConfig,
+    *,
+    log: Callable[[str], None] = print,
+    on_row: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> List[Dict[str, Any]]:
     """Run every (function, dim, seed, method) and return the rows.
 
     Args:
@@ -283,30 +308,52 @@ def run_benchmark(config: SyntheticBenchConfig, *, log: Callable[[str], None] = 
         for dim in config.dims:
             for seed in config.seeds:
                 for method in config.methods:
-                    system = make_system(function, dim, seed, shifted=config.shifted, box=config.box,
-                                         shift_fraction=config.shift_fraction, rotated=config.rotated,
-                                         device=config.device)
+                    system = make_system(
+                        function,
+                        dim,
+                        seed,
+                        shifted=config.shifted,
+                        box=config.box,
+                        shift_fraction=config.shift_fraction,
+                        rotated=config.rotated,
+                        device=config.device,
+                    )
                     rotated = bool(system.metadata["rotated"])
                     start = time.perf_counter()
-                    result = run_method(method, system, config.budget_s, seed, max_rounds=config.max_rounds,
-                                        options=config.options)
-                    row = evaluate_run(system, result, function=parse_name(function)[0].name, dim=dim, seed=seed,
-                                       shifted=config.shifted, rotated=rotated)
+                    result = run_method(
+                        method, system, config.budget_s, seed, max_rounds=config.max_rounds, options=config.options
+                    )
+                    row = evaluate_run(
+                        system,
+                        result,
+                        function=parse_name(function)[0].name,
+                        dim=dim,
+                        seed=seed,
+                        shifted=config.shifted,
+                        rotated=rotated,
+                    )
                     if method in PLNET_METHODS and config.options:
                         row["options"] = dict(config.options)
                     rows.append(row)
                     tag = "rotated " if rotated else ""
-                    log(f"{tag}{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
+                    log(
+                        f"{tag}{row['function']} D={dim} seed={seed} {method:12s} distance={row['distance']:.3f} "
                         f"lowest-seen={row['lowest_seen_distance']:.3f} energy={row['energy']:.4g} "
-                        f"calls={row['force_calls']} ({time.perf_counter() - start:.1f} s)")
-                    stem = (f"{'rotated_' if rotated else ''}{row['function']}_d{dim}_s{seed}_{method}"
-                            f"{'' if config.shifted else '_noshift'}")
+                        f"calls={row['force_calls']} ({time.perf_counter() - start:.1f} s)"
+                    )
+                    stem = (
+                        f"{'rotated_' if rotated else ''}{row['function']}_d{dim}_s{seed}_{method}"
+                        f"{'' if config.shifted else '_noshift'}"
+                    )
                     if config.history_dir:
                         result.save(Path(config.history_dir) / f"{stem}.json")
                     if config.plot_dir and method in PLNET_METHODS:
                         name = f"{stem}.png"
-                        plot_rounds(result.history, Path(config.plot_dir) / name,
-                                    title=f"{method} on {tag}{row['function']} D={dim} seed {seed}")
+                        plot_rounds(
+                            result.history,
+                            Path(config.plot_dir) / name,
+                            title=f"{method} on {tag}{row['function']} D={dim} seed {seed}",
+                        )
                     if on_row is not None:
                         on_row(row)
     return rows
@@ -362,8 +409,20 @@ def _fmt(value: Any) -> str:
 
 def format_rows(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown table of every run."""
-    cols = ["function", "dim", "shifted", "rotated", "seed", "method", "distance", "lowest_seen_distance", "avg_error_per_dim",
-            "energy", "wall_s", "force_calls"]
+    cols = [
+        "function",
+        "dim",
+        "shifted",
+        "rotated",
+        "seed",
+        "method",
+        "distance",
+        "lowest_seen_distance",
+        "avg_error_per_dim",
+        "energy",
+        "wall_s",
+        "force_calls",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
@@ -378,10 +437,24 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         groups.setdefault(key, []).append(row)
     out = []
     for (function, dim, method, shifted, rotated), group in groups.items():
-        med = {"function": function, "dim": dim, "method": method, "shifted": shifted, "rotated": rotated,
-               "seeds": len(group)}
-        for key in ("distance", "lowest_seen_distance", "avg_error_per_dim", "final_candidate_distance", "energy",
-                    "wall_s", "force_calls", "uniform_rms_distance"):
+        med = {
+            "function": function,
+            "dim": dim,
+            "method": method,
+            "shifted": shifted,
+            "rotated": rotated,
+            "seeds": len(group),
+        }
+        for key in (
+            "distance",
+            "lowest_seen_distance",
+            "avg_error_per_dim",
+            "final_candidate_distance",
+            "energy",
+            "wall_s",
+            "force_calls",
+            "uniform_rms_distance",
+        ):
             med[key] = float(statistics.median(r[key] for r in group))
         out.append(med)
     return out
@@ -389,8 +462,22 @@ def median_rows(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def format_medians(rows: Sequence[Dict[str, Any]]) -> str:
     """Markdown table of the medians over seeds."""
-    cols = ["function", "dim", "shifted", "rotated", "method", "seeds", "distance", "lowest_seen_distance", "avg_error_per_dim",
-            "final_candidate_distance", "energy", "wall_s", "force_calls", "uniform_rms_distance"]
+    cols = [
+        "function",
+        "dim",
+        "shifted",
+        "rotated",
+        "method",
+        "seeds",
+        "distance",
+        "lowest_seen_distance",
+        "avg_error_per_dim",
+        "final_candidate_distance",
+        "energy",
+        "wall_s",
+        "force_calls",
+        "uniform_rms_distance",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in median_rows(rows):
         lines.append("| " + " | ".join(_fmt(row[c]) for c in cols) + " |")
@@ -402,7 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="actionmin bench synthetic",
         description="Action trainer vs baselines on shifted synthetic functions, same wall-clock budget each.",
-        epilog="example:\n  actionmin bench synthetic --functions alpine1 --dims 10 --seeds 1 --budget-s 2 --methods adam,cma",
+        epilog="example:\n  actionmin bench synthetic --functions alpine1 --dims 10 --seeds 1 --budget-s 2 --methods "
+        "adam,cma",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--functions", default="alpine1,schaffer_f7", help="comma-separated function names")
@@ -410,21 +498,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1)")
     p.add_argument("--seed-offset", type=int, default=0, help="first seed")
     p.add_argument("--budget-s", type=float, default=120.0, help="wall-clock budget per run, seconds")
-    p.add_argument("--methods", default=",".join(METHOD_NAMES),
-                   help=f"comma-separated registry methods, of: {', '.join(METHOD_NAMES)} (default: all; see 'actionmin methods')")
+    p.add_argument(
+        "--methods",
+        default=",".join(METHOD_NAMES),
+        help=f"comma-separated registry methods, of: {', '.join(METHOD_NAMES)} (default: all; see 'actionmin methods')",
+    )
     p.add_argument("--no-shift", action="store_true", help="the paper's exact setting: minimum at the box centre")
-    p.add_argument("--rotate", action="store_true",
-                   help="rotate each function about its minimum by a seeded random orthogonal matrix (rows say rotated)")
-    p.add_argument("--box", choices=("paper", "default"), default="paper",
-                   help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano")
+    p.add_argument(
+        "--rotate",
+        action="store_true",
+        help="rotate each function about its minimum by a seeded random orthogonal matrix (rows say rotated)",
+    )
+    p.add_argument(
+        "--box",
+        choices=("paper", "default"),
+        default="paper",
+        help="paper: half-width 100 for the action paper's functions; default: Plevris & Solorzano",
+    )
     p.add_argument("--json", default=None, help="write the rows (and medians) to this JSON file")
     p.add_argument("--history-dir", default=None, help="write each run's Result (with history) here")
     p.add_argument("--plot-dir", default=None, help="write a per-round plot of each action/random_only run here")
-    p.add_argument("--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)")
+    p.add_argument(
+        "--max-rounds", type=int, default=None, help="round limit of the PLNet trainers (budget still applies)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch and OpenBLAS threads (default 1)")
-    p.add_argument("--device", default="cpu", help="torch device of the oracle and the PLNet trainers: cpu (default) or cuda")
-    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
-                   help="an ActionConfig setting of action and random_only (repeatable), e.g. --option region_shape=ball")
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the oracle and the PLNet trainers: cpu (default) or cuda"
+    )
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an ActionConfig setting of action and random_only (repeatable), e.g. --option region_shape=ball",
+    )
     return p
 
 
@@ -456,8 +563,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def save(row: Dict[str, Any]) -> None:
         rows.append(row)
         if args.json:
-            payload = {"command": command, "config": dataclasses.asdict(config), "torch_threads": torch.get_num_threads(),
-                       "rows": rows, "medians": median_rows(rows)}
+            payload = {
+                "command": command,
+                "config": dataclasses.asdict(config),
+                "torch_threads": torch.get_num_threads(),
+                "rows": rows,
+                "medians": median_rows(rows),
+            }
             atomic_write_text(args.json, json.dumps(payload, indent=1))
 
     n_threads = max(1, args.threads)

@@ -129,9 +129,7 @@ class MonotoneLayer(nn.Module):
         if len(self.blocks) > 1:
             prev = 0
             for nk in self.blocks:
-                self.ab_weights.append(
-                    nn.Parameter(_randn((nk + prev, nk), generator, dtype, device) / math.sqrt(nk))
-                )
+                self.ab_weights.append(nn.Parameter(_randn((nk + prev, nk), generator, dtype, device) / math.sqrt(nk)))
                 prev = nk
         self.bias_hidden = nn.Parameter((2.0 * _rand((n,), generator, dtype, device) - 1.0) * init_scale)
         self.bias_out = nn.Parameter(torch.zeros(dim, dtype=dtype, device=device))

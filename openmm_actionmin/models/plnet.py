@@ -169,13 +169,10 @@ class PLNetConfig:
             self.hidden = blocks
         if not (self.mu > 0 and self.nu > self.mu and math.isfinite(self.nu)):
             raise ValueError(
-                f"PLNetConfig needs 0 < mu < nu < inf, got mu={self.mu}, nu={self.nu}; "
-                "pick e.g. mu=0.1, nu=2.0"
+                f"PLNetConfig needs 0 < mu < nu < inf, got mu={self.mu}, nu={self.nu}; pick e.g. mu=0.1, nu=2.0"
             )
         if self.orthogonal not in ORTHOGONAL_KINDS:
-            raise ValueError(
-                f"PLNetConfig.orthogonal must be one of {ORTHOGONAL_KINDS}, got {self.orthogonal!r}"
-            )
+            raise ValueError(f"PLNetConfig.orthogonal must be one of {ORTHOGONAL_KINDS}, got {self.orthogonal!r}")
         if self.householder_reflections < 1:
             raise ValueError("PLNetConfig.householder_reflections must be >= 1")
         if self.init_scale <= 0:
@@ -185,9 +182,7 @@ class PLNetConfig:
         if self.init_center is not None:
             center = torch.as_tensor(self.init_center)
             if center.shape != (self.dim,):
-                raise ValueError(
-                    f"PLNetConfig.init_center must have shape [{self.dim}], got {tuple(center.shape)}"
-                )
+                raise ValueError(f"PLNetConfig.init_center must have shape [{self.dim}], got {tuple(center.shape)}")
             if not bool(torch.isfinite(center).all()):
                 raise ValueError("PLNetConfig.init_center contains non-finite values")
 

@@ -113,8 +113,14 @@ def _scales_for(units: Units, length_scale: Optional[float], energy_scale: Optio
     ls = known_l if length_scale is None else float(length_scale)
     es = known_e if energy_scale is None else float(energy_scale)
     if ls is None or es is None:
-        missing = [n for n, v in (("length_scale (Angstrom per %s)" % units.length, ls),
-                                  ("energy_scale (eV per %s)" % units.energy, es)) if v is None]
+        missing = [
+            n
+            for n, v in (
+                ("length_scale (Angstrom per %s)" % units.length, ls),
+                ("energy_scale (eV per %s)" % units.energy, es),
+            )
+            if v is None
+        ]
         raise OracleError(
             f"ASEOracle cannot convert ASE's eV/Angstrom to {units.energy}/{units.length} by itself: "
             f"pass {' and '.join(missing)} explicitly (for ASE's LennardJones with sigma = epsilon = 1 "
@@ -299,8 +305,9 @@ class ASEOracle(EnergyOracle):
             self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ase-oracle")
         return self._copies
 
-    def _evaluate_range(self, atoms: Atoms, pos: np.ndarray, energy: np.ndarray, forces: np.ndarray, lo: int,
-                        hi: int) -> None:
+    def _evaluate_range(
+        self, atoms: Atoms, pos: np.ndarray, energy: np.ndarray, forces: np.ndarray, lo: int, hi: int
+    ) -> None:
         """Evaluate configurations ``lo..hi-1`` of ``pos`` with ``atoms``' calculator, in place."""
         force_factor = self.length_scale / self.energy_scale
         for i in range(lo, hi):
@@ -367,8 +374,17 @@ class ASELennardJones(PairPotentialOracle):
             ``device``, ``transform``, ``nonfinite_energy``).
     """
 
-    def __init__(self, n_atoms: int, *, sigma: float = 1.0, epsilon: float = 1.0, rc: float = 3.0,
-                 ro: Optional[float] = None, smooth: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        n_atoms: int,
+        *,
+        sigma: float = 1.0,
+        epsilon: float = 1.0,
+        rc: float = 3.0,
+        ro: Optional[float] = None,
+        smooth: bool = False,
+        **kwargs,
+    ) -> None:
         kwargs.setdefault("units", ASE_UNITS)
         super().__init__(n_atoms, sigma=float(sigma), epsilon=float(epsilon), **kwargs)
         self.sigma, self.epsilon, self.rc = float(sigma), float(epsilon), float(rc)
@@ -393,8 +409,14 @@ class ASELennardJones(PairPotentialOracle):
             width = (rc2 - ro2) ** 3
             one = torch.ones((), dtype=r2.dtype, device=r2.device)
             zero = torch.zeros((), dtype=r2.dtype, device=r2.device)
-            fc = torch.where(r2 < ro2, one, torch.where(inside & (r2 < rc2), (rc2 - r2) ** 2 * (rc2 + 2 * r2 - 3 * ro2) / width, zero))
-            dfc = torch.where(r2 < ro2, zero, torch.where(inside & (r2 < rc2), 6 * (rc2 - r2) * (ro2 - r2) / width, zero))
+            fc = torch.where(
+                r2 < ro2,
+                one,
+                torch.where(inside & (r2 < rc2), (rc2 - r2) ** 2 * (rc2 + 2 * r2 - 3 * ro2) / width, zero),
+            )
+            dfc = torch.where(
+                r2 < ro2, zero, torch.where(inside & (r2 < rc2), 6 * (rc2 - r2) * (ro2 - r2) / width, zero)
+            )
             du = fc * du + 2.0 * dfc * energy
             energy = fc * energy
         else:

@@ -411,7 +411,10 @@ class EnergyOracle(ABC):
 
     def __repr__(self) -> str:
         size = f"n_atoms={self._n_atoms}" if self._n_atoms is not None else f"dim={self._dim}"
-        return f"{type(self).__name__}({size}, units={self.units.energy}|{self.units.length}, dtype={self.dtype}, device={self.device})"
+        return (
+            f"{type(self).__name__}({size}, units={self.units.energy}|{self.units.length}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
 
 
 class TorchOracle(EnergyOracle):

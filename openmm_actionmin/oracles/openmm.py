@@ -157,7 +157,9 @@ def build_native_obc2(
         raise OracleError(f"native OBC2 needs exactly one NonbondedForce in the System, found {len(nonbonded)}")
     nb = nonbonded[0]
     if nb.getNonbondedMethod() != openmm.NonbondedForce.NoCutoff:
-        raise OracleError("native OBC2 here supports NoCutoff systems only; build the System with nonbondedMethod=NoCutoff")
+        raise OracleError(
+            "native OBC2 here supports NoCutoff systems only; build the System with nonbondedMethod=NoCutoff"
+        )
     if topology.getNumAtoms() != system.getNumParticles():
         raise OracleError(
             f"topology has {topology.getNumAtoms()} atoms but the System has {system.getNumParticles()} particles"
@@ -336,7 +338,8 @@ class OpenMMOracle(EnergyOracle):
                 threads = int(props["Threads"]) if "Threads" in props else max(1, cpus // self.n_contexts)
             elif "Threads" in props and int(props["Threads"]) != int(threads):
                 raise OracleError(
-                    f"threads_per_context={threads} contradicts platform_properties['Threads']={props['Threads']}; give one"
+                    f"threads_per_context={threads} contradicts platform_properties['Threads']={props['Threads']}; "
+                    "give one"
                 )
             threads = int(threads)
             if threads < 1:
@@ -469,9 +472,7 @@ class OpenMMOracle(EnergyOracle):
             self.counters.nonfinite += int(nonfinite.any(axis=0).sum())
             self.counters.capped += int(bad.any(axis=0).sum())
             out[bad] = self.nonfinite_energy
-        return {
-            self.group_names[g]: torch.as_tensor(out[g], dtype=self.dtype, device=self.device) for g in groups
-        }
+        return {self.group_names[g]: torch.as_tensor(out[g], dtype=self.dtype, device=self.device) for g in groups}
 
     # -------------------------------------------------------------- lifetime
     def close(self) -> None:

@@ -117,7 +117,11 @@ class PairPotentialOracle(TorchOracle):
         self._cpu_chunk = max(1, (1 << 16) // (n * n))
         # one-component LJ (all pairs alike, no charges): scalar parameters, fewer temporaries
         self._uniform = None
-        if self._qq is None and bool((self._eps4 == self._eps4[0]).all()) and bool((self._sigma6 == self._sigma6[0]).all()):
+        if (
+            self._qq is None
+            and bool((self._eps4 == self._eps4[0]).all())
+            and bool((self._sigma6 == self._sigma6[0]).all())
+        ):
             self._uniform = (float(self._eps4[0]), float(self._sigma6[0]))
 
     @staticmethod
@@ -228,6 +232,10 @@ def binary_lennard_jones(
     )
 
 
-def lj_coulomb(charges: Sequence[float], *, sigma: float = 1.0, epsilon: float = 1.0, coulomb_k: float = 1.0, **kwargs) -> PairPotentialOracle:
+def lj_coulomb(
+    charges: Sequence[float], *, sigma: float = 1.0, epsilon: float = 1.0, coulomb_k: float = 1.0, **kwargs
+) -> PairPotentialOracle:
     """LJ + Coulomb cluster with per-atom charges (reduced units)."""
-    return PairPotentialOracle(len(charges), sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, **kwargs)
+    return PairPotentialOracle(
+        len(charges), sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, **kwargs
+    )

@@ -406,7 +406,9 @@ SYNTHETIC_FUNCTIONS: Dict[str, FunctionSpec] = {
             min_dim=2,
             paper_h=100.0,
         ),
-        _spec("expanded_schaffer_f6", expanded_schaffer_f6, 0.0, 100.0, f"F19, {_CHECKED} (cyclic pair x_D, x_1 included)"),
+        _spec(
+            "expanded_schaffer_f6", expanded_schaffer_f6, 0.0, 100.0, f"F19, {_CHECKED} (cyclic pair x_D, x_1 included)"
+        ),
         _spec("salomon", salomon, 0.0, 20.0, f"F26, {_CHECKED}"),
         _spec("xin_she_yang1", xin_she_yang1, 0.0, 2.0 * math.pi, f"F23, {_CHECKED}"),
         _spec("modified_xin_she_yang3", modified_xin_she_yang3, 0.0, 20.0, f"F29, {_CHECKED}"),
@@ -438,8 +440,8 @@ def parse_name(name: str) -> Tuple[FunctionSpec, bool]:
     """
     key = re.sub(r"[^a-z0-9]", "", str(name).lower())
     prefix = re.sub(r"[^a-z0-9]", "", ROTATED_PREFIX)
-    if key not in _ALIASES and key.startswith(prefix) and key[len(prefix):] in _ALIASES:
-        return SYNTHETIC_FUNCTIONS[_ALIASES[key[len(prefix):]]], True
+    if key not in _ALIASES and key.startswith(prefix) and key[len(prefix) :] in _ALIASES:
+        return SYNTHETIC_FUNCTIONS[_ALIASES[key[len(prefix) :]]], True
     return get_spec(name), False
 
 
@@ -559,11 +561,14 @@ class SyntheticOracle(TorchOracle):
         if rotation is not None:
             rot = torch.as_tensor(rotation, dtype=torch.float64).cpu()
             if tuple(rot.shape) != (self.dim, self.dim):
-                raise OracleError(f"rotation for {spec.name} must have shape [{self.dim}, {self.dim}], got {tuple(rot.shape)}")
+                raise OracleError(
+                    f"rotation for {spec.name} must have shape [{self.dim}, {self.dim}], got {tuple(rot.shape)}"
+                )
             error = float((rot.T @ rot - torch.eye(self.dim, dtype=torch.float64)).abs().max())
             if not error < 1e-4:
-                raise OracleError(f"rotation for {spec.name} is not orthogonal (max |R^T R - I| = {error:.3g}); "
-                                  "use random_rotation()")
+                raise OracleError(
+                    f"rotation for {spec.name} is not orthogonal (max |R^T R - I| = {error:.3g}); use random_rotation()"
+                )
             self.rotation = rot.to(device=self.device, dtype=dtype)
             # x*_U + R (x - o) = x*_U + (x - o) @ R^T: one batched product; exactly x*_U at x = o
             self._rotation_t = self.rotation.T.contiguous()
@@ -588,7 +593,10 @@ class SyntheticOracle(TorchOracle):
 
     def __repr__(self) -> str:
         shifted = bool((self.shift != 0).any())
-        return f"SyntheticOracle({self.name!r}, dim={self.dim}, shifted={shifted}, dtype={self.dtype}, device={self.device})"
+        return (
+            f"SyntheticOracle({self.name!r}, dim={self.dim}, shifted={shifted}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
 
 
 #: Seed of the rotation that :func:`make_function` draws for a ``rotated_`` name by default.

@@ -185,7 +185,9 @@ def validate_oracle(
         rel = (fd - analytic).abs() / torch.clamp(analytic.abs(), min=1.0)
         worst = max(worst, float(rel.max()))
     report.max_fd_rel_error = worst
-    _check(worst <= fd_rtol, f"{name}: finite differences disagree with forces (relative error {worst:.3e} > {fd_rtol})")
+    _check(
+        worst <= fd_rtol, f"{name}: finite differences disagree with forces (relative error {worst:.3e} > {fd_rtol})"
+    )
 
     # batch equals loop
     loop_e = torch.cat([oracle.energy_and_forces(x[i : i + 1])[0] for i in range(b)])
@@ -213,7 +215,10 @@ def validate_oracle(
         _check(bool(torch.isfinite(re).all()), f"{name}: non-finite transformed energy on random configurations")
         _check(bool(torch.isfinite(rf).all()), f"{name}: non-finite transformed forces on random configurations")
         raw = oracle.energy(random_x, transform=None)
-        _check(bool((raw <= cap).all()), f"{name}: raw energy {float(raw.max()):.3e} above the cap {cap:g} on random configurations")
+        _check(
+            bool((raw <= cap).all()),
+            f"{name}: raw energy {float(raw.max()):.3e} above the cap {cap:g} on random configurations",
+        )
         report.n_random_checked = int(re.shape[0])
 
     # a pair of atoms closing in: finite, capped, and (for a given pair) never decreasing

@@ -292,8 +292,9 @@ class ActionTrainer:
         for name, p in self.model.named_parameters():
             if name == "c" and cfg.offset_lr is not None:
                 groups["offset"].append(p)
-            elif name == self.TRANSLATION_PARAMETER and (cfg.translation_region_power > 0
-                                                         or cfg.translation_update == "isotropic"):
+            elif name == self.TRANSLATION_PARAMETER and (
+                cfg.translation_region_power > 0 or cfg.translation_update == "isotropic"
+            ):
                 groups["translation"].append(p)
             elif name in self.PLACEMENT_PARAMETERS and cfg.placement_lr is not None:
                 groups["placement"].append(p)
@@ -313,7 +314,7 @@ class ActionTrainer:
         (``radius`` defaults to the trust region's)."""
         base = self.config.placement_lr if self.config.placement_lr is not None else self.config.lr
         radius = self.region_radius if radius is None else radius
-        return base * radius ** self.config.translation_region_power
+        return base * radius**self.config.translation_region_power
 
     def _refresh_translation_lr(self) -> None:
         """Set the translation group's rate (if there is one) to :meth:`_translation_lr`."""
@@ -454,7 +455,10 @@ class ActionTrainer:
         finite = energy[energy < self.oracle.nonfinite_energy].double()
         if finite.numel() < 2:
             finite = energy.double()
-        q25, q50, q75 = (float(v) for v in torch.quantile(finite, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=finite.device)))
+        q25, q50, q75 = (
+            float(v)
+            for v in torch.quantile(finite, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=finite.device))
+        )
         iqr = max(q75 - q25, 1e-12)
         return FiniteEnergy(threshold=q50 + 5.0 * iqr, scale=iqr)
 
@@ -510,8 +514,15 @@ class ActionTrainer:
             loss = torch.mean((self._f(s[idx]) - y[idx]) ** 2)
             self._step(loss)
             loss_value = float(loss.detach())
-        return {"trajectory_loss": float("nan"), "regression_loss": loss_value, "grad_match_loss": float("nan"),
-                "box_penalty": 0.0, "descent_steps": 0, "descent_converged": False, "path_points": 0}
+        return {
+            "trajectory_loss": float("nan"),
+            "regression_loss": loss_value,
+            "grad_match_loss": float("nan"),
+            "box_penalty": 0.0,
+            "descent_steps": 0,
+            "descent_converged": False,
+            "path_points": 0,
+        }
 
     def _round(self) -> Dict[str, float]:
         cfg = self.config
@@ -544,7 +555,7 @@ class ActionTrainer:
                     sg = s_path.detach().requires_grad_(True)
                     f_path = self._f(sg)
                     (grad_f,) = torch.autograd.grad(f_path.sum(), sg, create_graph=True)
-                    denom = (g_path ** 2).sum(dim=1).mean().clamp_min(1e-12)
+                    denom = (g_path**2).sum(dim=1).mean().clamp_min(1e-12)
                     gm_loss = ((grad_f - g_path) ** 2).sum(dim=1).mean() / denom
                     loss = loss + cfg.grad_match_weight * gm_loss
                     gm = float(gm_loss.detach())
@@ -563,14 +574,17 @@ class ActionTrainer:
                 loss = loss + cfg.box_penalty_weight * box_loss
                 box = float(box_loss.detach())
             self._step(loss)
-        info.update(trajectory_loss=traj, regression_loss=reg, grad_match_loss=gm,
-                    box_penalty=0.0 if box_point is None else box)
+        info.update(
+            trajectory_loss=traj, regression_loss=reg, grad_match_loss=gm, box_penalty=0.0 if box_point is None else box
+        )
         return info
 
     def _penalty_bounds(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Scaled bounds ``([d], [d])`` that the model's minimiser is held in: the box ``[-1, 1]^d``,
         or the trust region widened ``region_penalty`` times once a region exists."""
-        if self.config.region_penalty > 0 and self.region_center is not None:  # a centre exists only with region="trust"
+        if (
+            self.config.region_penalty > 0 and self.region_center is not None
+        ):  # a centre exists only with region="trust"
             lo, hi = self._region_bounds(self.config.region_penalty)
             return self._to_scaled(lo), self._to_scaled(hi)
         ones = torch.ones(self.dim, dtype=self.model_dtype, device=self.device)
@@ -616,7 +630,11 @@ class ActionTrainer:
                     s_star = self.model.minimizer(tol=1e3 * cfg.minimizer_tol, max_iter=5 * cfg.minimizer_max_iter)
             except PLNetInverseError:
                 self._fallback = 2
-                start = self.last_minimizer if self.last_minimizer is not None else torch.zeros(self.dim, device=self.device)
+                start = (
+                    self.last_minimizer
+                    if self.last_minimizer is not None
+                    else torch.zeros(self.dim, device=self.device)
+                )
                 with self.model.frozen():
                     path = descend(self._f, start.reshape(1, -1).to(self.model_dtype), DescentConfig(max_steps=2000))
                 s_star = path.final[0]
@@ -629,7 +647,9 @@ class ActionTrainer:
             from .local import minimize_batch
 
             x = self.space.to_config(z.reshape(1, -1).to(self.space_dtype)).detach()
-            q = minimize_batch(self.oracle, x, "lbfgs", fmax=cfg.polish_fmax, max_steps=cfg.polish_steps, num_threads=None)
+            q = minimize_batch(
+                self.oracle, x, "lbfgs", fmax=cfg.polish_fmax, max_steps=cfg.polish_steps, num_threads=None
+            )
             e_q = float(q.energy[0])
             if e_q < energy:
                 return self.space.from_config(q.x.to(self.space_dtype))[0].to(z.device), e_q
@@ -722,7 +742,9 @@ class ActionTrainer:
             "round": self.round,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "translation_optimizer": None if self.translation_optimizer is None else self.translation_optimizer.state_dict(),
+            "translation_optimizer": None
+            if self.translation_optimizer is None
+            else self.translation_optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "transform": None if self.transform is None else dataclasses.asdict(self.transform),
@@ -759,7 +781,10 @@ class ActionTrainer:
         # optimizer states are copied onto the parameters' device by load_state_dict
         state = checkpoints.load(path, self._identity())
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to start afresh")
+            raise ValueError(
+                f"checkpoint {path} has version {state.get('version')}, expected {CHECKPOINT_VERSION}; delete it to "
+                "start afresh"
+            )
         if state["seed"] != self.config.seed or state["dim"] != self.dim or state["method"] != self.config.method_name:
             raise ValueError(
                 f"checkpoint {path} belongs to another run (seed {state['seed']}, dim {state['dim']}, "
@@ -850,9 +875,16 @@ class ActionTrainer:
                 self._round_s = time.perf_counter() - t_round
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(best=f"{self.best['energy']:.4g}", cand=f"{self.history[-1]['candidate_energy']:.4g}")
-                if ckpt is not None and (self.round % cfg.checkpoint_every == 0 or (
-                        cfg.checkpoint_interval_s is not None and time.perf_counter() - last_save >= cfg.checkpoint_interval_s)):
+                    bar.set_postfix(
+                        best=f"{self.best['energy']:.4g}", cand=f"{self.history[-1]['candidate_energy']:.4g}"
+                    )
+                if ckpt is not None and (
+                    self.round % cfg.checkpoint_every == 0
+                    or (
+                        cfg.checkpoint_interval_s is not None
+                        and time.perf_counter() - last_save >= cfg.checkpoint_interval_s
+                    )
+                ):
                     self.save_checkpoint(ckpt)
                     last_save = time.perf_counter()
         finally:

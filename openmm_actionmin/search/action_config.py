@@ -42,8 +42,12 @@ BOWL_MODEL: Dict[str, Any] = {
 #: benchmark's ``action``): :data:`BOWL_MODEL` with starts and fresh samples drawn from a trust
 #: region around the best candidate, a translation rate that shrinks with the region, and the
 #: minimiser held in the region by the box penalty. See ``docs/decisions.md``.
-SYNTHETIC_ACTION: Dict[str, Any] = {**BOWL_MODEL, "region": "trust", "translation_region_power": 0.5,
-                                    "region_penalty": 1.0}
+SYNTHETIC_ACTION: Dict[str, Any] = {
+    **BOWL_MODEL,
+    "region": "trust",
+    "translation_region_power": 0.5,
+    "region_penalty": 1.0,
+}
 
 
 @dataclasses.dataclass
@@ -237,12 +241,16 @@ class ActionConfig:
         if self.max_rounds is not None and self.max_rounds < 0:
             raise ValueError(f"ActionConfig.max_rounds must be >= 0, got {self.max_rounds}")
         if self.orthogonal not in ("auto", "cayley", "householder"):
-            raise ValueError(f"ActionConfig.orthogonal must be 'auto', 'cayley' or 'householder', got {self.orthogonal!r}")
+            raise ValueError(
+                f"ActionConfig.orthogonal must be 'auto', 'cayley' or 'householder', got {self.orthogonal!r}"
+            )
         for name in ("action_weight", "grad_match_weight", "fresh_weight", "box_penalty_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ActionConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.action_weight == 0 and self.grad_match_weight == 0 and self.fresh_weight == 0:
-            raise ValueError("ActionConfig: action_weight, grad_match_weight and fresh_weight are all 0; nothing to train")
+            raise ValueError(
+                "ActionConfig: action_weight, grad_match_weight and fresh_weight are all 0; nothing to train"
+            )
         if self.n_starts < 1 or self.fresh_batch < 1 or self.warm_start_samples < 2:
             raise ValueError("ActionConfig: n_starts and fresh_batch must be >= 1 and warm_start_samples >= 2")
         if self.region not in ("box", "trust"):
@@ -250,21 +258,33 @@ class ActionConfig:
         if self.region_shape not in ("cube", "ball"):
             raise ValueError(f"ActionConfig.region_shape must be 'cube' or 'ball', got {self.region_shape!r}")
         if self.translation_update not in ("adam", "isotropic"):
-            raise ValueError(f"ActionConfig.translation_update must be 'adam' or 'isotropic', got {self.translation_update!r}")
-        if not 0 < self.region_shrink < 1 or (self.region_patience is not None and self.region_patience < 1) or not 0 < self.region_min <= 1:
-            raise ValueError("ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]")
+            raise ValueError(
+                f"ActionConfig.translation_update must be 'adam' or 'isotropic', got {self.translation_update!r}"
+            )
+        if (
+            not 0 < self.region_shrink < 1
+            or (self.region_patience is not None and self.region_patience < 1)
+            or not 0 < self.region_min <= 1
+        ):
+            raise ValueError(
+                "ActionConfig: region_shrink must be in (0, 1), region_patience >= 1 and region_min in (0, 1]"
+            )
         if isinstance(self.region_penalty, bool):
             self.region_penalty = float(self.region_penalty)  # True: the trust region itself (factor 1)
         if self.region_penalty < 0:
             raise ValueError(f"ActionConfig.region_penalty must be >= 0 (0: off), got {self.region_penalty}")
         if self.region_penalty > 0 and self.region != "trust":
-            raise ValueError("ActionConfig.region_penalty needs region='trust' (with region='box' there is no "
-                             "trust region to hold the minimiser in); set region='trust' or region_penalty=0")
+            raise ValueError(
+                "ActionConfig.region_penalty needs region='trust' (with region='box' there is no "
+                "trust region to hold the minimiser in); set region='trust' or region_penalty=0"
+            )
         if self.translation_region_power < 0:
             raise ValueError(f"ActionConfig.translation_region_power must be >= 0, got {self.translation_region_power}")
         if self.select_smoothing < 0 or self.select_samples < 1:
-            raise ValueError(f"ActionConfig: select_smoothing must be >= 0 and select_samples >= 1, got "
-                             f"{self.select_smoothing} and {self.select_samples}")
+            raise ValueError(
+                f"ActionConfig: select_smoothing must be >= 0 and select_samples >= 1, got "
+                f"{self.select_smoothing} and {self.select_samples}"
+            )
         if self.polish_method not in ("adam", "lbfgs"):
             raise ValueError(f"ActionConfig.polish_method must be 'adam' or 'lbfgs', got {self.polish_method!r}")
         if self.placement_lr is not None and not self.placement_lr > 0:

@@ -85,7 +85,11 @@ class _Tracker:
         if not force and now - self._last_row < self.history_every_s:
             return
         self._last_row = now
-        row: Dict[str, Any] = {"wall_s": round(now, 4), "force_calls": self.force_calls(), "best_energy": self.best_energy}
+        row: Dict[str, Any] = {
+            "wall_s": round(now, 4),
+            "force_calls": self.force_calls(),
+            "best_energy": self.best_energy,
+        }
         if self.reference is not None:
             row["best_distance"] = self.distance(self.best_z)
         row.update(extra)
@@ -231,7 +235,9 @@ def adam_multistart(
     if best_lr is None:
         e = _energy(system, starts[:1], tracker)
         best_e, best_z = float(e[0]), starts[0]
-    return tracker.result("adam", seed, best_z, best_e, {"best_lr": best_lr, "steps_per_lr": steps_run, "config": dataclasses.asdict(cfg)})
+    return tracker.result(
+        "adam", seed, best_z, best_e, {"best_lr": best_lr, "steps_per_lr": steps_run, "config": dataclasses.asdict(cfg)}
+    )
 
 
 # ------------------------------------------------------------ random only
@@ -353,7 +359,9 @@ def scipy_basinhopping(
     from scipy.optimize import basinhopping
 
     if system.is_atomic:
-        return _scipy_cluster_basinhopping(system, budget_s, seed, _make_config(ScipyClusterBasinHoppingConfig, config, kwargs))
+        return _scipy_cluster_basinhopping(
+            system, budget_s, seed, _make_config(ScipyClusterBasinHoppingConfig, config, kwargs)
+        )
     cfg = _make_config(ScipyBasinHoppingConfig, config, kwargs)
     tracker = _Tracker(system, budget_s)
     space = system.space
@@ -383,8 +391,12 @@ def scipy_basinhopping(
                 x0,
                 niter=10**9,
                 T=cfg.temperature,
-                minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "bounds": list(zip(lower, upper)),
-                                  "options": {"maxiter": cfg.local_maxiter}},
+                minimizer_kwargs={
+                    "method": "L-BFGS-B",
+                    "jac": True,
+                    "bounds": list(zip(lower, upper)),
+                    "options": {"maxiter": cfg.local_maxiter},
+                },
                 take_step=step,
                 callback=callback,
                 rng=rng,
@@ -395,12 +407,23 @@ def scipy_basinhopping(
     if tracker.best_z is None:
         _energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, quenches=quenches[0], stepsize=step.stepsize)
-    return tracker.result("scipy_basinhopping", seed, tracker.best_z, tracker.best_energy,
-                          {"quenches": quenches[0], "restarts": restarts, "final_stepsize": step.stepsize,
-                           "config": dataclasses.asdict(cfg)})
+    return tracker.result(
+        "scipy_basinhopping",
+        seed,
+        tracker.best_z,
+        tracker.best_energy,
+        {
+            "quenches": quenches[0],
+            "restarts": restarts,
+            "final_stepsize": step.stepsize,
+            "config": dataclasses.asdict(cfg),
+        },
+    )
 
 
-def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg: ScipyClusterBasinHoppingConfig) -> Result:
+def _scipy_cluster_basinhopping(
+    system: System, budget_s: float, seed: int, cfg: ScipyClusterBasinHoppingConfig
+) -> Result:
     """:func:`scipy_basinhopping` on a cluster (see there)."""
     from scipy.optimize import basinhopping
 
@@ -427,9 +450,16 @@ def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg:
                 x0 = system.start_positions.detach().reshape(-1).cpu().numpy().astype(np.float64)
             else:
                 x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
-            basinhopping(fun, x0, niter=10**9, T=cfg.temperature, stepsize=cfg.step_size,
-                         minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": options},
-                         callback=callback, rng=rng)
+            basinhopping(
+                fun,
+                x0,
+                niter=10**9,
+                T=cfg.temperature,
+                stepsize=cfg.step_size,
+                minimizer_kwargs={"method": "L-BFGS-B", "jac": True, "options": options},
+                callback=callback,
+                rng=rng,
+            )
             state["restarts"] += 1
     except _BudgetExhausted:
         pass
@@ -437,10 +467,21 @@ def _scipy_cluster_basinhopping(system: System, budget_s: float, seed: int, cfg:
         _energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, quenches=state["quenches"])
     success = None if target is None else bool(tracker.best_energy <= target + cfg.target_tolerance)
-    return tracker.result("scipy_basinhopping", seed, tracker.best_z, tracker.best_energy,
-                          {"quenches": state["quenches"], "restarts": state["restarts"], "success": success,
-                           "target_energy": target, "time_to_target_s": state["time_to_target_s"],
-                           "force_calls_to_target": state["force_calls_to_target"], "config": dataclasses.asdict(cfg)})
+    return tracker.result(
+        "scipy_basinhopping",
+        seed,
+        tracker.best_z,
+        tracker.best_energy,
+        {
+            "quenches": state["quenches"],
+            "restarts": state["restarts"],
+            "success": success,
+            "target_energy": target,
+            "time_to_target_s": state["time_to_target_s"],
+            "force_calls_to_target": state["force_calls_to_target"],
+            "config": dataclasses.asdict(cfg),
+        },
+    )
 
 
 # ------------------------------------------------------------------ CMA-ES
@@ -460,7 +501,9 @@ class CMAESConfig:
     ipop_factor: float = 2.0
 
 
-def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAESConfig] = None, **kwargs: Any) -> Result:
+def cma_es(
+    system: System, budget_s: float, seed: int = 0, config: Optional[CMAESConfig] = None, **kwargs: Any
+) -> Result:
     """CMA-ES in the box (``cma`` package, bound transform) with IPOP restarts.
 
     Each generation is evaluated as one batch. The budget is checked every
@@ -490,8 +533,13 @@ def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAE
     restarts = generations = 0
     while not tracker.out_of_time():
         x0 = space.sample(1, generator=gen)[0].cpu().numpy().astype(np.float64)
-        opts = {"bounds": [lower.tolist(), upper.tolist()], "seed": int(seed) * 1000 + restarts + 1,
-                "verbose": -9, "verb_log": 0, "verb_disp": 0}
+        opts = {
+            "bounds": [lower.tolist(), upper.tolist()],
+            "seed": int(seed) * 1000 + restarts + 1,
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+        }
         if popsize is not None:
             opts["popsize"] = int(popsize)
         es = cma.CMAEvolutionStrategy(x0, sigma0, opts)
@@ -507,8 +555,13 @@ def cma_es(system: System, budget_s: float, seed: int = 0, config: Optional[CMAE
     if tracker.best_z is None:
         _energy(system, space.sample(1, generator=gen), tracker)
     tracker.row(force=True, restart=restarts)
-    return tracker.result("cma", seed, tracker.best_z, tracker.best_energy,
-                          {"restarts": restarts, "generations": generations, "config": dataclasses.asdict(cfg)})
+    return tracker.result(
+        "cma",
+        seed,
+        tracker.best_z,
+        tracker.best_energy,
+        {"restarts": restarts, "generations": generations, "config": dataclasses.asdict(cfg)},
+    )
 
 
 #: The baselines by benchmark name.

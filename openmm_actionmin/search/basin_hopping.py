@@ -53,8 +53,19 @@ from .compression import CompressedOracle, TwoPhaseQuench
 from .hopping import BasinHoppingLoop, LoopSettings
 from .lattices import LJ_NN, MOTIFS, lattice_starts as make_lattice_starts
 from .local import torch_threads
-from .steps import (AdaptiveStepSize, BatchPolish, BatchQuench, ClusterProposal, ClusterStep, Container, ExchangeMove,
-                    GoWithTheWinners, Metropolis, MinimaDatabase, OccasionalJumping)
+from .steps import (
+    AdaptiveStepSize,
+    BatchPolish,
+    BatchQuench,
+    ClusterProposal,
+    ClusterStep,
+    Container,
+    ExchangeMove,
+    GoWithTheWinners,
+    Metropolis,
+    MinimaDatabase,
+    OccasionalJumping,
+)
 
 
 @dataclasses.dataclass
@@ -190,8 +201,9 @@ class BasinHoppingConfig:
         if self.reseed_interval < 0 or not 0 < self.reseed_fraction <= 1 or self.reseed_pool < 1:
             raise ValueError("reseed_interval must be >= 0, reseed_fraction in (0, 1] and reseed_pool >= 1")
         if not self.compression >= 0 or not self.compression_fmax > 0:
-            raise ValueError(f"compression must be >= 0 and compression_fmax > 0, got {self.compression} and "
-                             f"{self.compression_fmax}")
+            raise ValueError(
+                f"compression must be >= 0 and compression_fmax > 0, got {self.compression} and {self.compression_fmax}"
+            )
         if not 0 <= self.angular_prob <= 1:
             raise ValueError(f"angular_prob must be in [0, 1], got {self.angular_prob}")
         if self.exchange_prob is not None and not 0 <= self.exchange_prob <= 1:
@@ -199,11 +211,14 @@ class BasinHoppingConfig:
         if not 0 <= self.symmetry_prob <= 1:
             raise ValueError(f"symmetry_prob must be in [0, 1], got {self.symmetry_prob}")
         if self.jump_after < 0 or self.jump_hops < 1:
-            raise ValueError(f"jump_after must be >= 0 (0: no jumps) and jump_hops >= 1, got {self.jump_after} and "
-                             f"{self.jump_hops}")
+            raise ValueError(
+                f"jump_after must be >= 0 (0: no jumps) and jump_hops >= 1, got {self.jump_after} and {self.jump_hops}"
+            )
         if not 0 <= self.lattice_starts <= self.n_walkers or self.lattice_restarts < 1:
-            raise ValueError(f"lattice_starts must be in [0, n_walkers={self.n_walkers}] and lattice_restarts >= 1, "
-                             f"got {self.lattice_starts} and {self.lattice_restarts}")
+            raise ValueError(
+                f"lattice_starts must be in [0, n_walkers={self.n_walkers}] and lattice_restarts >= 1, "
+                f"got {self.lattice_starts} and {self.lattice_restarts}"
+            )
         if self.budget_s is None and self.max_steps is None and self.max_force_calls is None:
             raise ValueError("basin hopping needs a limit: set budget_s, max_steps or max_force_calls")
 
@@ -285,14 +300,19 @@ def _default_step(system: System, cfg: BasinHoppingConfig) -> ClusterStep:
     if prob is None:
         prob = DEFAULT_EXCHANGE_PROB if multi else 0.0
     if prob > 0 and not multi:
-        raise ValueError(f"exchange_prob={prob}: {system.name} has one atom type, so there is nothing to exchange; "
-                         "leave exchange_prob unset or 0")
+        raise ValueError(
+            f"exchange_prob={prob}: {system.name} has one atom type, so there is nothing to exchange; "
+            "leave exchange_prob unset or 0"
+        )
     exchange = ExchangeMove(system.types) if prob > 0 else None
     if cfg.symmetry_prob > 0 and multi:
-        raise ValueError(f"symmetry_prob={cfg.symmetry_prob}: symmetry moves do not yet tell atom types apart, and "
-                         f"{system.name} has several; leave symmetry_prob at 0")
-    return ClusterStep(angular_prob=cfg.angular_prob, exchange_prob=prob, exchange=exchange,
-                       symmetry_prob=cfg.symmetry_prob)
+        raise ValueError(
+            f"symmetry_prob={cfg.symmetry_prob}: symmetry moves do not yet tell atom types apart, and "
+            f"{system.name} has several; leave symmetry_prob at 0"
+        )
+    return ClusterStep(
+        angular_prob=cfg.angular_prob, exchange_prob=prob, exchange=exchange, symmetry_prob=cfg.symmetry_prob
+    )
 
 
 def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -> Result:
@@ -310,7 +330,11 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
         if cfg.jump_after > 0:
             acceptance = OccasionalJumping(acceptance, cfg.jump_after, cfg.jump_hops)
     step_rule = step_rule or AdaptiveStepSize(target=cfg.target_acceptance, interval=cfg.adapt_interval)
-    database = database if database is not None else MinimaDatabase(cfg.database_size, types=system.types if is_multicomponent(system) else None)
+    database = (
+        database
+        if database is not None
+        else MinimaDatabase(cfg.database_size, types=system.types if is_multicomponent(system) else None)
+    )
     radius = Container.default_radius(n) if cfg.container_radius is None else float(cfg.container_radius)
     container = Container(radius) if radius > 0 else None
     target = cfg.target_energy if cfg.target_energy is not None else system.reference_energy
@@ -328,48 +352,111 @@ def _basin_hopping(system, cfg, starts, step, acceptance, step_rule, database) -
         if starts is not None:
             s = oracle.as_batch(starts).detach().to(device=dev, dtype=torch.float64)
             if s.shape[0] > b:
-                raise ValueError(f"got {s.shape[0]} starts for {b} walkers; pass at most n_walkers starts or raise n_walkers")
+                raise ValueError(
+                    f"got {s.shape[0]} starts for {b} walkers; pass at most n_walkers starts or raise n_walkers"
+                )
             x_start[: s.shape[0]] = s
             given = s.shape[0]
         if cfg.lattice_starts > 0 and given < b:
             # the lattice search may use at most half of the budget
             lat_deadline = None if cfg.budget_s is None else t_entry + 0.5 * cfg.budget_s
-            lat = make_lattice_starts(n, min(cfg.lattice_starts, b - given), gen, motifs=cfg.lattice_motifs,
-                                      restarts=cfg.lattice_restarts, nn=cfg.lattice_nn, deadline=lat_deadline)
+            lat = make_lattice_starts(
+                n,
+                min(cfg.lattice_starts, b - given),
+                gen,
+                motifs=cfg.lattice_motifs,
+                restarts=cfg.lattice_restarts,
+                nn=cfg.lattice_nn,
+                deadline=lat_deadline,
+            )
             x_start[given : given + lat.shape[0]] = lat.to(device=dev)
         if container is not None:
             x_start = container.pull_back(x_start)
         x_start = list(x_start.unbind(0))
 
-    proposal = ClusterProposal(step, b, cfg.step_size, sample, gen, step_rule if cfg.adaptive_step else None, container, dev)
-    quench = BatchQuench(oracle, b, cfg.quench_method, container, gen, fmax=cfg.quench_fmax,
-                         max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step)
+    proposal = ClusterProposal(
+        step, b, cfg.step_size, sample, gen, step_rule if cfg.adaptive_step else None, container, dev
+    )
+    quench = BatchQuench(
+        oracle,
+        b,
+        cfg.quench_method,
+        container,
+        gen,
+        fmax=cfg.quench_fmax,
+        max_steps=cfg.quench_max_steps,
+        max_step=cfg.quench_max_step,
+    )
     if cfg.compression > 0:
-        quench = TwoPhaseQuench(BatchQuench(CompressedOracle(oracle, cfg.compression), b, cfg.quench_method, None, gen,
-                                            fmax=cfg.compression_fmax, max_steps=cfg.quench_max_steps,
-                                            max_step=cfg.quench_max_step), quench)
-    polish = BatchPolish(oracle, cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps,
-                         max_step=cfg.quench_max_step)
-    restart = GoWithTheWinners(cfg.reseed_interval, cfg.reseed_fraction, cfg.reseed_pool, dev) if cfg.reseed_interval > 0 else None
+        quench = TwoPhaseQuench(
+            BatchQuench(
+                CompressedOracle(oracle, cfg.compression),
+                b,
+                cfg.quench_method,
+                None,
+                gen,
+                fmax=cfg.compression_fmax,
+                max_steps=cfg.quench_max_steps,
+                max_step=cfg.quench_max_step,
+            ),
+            quench,
+        )
+    polish = BatchPolish(
+        oracle, cfg.quench_method, fmax=cfg.polish_fmax, max_steps=cfg.quench_max_steps, max_step=cfg.quench_max_step
+    )
+    restart = (
+        GoWithTheWinners(cfg.reseed_interval, cfg.reseed_fraction, cfg.reseed_pool, dev)
+        if cfg.reseed_interval > 0
+        else None
+    )
     keys = ("wall_s", "best_energy", "hops", "force_calls", "acceptance")
 
     def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if event == "sweep":
-            return {**{k: info[k] for k in keys}, "mean_step_size": float(proposal.step_size.mean()),
-                    "distinct_minima": info["distinct_minima"]}
+            return {
+                **{k: info[k] for k in keys},
+                "mean_step_size": float(proposal.step_size.mean()),
+                "distinct_minima": info["distinct_minima"],
+            }
         if event == "end":  # the search's wall time and force calls, the polished energy
-            return {**{k: info[k] for k in keys}, "wall_s": info["search_wall_s"], "force_calls": info["search_force_calls"],
-                    "mean_step_size": float(proposal.step_size.mean()), "distinct_minima": info["distinct_minima"]}
+            return {
+                **{k: info[k] for k in keys},
+                "wall_s": info["search_wall_s"],
+                "force_calls": info["search_force_calls"],
+                "mean_step_size": float(proposal.step_size.mean()),
+                "distinct_minima": info["distinct_minima"],
+            }
         return None
 
     settings = LoopSettings(
-        budget_s=cfg.budget_s, max_steps=cfg.max_steps, max_force_calls=cfg.max_force_calls, target_energy=target,
-        target_tolerance=cfg.target_tolerance, stop_at_target=cfg.stop_at_target, sweep_rows=True,
-        checkpoint_path=None if ckpt is None else str(ckpt), checkpoint_interval_s=cfg.checkpoint_interval_s,
-        resume=cfg.resume, identity=identity, progress=cfg.progress, label=f"basin hopping {system.name}")
-    loop = BasinHoppingLoop(starts=x_start, n_walkers=b, step=proposal, quench=quench, acceptance=acceptance, storage=database,
-                            generator=gen, force_calls=lambda: oracle.counters.force_calls, settings=settings,
-                            restart=restart, polish=polish, history_row=history_row)
+        budget_s=cfg.budget_s,
+        max_steps=cfg.max_steps,
+        max_force_calls=cfg.max_force_calls,
+        target_energy=target,
+        target_tolerance=cfg.target_tolerance,
+        stop_at_target=cfg.stop_at_target,
+        sweep_rows=True,
+        checkpoint_path=None if ckpt is None else str(ckpt),
+        checkpoint_interval_s=cfg.checkpoint_interval_s,
+        resume=cfg.resume,
+        identity=identity,
+        progress=cfg.progress,
+        label=f"basin hopping {system.name}",
+    )
+    loop = BasinHoppingLoop(
+        starts=x_start,
+        n_walkers=b,
+        step=proposal,
+        quench=quench,
+        acceptance=acceptance,
+        storage=database,
+        generator=gen,
+        force_calls=lambda: oracle.counters.force_calls,
+        settings=settings,
+        restart=restart,
+        polish=polish,
+        history_row=history_row,
+    )
     out = loop.run(spent_s=time.perf_counter() - t_entry)
     success = None if target is None else bool(out.energy <= target + cfg.target_tolerance)
     return Result(

@@ -39,8 +39,14 @@ class CompressedOracle(EnergyOracle):
             raise ValueError("compression needs an atomic oracle ([B, N, 3])")
         if not float(k) > 0:
             raise ValueError(f"the compression spring constant must be positive, got {k}")
-        super().__init__(n_atoms=base.n_atoms, units=base.units, dtype=base.dtype, device=base.device,
-                         transform=base.transform, nonfinite_energy=base.nonfinite_energy)
+        super().__init__(
+            n_atoms=base.n_atoms,
+            units=base.units,
+            dtype=base.dtype,
+            device=base.device,
+            transform=base.transform,
+            nonfinite_energy=base.nonfinite_energy,
+        )
         self.base = base
         self.k = float(k)
 
@@ -52,7 +58,7 @@ class CompressedOracle(EnergyOracle):
         energy, forces = self.base.energy_and_forces(x, transform=None)
         offset = x - x.mean(dim=1, keepdim=True)
         capped = (energy >= self.base.nonfinite_energy).reshape(-1, 1, 1)
-        energy = energy + self.k * (offset ** 2).sum(dim=(1, 2))
+        energy = energy + self.k * (offset**2).sum(dim=(1, 2))
         return energy, torch.where(capped, torch.zeros_like(forces), forces - 2.0 * self.k * offset)
 
 

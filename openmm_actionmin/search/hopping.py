@@ -288,8 +288,10 @@ class BasinHoppingLoop:
     def _load(self, state: Dict[str, Any]) -> None:
         if len(state["walkers"]) != self.n_walkers:
             raise checkpoints.CheckpointMismatch(
-                f"checkpoint {self.settings.checkpoint_path} has {len(state['walkers'])} walkers, this run {self.n_walkers}; "
-                f"use n_walkers={len(state['walkers'])}, delete the file or choose another checkpoint path")
+                f"checkpoint {self.settings.checkpoint_path} has {len(state['walkers'])} walkers, this run "
+                f"{self.n_walkers}; "
+                f"use n_walkers={len(state['walkers'])}, delete the file or choose another checkpoint path"
+            )
         self.walkers = [Walker(w["index"], w["x"], w["energy"], w["hops"], list(w["starts"])) for w in state["walkers"]]
         self.best_x, self.best_e = state["best_x"], state["best_e"]
         self.hops, self.accepted = state["hops"], state["accepted"]
@@ -307,24 +309,46 @@ class BasinHoppingLoop:
             self.load_extra(state.get("extra", {}))
 
     def _pieces(self) -> List[Tuple[str, Any]]:
-        named = (("step", self.step), ("quench", self.quench), ("acceptance", self.acceptance), ("restart", self.restart),
-                 ("polish", self.polish))
-        return [(k, p) for k, p in named if p is not None and hasattr(p, "state_dict") and hasattr(p, "load_state_dict")]
+        named = (
+            ("step", self.step),
+            ("quench", self.quench),
+            ("acceptance", self.acceptance),
+            ("restart", self.restart),
+            ("polish", self.polish),
+        )
+        return [
+            (k, p) for k, p in named if p is not None and hasattr(p, "state_dict") and hasattr(p, "load_state_dict")
+        ]
 
     def _save(self) -> None:
         s = self.settings
         if s.checkpoint_path is None:
             return
-        checkpoints.save(Path(s.checkpoint_path), identity=s.identity, state={
-            "walkers": [{"index": w.index, "x": w.x, "energy": w.energy, "hops": w.hops, "starts": w.starts}
-                        for w in self.walkers],
-            "best_x": self.best_x, "best_e": self.best_e, "hops": self.hops, "accepted": self.accepted,
-            "history": self.history, "t_target": self.t_target, "calls_target": self.calls_target,
-            "counters": self.counters, "elapsed_s": self.elapsed(), "force_calls": self.calls(),
-            "started": self.started, "storage": self.storage.state_dict(), "generator": self.generator.get_state(),
-            "pieces": {name: piece.state_dict() for name, piece in self._pieces()},
-            "extra": self.save_extra() if self.save_extra is not None else {},
-        })
+        checkpoints.save(
+            Path(s.checkpoint_path),
+            identity=s.identity,
+            state={
+                "walkers": [
+                    {"index": w.index, "x": w.x, "energy": w.energy, "hops": w.hops, "starts": w.starts}
+                    for w in self.walkers
+                ],
+                "best_x": self.best_x,
+                "best_e": self.best_e,
+                "hops": self.hops,
+                "accepted": self.accepted,
+                "history": self.history,
+                "t_target": self.t_target,
+                "calls_target": self.calls_target,
+                "counters": self.counters,
+                "elapsed_s": self.elapsed(),
+                "force_calls": self.calls(),
+                "started": self.started,
+                "storage": self.storage.state_dict(),
+                "generator": self.generator.get_state(),
+                "pieces": {name: piece.state_dict() for name, piece in self._pieces()},
+                "extra": self.save_extra() if self.save_extra is not None else {},
+            },
+        )
 
     def elapsed(self) -> float:
         """Seconds of the run so far (elapsed before a resume included)."""
@@ -335,9 +359,16 @@ class BasinHoppingLoop:
         return self.calls_before + self.force_calls() - self.calls0
 
     def _info(self, energy: float = math.nan, accepted: Optional[bool] = None) -> Dict[str, Any]:
-        return {"wall_s": self.elapsed(), "best_energy": self.best_e, "energy": energy, "accepted": accepted,
-                "hops": self.hops, "force_calls": self.calls(), "acceptance": self.accepted / max(self.hops, 1),
-                "distinct_minima": len(self.storage)}
+        return {
+            "wall_s": self.elapsed(),
+            "best_energy": self.best_e,
+            "energy": energy,
+            "accepted": accepted,
+            "hops": self.hops,
+            "force_calls": self.calls(),
+            "acceptance": self.accepted / max(self.hops, 1),
+            "distinct_minima": len(self.storage),
+        }
 
     def _record(self, event: str, info: Dict[str, Any]) -> None:
         if self.history_row is not None:
@@ -503,8 +534,12 @@ class BasinHoppingLoop:
             self.best_x, self.best_e = lowest
             search_e = self.best_e
             unfinished = True
-            warnings.warn(f"{s.label} finished no quench within {s.budget_s} s; the result is the lowest configuration "
-                          "reached, not a minimum: raise budget_s", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{s.label} finished no quench within {s.budget_s} s; the result is the lowest configuration "
+                "reached, not a minimum: raise budget_s",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         end = self._info(self.best_e, True)
         x, energy, info = self.best_x, self.best_e, None
         if self.polish is not None:
@@ -512,14 +547,38 @@ class BasinHoppingLoop:
             if not cands or self.best_e < cands[0][1]:
                 cands.insert(0, (self.best_x, self.best_e))
             x, energy, info = self.polish.polish(cands, deadline)
-        self._record("end", {**end, "x": x, "energy": energy, "best_energy": min(energy, search_e),
-                             "search_wall_s": search_s, "search_force_calls": end["force_calls"],
-                             "wall_s": self.elapsed(), "force_calls": self.calls()})
+        self._record(
+            "end",
+            {
+                **end,
+                "x": x,
+                "energy": energy,
+                "best_energy": min(energy, search_e),
+                "search_wall_s": search_s,
+                "search_force_calls": end["force_calls"],
+                "wall_s": self.elapsed(),
+                "force_calls": self.calls(),
+            },
+        )
         return HopOutcome(
-            x=x, energy=energy, search_energy=search_e, polish_info=info, walkers=self.walkers, hops=self.hops,
-            accepted=self.accepted, history=self.history, time_to_target_s=self.t_target,
-            force_calls_to_target=self.calls_target, stop_reason=stop_reason, search_s=search_s, wall_s=self.elapsed(),
-            force_calls=self.calls(), resumed=resumed, unfinished=unfinished, counters=self.counters)
+            x=x,
+            energy=energy,
+            search_energy=search_e,
+            polish_info=info,
+            walkers=self.walkers,
+            hops=self.hops,
+            accepted=self.accepted,
+            history=self.history,
+            time_to_target_s=self.t_target,
+            force_calls_to_target=self.calls_target,
+            stop_reason=stop_reason,
+            search_s=search_s,
+            wall_s=self.elapsed(),
+            force_calls=self.calls(),
+            resumed=resumed,
+            unfinished=unfinished,
+            counters=self.counters,
+        )
 
 
 @dataclasses.dataclass

@@ -77,7 +77,9 @@ def action_candidates(system: System, budget_s: float, seed: int, *, quench_fmax
     """
     from .action import ActionConfig, ActionTrainer
 
-    cfg = ActionConfig(seed=seed, budget_s=budget_s, progress=progress, polish_method="lbfgs", polish_steps=2000, polish_fmax=1e-3)
+    cfg = ActionConfig(
+        seed=seed, budget_s=budget_s, progress=progress, polish_method="lbfgs", polish_steps=2000, polish_fmax=1e-3
+    )
     res = ActionTrainer(system, cfg).run()
     cands = [np.asarray(res.positions, dtype=np.float64)]
     low = res.extra.get("lowest_seen_positions")
@@ -137,8 +139,14 @@ def hybrid(
     if lowest is not None and raw.extra.get("lowest_seen_energy", math.inf) < math.inf:
         starts.append(np.asarray(lowest, dtype=np.float64))
     if system.start_positions is not None:
-        starts.append(np.asarray(system.start_positions.detach().cpu().numpy() if hasattr(system.start_positions, "detach")
-                                 else system.start_positions, dtype=np.float64).reshape(-1, 3))
+        starts.append(
+            np.asarray(
+                system.start_positions.detach().cpu().numpy()
+                if hasattr(system.start_positions, "detach")
+                else system.start_positions,
+                dtype=np.float64,
+            ).reshape(-1, 3)
+        )
     spent = time.perf_counter() - t0
     res = hop(starts, max(budget_s - spent, 0.5))
     calls_a = int(raw.force_calls)
@@ -150,13 +158,28 @@ def hybrid(
     target = extra.get("target_energy")
     if target is not None and math.isfinite(target) and action_e <= target + target_tolerance:
         extra.update(success=True, time_to_target_s=spent, force_calls_to_target=calls_a)
-    extra.update(action_s=spent, action_wall_s=spent, action_energy=action_e, action_best_energy=action_e,
-                 action_force_calls=calls_a, hybrid_fraction=float(fraction))
+    extra.update(
+        action_s=spent,
+        action_wall_s=spent,
+        action_energy=action_e,
+        action_best_energy=action_e,
+        action_force_calls=calls_a,
+        hybrid_fraction=float(fraction),
+    )
     rows = [{**row, "phase": f"action:{row.get('phase', 'train')}"} for row in raw.history] if action_history else []
-    rows += [{**row, "wall_s": row.get("wall_s", 0.0) + spent, "force_calls": row.get("force_calls", 0) + calls_a}
-             for row in res.history]
-    return dataclasses.replace(res, method="hybrid", seed=int(seed), force_calls=calls_a + int(res.force_calls),
-                               wall_s=time.perf_counter() - t0, history=rows, extra=extra)
+    rows += [
+        {**row, "wall_s": row.get("wall_s", 0.0) + spent, "force_calls": row.get("force_calls", 0) + calls_a}
+        for row in res.history
+    ]
+    return dataclasses.replace(
+        res,
+        method="hybrid",
+        seed=int(seed),
+        force_calls=calls_a + int(res.force_calls),
+        wall_s=time.perf_counter() - t0,
+        history=rows,
+        extra=extra,
+    )
 
 
 def hybrid_search(system: System, config: Optional[HybridConfig] = None) -> Result:
@@ -179,5 +202,12 @@ def hybrid_search(system: System, config: Optional[HybridConfig] = None) -> Resu
         x = torch.as_tensor(np.stack(starts[: bh_cfg.n_walkers])).reshape(-1, *system.oracle.event_shape)
         return basin_hopping(system, bh_cfg, starts=x.to(dtype=torch.float64, device=system.oracle.device))
 
-    return hybrid(system, action, hop, budget_s=cfg.budget_s, seed=cfg.seed, fraction=cfg.action_fraction,
-                  target_tolerance=cfg.basin_hopping.target_tolerance)
+    return hybrid(
+        system,
+        action,
+        hop,
+        budget_s=cfg.budget_s,
+        seed=cfg.seed,
+        fraction=cfg.action_fraction,
+        target_tolerance=cfg.basin_hopping.target_tolerance,
+    )

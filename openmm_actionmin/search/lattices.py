@@ -84,8 +84,11 @@ def icosahedral_sites(shells: int, nn: float = LJ_NN) -> np.ndarray:
         verts += [(0.0, s1, s2 * phi), (s1, s2 * phi, 0.0), (s2 * phi, 0.0, s1)]
     v = np.asarray(verts) * (nn / 2.0)  # edge length 2 -> nn
     edge = nn * 1.0001
-    faces = [f for f in itertools.combinations(range(12), 3)
-             if all(np.linalg.norm(v[i] - v[j]) < edge for i, j in itertools.combinations(f, 2))]
+    faces = [
+        f
+        for f in itertools.combinations(range(12), 3)
+        if all(np.linalg.norm(v[i] - v[j]) < edge for i, j in itertools.combinations(f, 2))
+    ]
     points = [np.zeros(3)]
     for k in range(1, shells + 1):
         for i, j, m in faces:
@@ -365,7 +368,9 @@ def lattice_starts(
             if found and deadline is not None and time.perf_counter() >= deadline:
                 break
             centre, aspect = random_start_shape(motif, generator, nn)
-            x, e = lattice_search(sites, n, generator, centre=centre, aspect=aspect, nn=nn, tables=tables, deadline=deadline)
+            x, e = lattice_search(
+                sites, n, generator, centre=centre, aspect=aspect, nn=nn, tables=tables, deadline=deadline
+            )
             found.setdefault(round(e, 6), x)
         ranked.append([found[e] for e in sorted(found)])
     out = []

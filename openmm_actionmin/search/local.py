@@ -382,7 +382,11 @@ class BatchLBFGS(BatchMinimizer):
         yty = torch.bmm(y, y.transpose(1, 2))
         v = diag[:, :, None] * u + gamma[:, None, None] * (torch.bmm(yty, u) - b)
         w = torch.linalg.solve_triangular(r.transpose(1, 2), v, upper=False)
-        hg = gamma[:, None] * g + torch.bmm(s.transpose(1, 2), w)[:, :, 0] - gamma[:, None] * torch.bmm(y.transpose(1, 2), u)[:, :, 0]
+        hg = (
+            gamma[:, None] * g
+            + torch.bmm(s.transpose(1, 2), w)[:, :, 0]
+            - gamma[:, None] * torch.bmm(y.transpose(1, 2), u)[:, :, 0]
+        )
         p = -hg
         uphill = (p * g).sum(-1) > 0
         p = torch.where(uphill[:, None], -p, p)
@@ -561,5 +565,15 @@ def minimize_batch(
     """
     gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     with torch_threads(num_threads):
-        minimizer = make_minimizer(oracle, x, method, fmax=fmax, max_steps=max_steps, max_step=max_step, transform=transform, generator=gen, **kwargs)
+        minimizer = make_minimizer(
+            oracle,
+            x,
+            method,
+            fmax=fmax,
+            max_steps=max_steps,
+            max_step=max_step,
+            transform=transform,
+            generator=gen,
+            **kwargs,
+        )
         return minimizer.run()

@@ -143,7 +143,9 @@ def _check_positions(tgt: OpenMMTarget, positions: Any) -> np.ndarray:
         raise ValueError(f"positions for {tgt.name or 'this system'} must be [{n}, 3] nm, got {pos.shape}")
     if not np.isfinite(pos).all():
         atom = int(np.nonzero(~np.isfinite(pos).all(axis=1))[0][0])
-        raise ValueError(f"positions for {tgt.name or 'this system'} contain NaN/inf at atom {atom}; pass finite coordinates")
+        raise ValueError(
+            f"positions for {tgt.name or 'this system'} contain NaN/inf at atom {atom}; pass finite coordinates"
+        )
     return pos
 
 
@@ -195,8 +197,14 @@ def _state(context) -> Tuple[float, np.ndarray, np.ndarray]:
 Observer = Callable[[np.ndarray], Dict[str, float]]
 
 
-def _make_reporter(deadline: Optional[float], t0: float, history: List[Dict[str, Any]], record_every: int, base_calls: int,
-                   observer: Optional[Observer] = None):
+def _make_reporter(
+    deadline: Optional[float],
+    t0: float,
+    history: List[Dict[str, Any]],
+    record_every: int,
+    base_calls: int,
+    observer: Optional[Observer] = None,
+):
     """A MinimizationReporter that counts iterations, records energies and enforces a deadline."""
     import openmm
 
@@ -227,9 +235,17 @@ def _make_reporter(deadline: Optional[float], t0: float, history: List[Dict[str,
     return _Reporter()
 
 
-def _minimize_in(context, tolerance: float, max_iterations: int, deadline: Optional[float], t0: float,
-                 history: List[Dict[str, Any]], record_every: int, base_calls: int,
-                 observer: Optional[Observer] = None) -> int:
+def _minimize_in(
+    context,
+    tolerance: float,
+    max_iterations: int,
+    deadline: Optional[float],
+    t0: float,
+    history: List[Dict[str, Any]],
+    record_every: int,
+    base_calls: int,
+    observer: Optional[Observer] = None,
+) -> int:
     """Run LocalEnergyMinimizer in ``context``; return the iterations made."""
     import openmm
 
@@ -322,16 +338,32 @@ def openmm_minimize(
     context.setPositions(pos)
     e0, _, f0 = _state(context)
     history: List[Dict[str, Any]] = [
-        {"wall_s": time.perf_counter() - t0, "energy": e0, "best_energy": e0, "force_calls": 1, "phase": "start",
-         **(observer(pos) if observer else {})}
+        {
+            "wall_s": time.perf_counter() - t0,
+            "energy": e0,
+            "best_energy": e0,
+            "force_calls": 1,
+            "phase": "start",
+            **(observer(pos) if observer else {}),
+        }
     ]
     deadline = None if budget_s is None else t0 + float(budget_s)
-    iterations = _minimize_in(context, tolerance_kj_mol_nm, max_iterations, deadline, t0, history, record_every, 1, observer)
+    iterations = _minimize_in(
+        context, tolerance_kj_mol_nm, max_iterations, deadline, t0, history, record_every, 1, observer
+    )
     energy, final, forces = _state(context)
     calls = iterations + 2
     wall = time.perf_counter() - t0
-    history.append({"wall_s": wall, "energy": energy, "best_energy": min(energy, e0), "force_calls": calls, "phase": "end",
-                    **(observer(final) if observer else {})})
+    history.append(
+        {
+            "wall_s": wall,
+            "energy": energy,
+            "best_energy": min(energy, e0),
+            "force_calls": calls,
+            "phase": "end",
+            **(observer(final) if observer else {}),
+        }
+    )
     return tgt.result(
         positions=final,
         energy=energy,
@@ -449,7 +481,14 @@ def openmm_anneal(
     # the input is the first candidate: annealing never reports a structure above it
     best_e, best_pos, best_forces = e0, pos.copy(), f0
     history: List[Dict[str, Any]] = [
-        {"wall_s": time.perf_counter() - t0, "temperature_k": 0.0, "energy": e0, "best_energy": e0, "force_calls": calls, "phase": "start"}
+        {
+            "wall_s": time.perf_counter() - t0,
+            "temperature_k": 0.0,
+            "energy": e0,
+            "best_energy": e0,
+            "force_calls": calls,
+            "phase": "start",
+        }
     ]
     md_steps = 0
     failures = 0
@@ -518,8 +557,15 @@ def openmm_anneal(
             best_e, best_pos, best_forces = energy, xyz, forces
         current = best_pos
         history.append(
-            {"wall_s": time.perf_counter() - t0, "temperature_k": 0.0, "energy": energy, "best_energy": best_e,
-             "force_calls": calls, "phase": f"minimized{cycle}", **(observer(xyz) if observer else {})}
+            {
+                "wall_s": time.perf_counter() - t0,
+                "temperature_k": 0.0,
+                "energy": energy,
+                "best_energy": best_e,
+                "force_calls": calls,
+                "phase": f"minimized{cycle}",
+                **(observer(xyz) if observer else {}),
+            }
         )
     wall = time.perf_counter() - t0
     return tgt.result(
@@ -580,21 +626,35 @@ def polish(
     """
     if result.units.energy != OPENMM_UNITS.energy or result.units.length != OPENMM_UNITS.length:
         raise ValueError(f"polish needs a result in nm and kJ/mol, got {result.units}")
-    candidates = [np.asarray(result.positions, dtype=np.float64)] + [np.asarray(p, dtype=np.float64) for p in (also or [])]
+    candidates = [np.asarray(result.positions, dtype=np.float64)] + [
+        np.asarray(p, dtype=np.float64) for p in (also or [])
+    ]
     t0 = time.perf_counter()
     best: Optional[Result] = None
     calls = 0
     for k, cand in enumerate(candidates):
         left = None if budget_s is None else max(budget_s - (time.perf_counter() - t0), 1.0) / (len(candidates) - k)
-        res = openmm_minimize(target, cand, tolerance_kj_mol_nm=tolerance_kj_mol_nm, budget_s=left,
-                              platform=platform, threads=threads, observer=observer)
+        res = openmm_minimize(
+            target,
+            cand,
+            tolerance_kj_mol_nm=tolerance_kj_mol_nm,
+            budget_s=left,
+            platform=platform,
+            threads=threads,
+            observer=observer,
+        )
         calls += res.force_calls
         if best is None or res.energy < best.energy:
             best = res
     assert best is not None
     shifted = [
-        {**row, "wall_s": row["wall_s"] + result.wall_s, "force_calls": row["force_calls"] + result.force_calls,
-         "best_energy": min(row["best_energy"], result.energy), "phase": "polish"}
+        {
+            **row,
+            "wall_s": row["wall_s"] + result.wall_s,
+            "force_calls": row["force_calls"] + result.force_calls,
+            "best_energy": min(row["best_energy"], result.energy),
+            "phase": "polish",
+        }
         for row in best.history
     ]
     extra = dict(result.extra)

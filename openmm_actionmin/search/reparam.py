@@ -152,13 +152,26 @@ class ReparamConfig:
     method_name: str = "reparam"
 
     def __post_init__(self) -> None:
-        for name, allowed in (("form", FORMS), ("solver", SOLVERS), ("polish", POLISHES),
-                              ("hessian", ("auto", "autograd", "fd"))):
+        for name, allowed in (
+            ("form", FORMS),
+            ("solver", SOLVERS),
+            ("polish", POLISHES),
+            ("hessian", ("auto", "autograd", "fd")),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"reparam {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.n_modes is not None and (int(self.n_modes) != self.n_modes or self.n_modes < 1):
             raise ValueError(f"reparam n_modes must be a positive whole number, got {self.n_modes!r}")
-        for name in ("n_starts", "max_steps", "patience", "depth", "hidden", "eig_maxiter", "polish_steps", "record_every"):
+        for name in (
+            "n_starts",
+            "max_steps",
+            "patience",
+            "depth",
+            "hidden",
+            "eig_maxiter",
+            "polish_steps",
+            "record_every",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"reparam {name} must be at least 1, got {getattr(self, name)!r}")
         for name in ("lr", "init_scale", "fd_step", "eig_tol", "polish_fmax", "polish_max_step"):
@@ -245,12 +258,20 @@ class HessianProducts:
             product either way; autograd products are counted as two).
     """
 
-    def __init__(self, oracle: EnergyOracle, x0: torch.Tensor, method: str = "auto", fd_step: float = 1e-3,
-                 deadline: Optional[float] = None) -> None:
+    def __init__(
+        self,
+        oracle: EnergyOracle,
+        x0: torch.Tensor,
+        method: str = "auto",
+        fd_step: float = 1e-3,
+        deadline: Optional[float] = None,
+    ) -> None:
         if method == "auto":
             method = "autograd" if isinstance(oracle, TorchOracle) else "fd"
         if method == "autograd" and not isinstance(oracle, TorchOracle):
-            raise ValueError(f"autograd Hessian products need a torch oracle, not {type(oracle).__name__}; use hessian='fd'")
+            raise ValueError(
+                f"autograd Hessian products need a torch oracle, not {type(oracle).__name__}; use hessian='fd'"
+            )
         self.oracle = oracle
         self.method = method
         self.fd_step = float(fd_step)
@@ -271,8 +292,10 @@ class HessianProducts:
             return self(v[:, None])[:, 0]
         out = self._autograd(vt) if self.method == "autograd" else self._fd(vt)
         if not bool(torch.isfinite(out).all()):
-            raise ValueError("a Hessian-vector product is not finite: the configuration has overlapping atoms "
-                             "or is outside the oracle's domain")
+            raise ValueError(
+                "a Hessian-vector product is not finite: the configuration has overlapping atoms "
+                "or is outside the oracle's domain"
+            )
         return out.cpu().numpy()
 
     def _autograd(self, v: torch.Tensor) -> torch.Tensor:
@@ -282,7 +305,7 @@ class HessianProducts:
         chunk = max(1, int(2e7 // (n * n)))
         cols = []
         for lo in range(0, v.shape[1], chunk):
-            vc = v[:, lo:lo + chunk].T  # [m, D]
+            vc = v[:, lo : lo + chunk].T  # [m, D]
             xb = self.x0.expand(vc.shape[0], -1).clone().requires_grad_(True)
             with torch.enable_grad():
                 e = self.oracle.energy_fn(xb.reshape(vc.shape[0], n, 3).to(self.oracle.dtype)).sum()
@@ -314,8 +337,10 @@ def dense_hessian(products: Callable[[np.ndarray], np.ndarray], dim: int) -> np.
 def _check_k(k: int, dim: int, rank: int, name: str = "the system") -> None:
     free = dim - rank
     if not 1 <= k <= free:
-        raise ValueError(f"n_modes={k} is outside 1..{free}: {name} has {dim // 3} atoms, so 3N - {rank} = {free} "
-                         "non-rigid degrees of freedom; ask for fewer modes")
+        raise ValueError(
+            f"n_modes={k} is outside 1..{free}: {name} has {dim // 3} atoms, so 3N - {rank} = {free} "
+            "non-rigid degrees of freedom; ask for fewer modes"
+        )
 
 
 def slow_modes(
@@ -382,7 +407,9 @@ def slow_modes(
         import warnings
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "not reaching the requested tolerance": the iterate is used as is
+            warnings.simplefilter(
+                "ignore", UserWarning
+            )  # "not reaching the requested tolerance": the iterate is used as is
             vals, vecs = spla.lobpcg(op, block, Y=R, largest=False, tol=tol, maxiter=int(maxiter))
     else:
         # power iterations bound the spectrum; the rigid motions are lifted above it
@@ -393,17 +420,22 @@ def slow_modes(
             lam = float(np.linalg.norm(w))
             v = w if lam > 0 else project(rng.standard_normal((dim, 1)))
         shift = 3.0 * max(lam, 1e-6)
-        op = spla.LinearOperator((dim, dim), dtype=np.float64,
-                                 matvec=lambda v: php(v.reshape(-1, 1))[:, 0] + shift * (R @ (R.T @ v.reshape(-1))),
-                                 matmat=lambda v: php(v) + shift * (R @ (R.T @ v)))
+        op = spla.LinearOperator(
+            (dim, dim),
+            dtype=np.float64,
+            matvec=lambda v: php(v.reshape(-1, 1))[:, 0] + shift * (R @ (R.T @ v.reshape(-1))),
+            matmat=lambda v: php(v) + shift * (R @ (R.T @ v)),
+        )
         v0 = project(rng.standard_normal((dim, 1)))[:, 0]
         ncv = min(dim, max(2 * k + 1, 20))
         try:
             vals, vecs = spla.eigsh(op, k=int(k), which="SA", v0=v0, tol=tol, ncv=ncv, maxiter=int(maxiter) * dim)
         except spla.ArpackNoConvergence as exc:
             if exc.eigenvalues is None or len(exc.eigenvalues) < k:
-                raise ValueError(f"eigsh found {0 if exc.eigenvalues is None else len(exc.eigenvalues)} of {k} modes; "
-                                 "raise eig_maxiter or use solver='lobpcg'") from None
+                raise ValueError(
+                    f"eigsh found {0 if exc.eigenvalues is None else len(exc.eigenvalues)} of {k} modes; "
+                    "raise eig_maxiter or use solver='lobpcg'"
+                ) from None
             vals, vecs = exc.eigenvalues, exc.eigenvectors
     order = np.argsort(vals)[:k]
     vals, vecs = np.asarray(vals)[order], project(np.asarray(vecs)[:, order])
@@ -475,8 +507,15 @@ class GNNReparam(torch.nn.Module):
         generator: Torch generator of the initial values.
     """
 
-    def __init__(self, x0: torch.Tensor, modes: torch.Tensor, depth: int = 2, hidden: int = 16, init_scale: float = 0.1,
-                 generator: Optional[torch.Generator] = None) -> None:
+    def __init__(
+        self,
+        x0: torch.Tensor,
+        modes: torch.Tensor,
+        depth: int = 2,
+        hidden: int = 16,
+        init_scale: float = 0.1,
+        generator: Optional[torch.Generator] = None,
+    ) -> None:
         super().__init__()
         b, n, _ = x0.shape
         dt, dev = x0.dtype, x0.device
@@ -487,8 +526,12 @@ class GNNReparam(torch.nn.Module):
         self.register_buffer("x0", x0.detach().clone())
         self.register_buffer("adjacency", mode_adjacency(modes.to(dt)))
         self.z = torch.nn.Parameter(randn(b, n, hidden))
-        self.weights = torch.nn.ParameterList([torch.nn.Parameter(randn(b, hidden, hidden) / math.sqrt(hidden)) for _ in range(depth)])
-        self.biases = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(b, 1, hidden, dtype=dt, device=dev)) for _ in range(depth)])
+        self.weights = torch.nn.ParameterList(
+            [torch.nn.Parameter(randn(b, hidden, hidden) / math.sqrt(hidden)) for _ in range(depth)]
+        )
+        self.biases = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.zeros(b, 1, hidden, dtype=dt, device=dev)) for _ in range(depth)]
+        )
         self.readout = torch.nn.Parameter(randn(b, hidden, 3) * (init_scale / math.sqrt(hidden)))
         with torch.no_grad():
             self.register_buffer("offset", self.network().detach().clone())
@@ -505,8 +548,13 @@ class GNNReparam(torch.nn.Module):
         return self.x0 + (self.network() - self.offset)
 
 
-def build_reparam(form: str, x0: torch.Tensor, modes: Optional[torch.Tensor], config: ReparamConfig,
-                  generator: Optional[torch.Generator] = None) -> torch.nn.Module:
+def build_reparam(
+    form: str,
+    x0: torch.Tensor,
+    modes: Optional[torch.Tensor],
+    config: ReparamConfig,
+    generator: Optional[torch.Generator] = None,
+) -> torch.nn.Module:
     """The module of ``form`` at starts ``x0 [B, N, 3]`` (``modes [B, k, 3N]`` for linear and GNN)."""
     if form == "cartesian":
         return CartesianReparam(x0)
@@ -514,7 +562,9 @@ def build_reparam(form: str, x0: torch.Tensor, modes: Optional[torch.Tensor], co
         raise ValueError(f"the {form} form needs slow modes")
     if form == "linear":
         return LinearReparam(x0, modes.to(x0.dtype))
-    return GNNReparam(x0, modes, depth=config.depth, hidden=config.hidden, init_scale=config.init_scale, generator=generator)
+    return GNNReparam(
+        x0, modes, depth=config.depth, hidden=config.hidden, init_scale=config.init_scale, generator=generator
+    )
 
 
 # ------------------------------------------------------------------ search
@@ -567,8 +617,10 @@ def reparam_search(
     cfg = config if config is not None else ReparamConfig()
     t0 = time.perf_counter()
     if not system.is_atomic:
-        raise ValueError(f"reparam needs an atomic system (atoms [N, 3]); {system.name!r} is a function of "
-                         f"{system.oracle.dim} variables")
+        raise ValueError(
+            f"reparam needs an atomic system (atoms [N, 3]); {system.name!r} is a function of "
+            f"{system.oracle.dim} variables"
+        )
     oracle = system.oracle
     n = int(oracle.n_atoms)
     budget = cfg.budget_s
@@ -576,7 +628,9 @@ def reparam_search(
     k = int(cfg.n_modes) if cfg.n_modes is not None else default_n_modes(n)
     gen = torch.Generator().manual_seed(int(cfg.seed))
     x = _starts(system, cfg, gen) if starts is None else oracle.as_batch(starts).detach().to(torch.float64)
-    shared = cfg.shared_modes if cfg.shared_modes is not None else (starts is None and system.start_positions is not None)
+    shared = (
+        cfg.shared_modes if cfg.shared_modes is not None else (starts is None and system.start_positions is not None)
+    )
     if tuple(x.shape[1:]) != (n, 3):
         raise ValueError(f"reparam starts must be [B, {n}, 3], got {tuple(x.shape)}")
     if cfg.form != "cartesian":
@@ -591,8 +645,15 @@ def reparam_search(
     e_start = oracle.energy(x.to(oracle.dtype), transform=None).to(torch.float64)
     best_e = e_start.clone()
     best_x = x.clone()
-    history.append({"wall_s": time.perf_counter() - t0, "energy": float(e_start.min()), "best_energy": float(e_start.min()),
-                    "force_calls": force_calls(), "phase": "start"})
+    history.append(
+        {
+            "wall_s": time.perf_counter() - t0,
+            "energy": float(e_start.min()),
+            "best_energy": float(e_start.min()),
+            "force_calls": force_calls(),
+            "phase": "start",
+        }
+    )
 
     # ------------------------------------------------------------ modes
     eigenvalues: List[List[float]] = []
@@ -611,8 +672,16 @@ def reparam_search(
             for b in range(1 if shared else at.shape[0]):
                 prod = HessianProducts(oracle, at[b], cfg.hessian, cfg.fd_step, deadline=share_end)
                 try:
-                    w, psi = slow_modes(prod, at[b], k, solver=cfg.solver, tol=cfg.eig_tol, maxiter=cfg.eig_maxiter,
-                                        seed=cfg.seed + b, name=system.name)
+                    w, psi = slow_modes(
+                        prod,
+                        at[b],
+                        k,
+                        solver=cfg.solver,
+                        tol=cfg.eig_tol,
+                        maxiter=cfg.eig_maxiter,
+                        seed=cfg.seed + b,
+                        name=system.name,
+                    )
                 finally:
                     if prod.method == "autograd":
                         hessian_calls += prod.force_calls
@@ -632,21 +701,37 @@ def reparam_search(
         share = math.inf if budget is None else t0 + cfg.modes_fraction * float(budget)
         modes = compute_modes(x, min(share, adam_end))
         timed_out = modes is None
-        history.append({"wall_s": time.perf_counter() - t0, "energy": float(best_e.min()), "best_energy": float(best_e.min()),
-                        "force_calls": force_calls(), "phase": "modes"})
+        history.append(
+            {
+                "wall_s": time.perf_counter() - t0,
+                "energy": float(best_e.min()),
+                "best_energy": float(best_e.min()),
+                "force_calls": force_calls(),
+                "phase": "modes",
+            }
+        )
 
     # ------------------------------------------------------------- Adam
     steps = 0
     stop = "budget"
     if not timed_out:
-        stop, steps = _adam(system, cfg, x, modes, gen, t0, adam_end, history, best_e, best_x, force_calls, compute_modes)
+        stop, steps = _adam(
+            system, cfg, x, modes, gen, t0, adam_end, history, best_e, best_x, force_calls, compute_modes
+        )
     adam_best = float(best_e.min())
 
     # ------------------------------------------------------------ polish
     energy, positions, polish_extra = _polish(system, cfg, best_x, best_e, deadline)
     if cfg.polish != "none":
-        history.append({"wall_s": time.perf_counter() - t0, "energy": energy, "best_energy": min(energy, float(best_e.min())),
-                        "force_calls": force_calls() + polish_extra.pop("openmm_calls", 0), "phase": "polish"})
+        history.append(
+            {
+                "wall_s": time.perf_counter() - t0,
+                "energy": energy,
+                "best_energy": min(energy, float(best_e.min())),
+                "force_calls": force_calls() + polish_extra.pop("openmm_calls", 0),
+                "phase": "polish",
+            }
+        )
     calls = history[-1]["force_calls"] if cfg.polish != "none" else force_calls()
     extra: Dict[str, Any] = {
         "form": cfg.form,
@@ -667,15 +752,36 @@ def reparam_search(
     if rmsd is not None:
         extra["ca_rmsd_A"] = float(rmsd(positions))
     units = oracle.units
-    return Result(positions=positions.detach().cpu().numpy(), energy=float(energy), units=units, method=cfg.method_name,
-                  seed=int(cfg.seed), force_calls=int(calls), wall_s=time.perf_counter() - t0, history=history,
-                  system=system.name, symbols=system.symbols, topology=system.topology, extra=extra)
+    return Result(
+        positions=positions.detach().cpu().numpy(),
+        energy=float(energy),
+        units=units,
+        method=cfg.method_name,
+        seed=int(cfg.seed),
+        force_calls=int(calls),
+        wall_s=time.perf_counter() - t0,
+        history=history,
+        system=system.name,
+        symbols=system.symbols,
+        topology=system.topology,
+        extra=extra,
+    )
 
 
-def _adam(system: System, cfg: ReparamConfig, x: torch.Tensor, modes: Optional[torch.Tensor], gen: torch.Generator,
-          t0: float, end: float, history: List[Dict[str, Any]], best_e: torch.Tensor, best_x: torch.Tensor,
-          force_calls: Callable[[], int],
-          refresh: Callable[[torch.Tensor, float], Optional[torch.Tensor]]) -> Tuple[str, int]:
+def _adam(
+    system: System,
+    cfg: ReparamConfig,
+    x: torch.Tensor,
+    modes: Optional[torch.Tensor],
+    gen: torch.Generator,
+    t0: float,
+    end: float,
+    history: List[Dict[str, Any]],
+    best_e: torch.Tensor,
+    best_x: torch.Tensor,
+    force_calls: Callable[[], int],
+    refresh: Callable[[torch.Tensor, float], Optional[torch.Tensor]],
+) -> Tuple[str, int]:
     """Adam on the latent variables of every start; updates ``best_e``/``best_x`` in place.
 
     Returns:
@@ -713,12 +819,21 @@ def _adam(system: System, cfg: ReparamConfig, x: torch.Tensor, modes: Optional[t
         best_e[lower] = ed[lower]
         best_x[lower] = xs.detach().to(device=best_x.device, dtype=torch.float64)[lower]
         if step % cfg.record_every == 0:
-            history.append({"wall_s": time.perf_counter() - t0, "energy": float(ed.min()), "best_energy": float(best_e.min()),
-                            "force_calls": force_calls(), "phase": "adam", "step": step})
+            history.append(
+                {
+                    "wall_s": time.perf_counter() - t0,
+                    "energy": float(ed.min()),
+                    "best_energy": float(best_e.min()),
+                    "force_calls": force_calls(),
+                    "phase": "adam",
+                    "step": step,
+                }
+            )
 
 
-def _polish(system: System, cfg: ReparamConfig, best_x: torch.Tensor, best_e: torch.Tensor,
-            deadline: float) -> Tuple[float, torch.Tensor, Dict[str, Any]]:
+def _polish(
+    system: System, cfg: ReparamConfig, best_x: torch.Tensor, best_e: torch.Tensor, deadline: float
+) -> Tuple[float, torch.Tensor, Dict[str, Any]]:
     """Polish the best configuration of every start; the lowest result."""
     oracle = system.oracle
     i = int(torch.argmin(best_e))
@@ -727,18 +842,30 @@ def _polish(system: System, cfg: ReparamConfig, best_x: torch.Tensor, best_e: to
     if cfg.polish == "lbfgs":
         from .local import BatchLBFGS
 
-        lb = BatchLBFGS(oracle, best_x.to(oracle.dtype), fmax=cfg.polish_fmax, max_steps=cfg.polish_steps,
-                        max_step=cfg.polish_max_step, generator=torch.Generator().manual_seed(int(cfg.seed)))
+        lb = BatchLBFGS(
+            oracle,
+            best_x.to(oracle.dtype),
+            fmax=cfg.polish_fmax,
+            max_steps=cfg.polish_steps,
+            max_step=cfg.polish_max_step,
+            generator=torch.Generator().manual_seed(int(cfg.seed)),
+        )
         res = lb.run(deadline=None if math.isinf(deadline) else deadline)
         e = res.energy.to(best_e.device)
         j = int(torch.argmin(e))
         if float(e[j]) < float(best_e[i]):
-            return float(e[j]), res.x[j].to(torch.float64), {"final_fmax": float(res.fmax[j]), "polish_steps": int(res.steps[j])}
+            return (
+                float(e[j]),
+                res.x[j].to(torch.float64),
+                {"final_fmax": float(res.fmax[j]), "polish_steps": int(res.steps[j])},
+            )
         return float(best_e[i]), best_x[i], {"final_fmax": float(res.fmax[j]), "polish_steps": int(res.steps[j])}
     from .openmm_baselines import openmm_minimize
 
     if type(oracle).__name__ != "OpenMMOracle":
-        raise ValueError(f"polish='openmm' needs an OpenMM system; {system.name!r} has a {type(oracle).__name__}; use 'lbfgs'")
+        raise ValueError(
+            f"polish='openmm' needs an OpenMM system; {system.name!r} has a {type(oracle).__name__}; use 'lbfgs'"
+        )
     order = torch.argsort(best_e).tolist()
     best: Optional[Result] = None
     calls = 0
@@ -746,9 +873,14 @@ def _polish(system: System, cfg: ReparamConfig, best_x: torch.Tensor, best_e: to
         left = deadline - time.perf_counter()
         if rank > 0 and left <= 0:
             break
-        res = openmm_minimize(system, best_x[b].cpu().numpy(), tolerance_kj_mol_nm=getattr(cfg, "tolerance_kj_mol_nm", 1.0),
-                              budget_s=None if math.isinf(left) else max(left, 1e-3),
-                              platform=getattr(cfg, "platform", None), threads=getattr(cfg, "threads", None))
+        res = openmm_minimize(
+            system,
+            best_x[b].cpu().numpy(),
+            tolerance_kj_mol_nm=getattr(cfg, "tolerance_kj_mol_nm", 1.0),
+            budget_s=None if math.isinf(left) else max(left, 1e-3),
+            platform=getattr(cfg, "platform", None),
+            threads=getattr(cfg, "threads", None),
+        )
         calls += res.force_calls
         if best is None or res.energy < best.energy:
             best = res

@@ -43,18 +43,24 @@ from .local import make_minimizer
 
 
 def _rand(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
-    return torch.rand(shape, generator=generator, dtype=torch.float64, device="cpu").to(device=like.device, dtype=like.dtype)
+    return torch.rand(shape, generator=generator, dtype=torch.float64, device="cpu").to(
+        device=like.device, dtype=like.dtype
+    )
 
 
 def _randn(shape, generator: Optional[torch.Generator], like: torch.Tensor) -> torch.Tensor:
-    return torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu").to(device=like.device, dtype=like.dtype)
+    return torch.randn(shape, generator=generator, dtype=torch.float64, device="cpu").to(
+        device=like.device, dtype=like.dtype
+    )
 
 
 # ---------------------------------------------------------------- proposals
 class RandomDisplacement:
     """Displace every atom uniformly within ``[-s, s]^3`` (s per walker)."""
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """New configurations.
 
         Args:
@@ -86,7 +92,9 @@ class AngularMove:
     n_atoms: int = 1
     neighbour_cutoff: float = 1.3
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """New configurations ``[k, N, 3]`` (``step_size`` is unused)."""
         k, n, _ = x.shape
         centre = x.mean(dim=1, keepdim=True)
@@ -129,7 +137,9 @@ class ExchangeMove:
             raise ValueError(f"n_swaps must be >= 1, got {n_swaps}")
         self.n_swaps = int(n_swaps)
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """New configurations ``[k, N, 3]`` (``step_size`` is unused)."""
         k, n, _ = x.shape
         if self.types.numel() != n:
@@ -151,9 +161,14 @@ def _rotation(axis: torch.Tensor, angle: float) -> torch.Tensor:
     """Rotation matrices ``[A, 3, 3]`` by ``angle`` about unit axes ``[A, 3]`` (Rodrigues)."""
     a = axis
     zero = torch.zeros_like(a[:, 0])
-    k = torch.stack([torch.stack([zero, -a[:, 2], a[:, 1]], -1),
-                     torch.stack([a[:, 2], zero, -a[:, 0]], -1),
-                     torch.stack([-a[:, 1], a[:, 0], zero], -1)], 1)
+    k = torch.stack(
+        [
+            torch.stack([zero, -a[:, 2], a[:, 1]], -1),
+            torch.stack([a[:, 2], zero, -a[:, 0]], -1),
+            torch.stack([-a[:, 1], a[:, 0], zero], -1),
+        ],
+        1,
+    )
     eye = torch.eye(3, dtype=a.dtype, device=a.device).expand_as(k)
     return eye + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k)
 
@@ -203,8 +218,9 @@ class SymmetryMove:
 
     def __post_init__(self) -> None:
         if self.max_moved < 1 or not self.tolerance > 0 or not 0 < self.core_match <= 1 or self.choose_from < 1:
-            raise ValueError("SymmetryMove needs max_moved >= 1, tolerance > 0, core_match in (0, 1] and "
-                             "choose_from >= 1")
+            raise ValueError(
+                "SymmetryMove needs max_moved >= 1, tolerance > 0, core_match in (0, 1] and choose_from >= 1"
+            )
         if not self.orders or min(self.orders) < 2:
             raise ValueError(f"SymmetryMove orders must be integers >= 2, got {self.orders}")
 
@@ -224,7 +240,7 @@ class SymmetryMove:
         n = x.shape[0]
         rel = x - x.mean(0)
         core = torch.zeros(n, dtype=torch.bool, device=x.device)
-        core[torch.argsort(torch.linalg.vector_norm(rel, dim=-1))[:max(2, (n + 1) // 2)]] = True
+        core[torch.argsort(torch.linalg.vector_norm(rel, dim=-1))[: max(2, (n + 1) // 2)]] = True
         d = torch.cdist(x[core], x[core])
         d.fill_diagonal_(float("inf"))
         nn = d.amin(1).median()
@@ -262,18 +278,18 @@ class SymmetryMove:
         d_all = torch.cdist(x, x)
         d_all.fill_diagonal_(float("inf"))
         nn = float(d_all.amin(1).median())
-        images = torch.einsum("kij,knj->kni", ops, x[None] - centres[:, None]) + centres[:, None]   # [K, N, 3]
-        dist = torch.cdist(images, x.expand(ops.shape[0], n, 3))                                   # [K, N, N]
-        gap = dist.amin(-1)                                                                        # [K, N]
+        images = torch.einsum("kij,knj->kni", ops, x[None] - centres[:, None]) + centres[:, None]  # [K, N, 3]
+        dist = torch.cdist(images, x.expand(ops.shape[0], n, 3))  # [K, N, N]
+        gap = dist.amin(-1)  # [K, N]
         matched = gap < self.tolerance * nn
-        support = (dist < 1.2 * nn).sum(-1)                                                        # [K, N]
+        support = (dist < 1.2 * nn).sum(-1)  # [K, N]
         vacant = (gap >= 0.8 * nn) & (support >= 3)
         stray = ~matched & ~core
         coord = (d_all < 1.2 * nn).sum(1)
         big = n + 1
         site_support = torch.where(vacant, support, torch.full_like(support, -1))
-        best_site = site_support.argmax(1)                                                          # [K]
-        best_mover = torch.where(stray, coord[None], torch.full_like(support, big)).argmin(1)      # [K]
+        best_site = site_support.argmax(1)  # [K]
+        best_mover = torch.where(stray, coord[None], torch.full_like(support, big)).argmin(1)  # [K]
         rows = torch.arange(ops.shape[0], device=x.device)
         # a move gains when the site has more neighbours than the atom had, the atom itself not counted
         self_count = (torch.linalg.vector_norm(images[rows, best_site] - x[best_mover], dim=-1) < 1.2 * nn).long()
@@ -309,8 +325,9 @@ class SymmetryMove:
         new[movers[:m]] = sites[torch.tensor(vacancies[:m], device=x.device)]
         return new
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor,
-                generator: Optional[torch.Generator] = None) -> List[Optional[torch.Tensor]]:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> List[Optional[torch.Tensor]]:
         """One proposal ``[N, 3]`` (or ``None``) per structure of ``x [k, N, 3]`` (``step_size`` is unused)."""
         return [self.propose_one(xi, generator) for xi in x.unbind(0)]
 
@@ -344,7 +361,9 @@ class ClusterStep:
     symmetry_prob: float = 0.0
     symmetry: SymmetryMove = dataclasses.field(default_factory=SymmetryMove)
 
-    def propose(self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def propose(
+        self, x: torch.Tensor, step_size: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """New configurations ``[k, N, 3]``."""
         out = self.displacement.propose(x, step_size, generator)
         if self.angular_prob > 0:
@@ -378,7 +397,9 @@ class Metropolis:
         if not self.temperature >= 0:
             raise ValueError(f"Metropolis temperature must be >= 0, got {self.temperature}")
 
-    def accept(self, e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def accept(
+        self, e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """Boolean ``[k]``: accept ``e_new`` over ``e_old``.
 
         Downhill moves and moves from an infinite ``e_old`` are always
@@ -419,8 +440,9 @@ class OccasionalJumping:
         self.jumping: Dict[int, int] = {}
         self.jumps = 0
 
-    def accept_rows(self, rows: Sequence[int], e_new: torch.Tensor, e_old: torch.Tensor,
-                    generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def accept_rows(
+        self, rows: Sequence[int], e_new: torch.Tensor, e_old: torch.Tensor, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
         """Boolean ``[k]`` for the hops of walkers ``rows``: a jump's hops are accepted, the rest by Metropolis."""
         acc = self.metropolis.accept(e_new, e_old, generator)
         finite = torch.isfinite(e_new)
@@ -487,7 +509,9 @@ class AdaptiveStepSize:
         if not bool(due.any()):
             return
         rate = accepts[due].to(step_size.dtype) / trials[due].to(step_size.dtype)
-        scale = torch.where(rate > self.target, torch.full_like(rate, 1.0 / self.factor), torch.full_like(rate, self.factor))
+        scale = torch.where(
+            rate > self.target, torch.full_like(rate, 1.0 / self.factor), torch.full_like(rate, self.factor)
+        )
         step_size[due] = torch.clamp(step_size[due] * scale, self.minimum, self.maximum)
         trials[due] = 0
         accepts[due] = 0
@@ -642,7 +666,7 @@ class MinimaDatabase:
             fp = self._fingerprint(xn)
         self.minima.append(Minimum(energy, xn.copy(), fp))
         self.minima.sort(key=lambda m: m.energy)
-        del self.minima[self.max_size:]
+        del self.minima[self.max_size :]
         return True
 
     def add_batch(self, x: torch.Tensor, energy: torch.Tensor) -> int:
@@ -687,9 +711,17 @@ class ClusterProposal:
         device: Device of the configurations.
     """
 
-    def __init__(self, step: Any, n_walkers: int, step_size: float, sample: Callable[[int], torch.Tensor],
-                 generator: torch.Generator, step_rule: Optional[AdaptiveStepSize] = None,
-                 container: Optional[Container] = None, device: Any = "cpu") -> None:
+    def __init__(
+        self,
+        step: Any,
+        n_walkers: int,
+        step_size: float,
+        sample: Callable[[int], torch.Tensor],
+        generator: torch.Generator,
+        step_rule: Optional[AdaptiveStepSize] = None,
+        container: Optional[Container] = None,
+        device: Any = "cpu",
+    ) -> None:
         self.step = step
         self.sample = sample
         self.generator = generator
@@ -704,9 +736,14 @@ class ClusterProposal:
         """One proposal ``[N, 3]`` per walker."""
         idx = torch.tensor([w.index for w in walkers], dtype=torch.long, device=self.device)
         has_min = [math.isfinite(w.energy) for w in walkers]
-        x = torch.stack([torch.as_tensor(w.x, dtype=torch.float64).to(self.device) if ok else
-                         torch.zeros_like(torch.as_tensor(walkers[0].x, dtype=torch.float64)).to(self.device)
-                         for w, ok in zip(walkers, has_min)])
+        x = torch.stack(
+            [
+                torch.as_tensor(w.x, dtype=torch.float64).to(self.device)
+                if ok
+                else torch.zeros_like(torch.as_tensor(walkers[0].x, dtype=torch.float64)).to(self.device)
+                for w, ok in zip(walkers, has_min)
+            ]
+        )
         new = self.step.propose(x, self.step_size[idx], self.generator)
         if not all(has_min):
             lost = torch.tensor([not ok for ok in has_min], device=self.device)
@@ -750,14 +787,26 @@ class BatchQuench:
         **options: ``fmax``, ``max_steps``, ``max_step`` of the minimiser.
     """
 
-    def __init__(self, oracle: Any, n_rows: int, method: str = "lbfgs", container: Optional[Container] = None,
-                 generator: Optional[torch.Generator] = None, **options: Any) -> None:
+    def __init__(
+        self,
+        oracle: Any,
+        n_rows: int,
+        method: str = "lbfgs",
+        container: Optional[Container] = None,
+        generator: Optional[torch.Generator] = None,
+        **options: Any,
+    ) -> None:
         self.oracle = oracle
         self.n_rows = int(n_rows)
         self.container = container
         shape = (self.n_rows, oracle.n_atoms, 3)
-        self.minimizer = make_minimizer(oracle, torch.zeros(shape, dtype=torch.float64, device=oracle.device), method,
-                                        generator=generator, **options)
+        self.minimizer = make_minimizer(
+            oracle,
+            torch.zeros(shape, dtype=torch.float64, device=oracle.device),
+            method,
+            generator=generator,
+            **options,
+        )
         self.minimizer.done[:] = True
         self.pending = torch.zeros(self.n_rows, dtype=torch.bool, device=oracle.device)
         self.failures = 0
@@ -861,7 +910,9 @@ class BatchPolish:
         self.grace_s = float(grace_s)
         self.options = options
 
-    def polish(self, candidates: Sequence[Tuple[Any, float]], deadline: Optional[float]) -> Tuple[np.ndarray, float, None]:
+    def polish(
+        self, candidates: Sequence[Tuple[Any, float]], deadline: Optional[float]
+    ) -> Tuple[np.ndarray, float, None]:
         """The first candidate polished (kept as it was if the polish did not lower it)."""
         x0, e0 = candidates[0]
         x0 = torch.as_tensor(x0, dtype=torch.float64)

@@ -168,7 +168,9 @@ def _side(adj: List[List[int]], b: int, c: int) -> Optional[np.ndarray]:
     return np.array(sorted(seen), dtype=np.int64)
 
 
-def _pivot(kind: str, res_index: int, label: str, atoms: Tuple[int, int, int, int], adj: List[List[int]]) -> Optional[PivotBond]:
+def _pivot(
+    kind: str, res_index: int, label: str, atoms: Tuple[int, int, int, int], adj: List[List[int]]
+) -> Optional[PivotBond]:
     a, b, c, d = atoms
     side_c = _side(adj, b, c)
     if side_c is None:
@@ -337,9 +339,11 @@ class PivotMove:
                 frontier = {j for f in frontier for j in adj[f]} - seen
                 seen |= frontier
             near[int(i)] = seen
-        pairs = [(int(i), int(j)) for a, i in enumerate(idx) for j in idx[a + 1:] if int(j) not in near[int(i)]]
+        pairs = [(int(i), int(j)) for a, i in enumerate(idx) for j in idx[a + 1 :] if int(j) not in near[int(i)]]
         heavy_pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return cls(pivots=pivots, heavy_pairs=heavy_pairs, residue_names=[r.name for r in topology.residues()], **kwargs)
+        return cls(
+            pivots=pivots, heavy_pairs=heavy_pairs, residue_names=[r.name for r in topology.residues()], **kwargs
+        )
 
     def min_heavy_distance(self, x: np.ndarray) -> float:
         """Smallest distance (nm) of the clash-checked heavy-atom pairs of ``x [N, 3]``."""
@@ -354,7 +358,7 @@ class PivotMove:
         start = int(rng.integers(0, max(len(res) - n + 1, 1)))
         out = x
         local = rng.random() < self.local_prob
-        for r in res[start:start + n]:
+        for r in res[start : start + n]:
             piv = self._backbone[int(r)]
             if local:
                 for kind in ("phi", "psi"):
@@ -497,13 +501,18 @@ class TorsionHoppingConfig:
         if self.temperature is not None and not (self.temperature >= 0):
             raise ValueError(f"TorsionHoppingConfig.temperature must be >= 0 kJ/mol, got {self.temperature}")
         if not (self.temperature_per_residue >= 0):
-            raise ValueError(f"TorsionHoppingConfig.temperature_per_residue must be >= 0 kJ/mol, got {self.temperature_per_residue}")
+            raise ValueError(
+                f"TorsionHoppingConfig.temperature_per_residue must be >= 0 kJ/mol, got {self.temperature_per_residue}"
+            )
         for name in ("quench_tolerance_kj_mol_nm", "tolerance_kj_mol_nm"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise ValueError(f"TorsionHoppingConfig.{name} must be a positive force in kJ/mol/nm, got {value}")
         if self.quench_max_iterations < 0 or self.polish_candidates < 1 or self.keep_minima < 1 or self.reset_after < 0:
-            raise ValueError("TorsionHoppingConfig: quench_max_iterations >= 0, polish_candidates >= 1, keep_minima >= 1, reset_after >= 0")
+            raise ValueError(
+                "TorsionHoppingConfig: quench_max_iterations >= 0, polish_candidates >= 1, keep_minima >= 1, "
+                "reset_after >= 0"
+            )
 
 
 # -------------------------------------------------------------------- quench
@@ -518,8 +527,9 @@ class _Quencher:
         self.failures = 0
         self.iterations: List[int] = []
 
-    def __call__(self, x: np.ndarray, tolerance: float, max_iterations: int, deadline: Optional[float] = None
-                 ) -> Tuple[float, np.ndarray, np.ndarray]:
+    def __call__(
+        self, x: np.ndarray, tolerance: float, max_iterations: int, deadline: Optional[float] = None
+    ) -> Tuple[float, np.ndarray, np.ndarray]:
         """Minimise from ``x [N, 3]`` nm; ``(energy kJ/mol, positions [N, 3] nm, forces [N, 3])``."""
         import openmm
 
@@ -583,8 +593,9 @@ class OpenMMQuench:
         start_tolerance: Tolerance of the starts' minimisation (None: ``tolerance``).
     """
 
-    def __init__(self, quencher: "_Quencher", tolerance: float, max_iterations: int,
-                 start_tolerance: Optional[float] = None) -> None:
+    def __init__(
+        self, quencher: "_Quencher", tolerance: float, max_iterations: int, start_tolerance: Optional[float] = None
+    ) -> None:
         self.quencher = quencher
         self.tolerance = float(tolerance)
         self.max_iterations = int(max_iterations)
@@ -601,8 +612,9 @@ class OpenMMQuench:
             return []
         row, x, phase = self.queue.pop(0)
         start = phase == "start"
-        e, y, _ = self.quencher(x, self.start_tolerance if start else self.tolerance, 0 if start else self.max_iterations,
-                                deadline)
+        e, y, _ = self.quencher(
+            x, self.start_tolerance if start else self.tolerance, 0 if start else self.max_iterations, deadline
+        )
         return [Quenched(row, y, e, math.isfinite(e))]
 
 
@@ -621,8 +633,9 @@ class OpenMMPolish:
         self.quencher = quencher
         self.tolerance = float(tolerance)
 
-    def polish(self, candidates: Sequence[Tuple[np.ndarray, float]], deadline: Optional[float]
-               ) -> Tuple[np.ndarray, float, np.ndarray]:
+    def polish(
+        self, candidates: Sequence[Tuple[np.ndarray, float]], deadline: Optional[float]
+    ) -> Tuple[np.ndarray, float, np.ndarray]:
         """``(positions, energy, forces)`` of the lowest polished candidate."""
         final_e, final_x, final_f = math.inf, None, None
         for k, (cand, _) in enumerate(candidates):
@@ -687,7 +700,11 @@ def torsion_hopping(
     if tgt.topology is None:
         raise ValueError("torsion_hopping needs an OpenMM topology (bond graph) to find rotatable bonds")
     n = tgt.system.getNumParticles()
-    start_list = [_check_positions(tgt, s) for s in starts] if starts is not None and len(starts) > 0 else [_check_positions(tgt, None)]
+    start_list = (
+        [_check_positions(tgt, s) for s in starts]
+        if starts is not None and len(starts) > 0
+        else [_check_positions(tgt, None)]
+    )
     temperature = cfg.temperature
     if temperature is None:
         temperature = cfg.temperature_per_residue * max(tgt.topology.getNumResidues(), 1)
@@ -699,8 +716,11 @@ def torsion_hopping(
     ckpt = Path(cfg.checkpoint_path) if cfg.checkpoint_path else None
     identity = None
     if ckpt is not None:
-        identity = checkpoints.run_identity(target, cfg.method_name, cfg.seed) if hasattr(target, "space") else \
-            checkpoints.RunIdentity(cfg.method_name, int(cfg.seed), str(tgt.name), n, "")
+        identity = (
+            checkpoints.run_identity(target, cfg.method_name, cfg.seed)
+            if hasattr(target, "space")
+            else checkpoints.RunIdentity(cfg.method_name, int(cfg.seed), str(tgt.name), n, "")
+        )
     resuming = ckpt is not None and cfg.resume and ckpt.exists()
     kept: Dict[str, Any] = {"start_energy": math.inf, "observed": {}}
     minimised: Optional[Tuple[np.ndarray, float, np.ndarray]] = None
@@ -724,10 +744,21 @@ def torsion_hopping(
                 start_list = [x_min]
                 minimised = (x_min, e_min, f_min)
     # the pivots are built after the input's minimisation, which may need every second of the budget
-    move = move if move is not None else PivotMove.from_topology(
-        tgt.topology, include_chi=cfg.include_chi, max_residues=cfg.max_residues, basin_prob=cfg.basin_prob,
-        noise_deg=cfg.noise_deg, chi_prob=cfg.chi_prob, local_prob=cfg.local_prob, local_deg=cfg.local_deg,
-        clash_nm=cfg.clash_nm)
+    move = (
+        move
+        if move is not None
+        else PivotMove.from_topology(
+            tgt.topology,
+            include_chi=cfg.include_chi,
+            max_residues=cfg.max_residues,
+            basin_prob=cfg.basin_prob,
+            noise_deg=cfg.noise_deg,
+            chi_prob=cfg.chi_prob,
+            local_prob=cfg.local_prob,
+            local_deg=cfg.local_deg,
+            clash_nm=cfg.clash_nm,
+        )
+    )
 
     def history_row(event: str, info: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         if event == "sweep":
@@ -735,39 +766,88 @@ def torsion_hopping(
         if event == "end":
             observe(info["x"])
         phase = {"start": "start", "hop": "hop", "end": "polish"}[event]
-        return {"wall_s": info["wall_s"], "energy": info["energy"], "best_energy": info["best_energy"],
-                "force_calls": info["force_calls"], "accepted": info["accepted"], "phase": phase, **kept["observed"]}
+        return {
+            "wall_s": info["wall_s"],
+            "energy": info["energy"],
+            "best_energy": info["best_energy"],
+            "force_calls": info["force_calls"],
+            "accepted": info["accepted"],
+            "phase": phase,
+            **kept["observed"],
+        }
 
     reserve = 0.0
     if cfg.budget_s is not None:  # the polish gets min_polish_s, at most a quarter of the budget
         reserve = min(max(cfg.min_polish_s, 0.0), 0.25 * float(cfg.budget_s))
     settings = LoopSettings(
-        budget_s=cfg.budget_s, polish_reserve_s=reserve, max_steps=cfg.max_steps, polish_candidates=cfg.polish_candidates,
-        checkpoint_path=None if ckpt is None else str(ckpt), checkpoint_interval_s=cfg.checkpoint_interval_s,
-        resume=cfg.resume, identity=identity, progress=cfg.progress, label=cfg.method_name)
+        budget_s=cfg.budget_s,
+        polish_reserve_s=reserve,
+        max_steps=cfg.max_steps,
+        polish_candidates=cfg.polish_candidates,
+        checkpoint_path=None if ckpt is None else str(ckpt),
+        checkpoint_interval_s=cfg.checkpoint_interval_s,
+        resume=cfg.resume,
+        identity=identity,
+        progress=cfg.progress,
+        label=cfg.method_name,
+    )
     retries0 = getattr(move, "clash_retries", 0)
     kept["clash_retries"] = 0
     loop = BasinHoppingLoop(
-        starts=[] if resuming else start_list, n_walkers=1, step=PivotProposal(move, rng),
-        quench=OpenMMQuench(quencher, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations,
-                            start_tolerance=cfg.tolerance_kj_mol_nm),
-        acceptance=acceptance, storage=store, generator=tgen, force_calls=lambda: quencher.force_calls,
-        settings=settings, restart=ResetToBest(cfg.reset_after), polish=OpenMMPolish(quencher, cfg.tolerance_kj_mol_nm),
-        history_row=history_row, on_best=observe,
-        save_extra=lambda: {**kept, "clash_retries": kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0,
-                            "config": dataclasses.asdict(cfg)},
-        load_extra=kept.update)
+        starts=[] if resuming else start_list,
+        n_walkers=1,
+        step=PivotProposal(move, rng),
+        quench=OpenMMQuench(
+            quencher, cfg.quench_tolerance_kj_mol_nm, cfg.quench_max_iterations, start_tolerance=cfg.tolerance_kj_mol_nm
+        ),
+        acceptance=acceptance,
+        storage=store,
+        generator=tgen,
+        force_calls=lambda: quencher.force_calls,
+        settings=settings,
+        restart=ResetToBest(cfg.reset_after),
+        polish=OpenMMPolish(quencher, cfg.tolerance_kj_mol_nm),
+        history_row=history_row,
+        on_best=observe,
+        save_extra=lambda: {
+            **kept,
+            "clash_retries": kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0,
+            "config": dataclasses.asdict(cfg),
+        },
+        load_extra=kept.update,
+    )
     if minimised is not None and time.perf_counter() - t_entry >= float(cfg.budget_s) - reserve:
         # the input's minimisation used the budget: no time for a hop or a polish restart
         x_min, e_min, f_min = minimised
         wall = time.perf_counter() - t_entry
         observe(x_min)
-        row = {"wall_s": wall, "energy": e_min, "best_energy": e_min, "force_calls": quencher.force_calls,
-               "accepted": True, **kept["observed"]}
-        out = HopOutcome(x=x_min, energy=e_min, search_energy=e_min, polish_info=f_min, walkers=[], hops=0, accepted=0,
-                         history=[{**row, "phase": "start"}, {**row, "phase": "polish"}], time_to_target_s=None,
-                         force_calls_to_target=None, stop_reason="budget", search_s=wall, wall_s=wall,
-                         force_calls=quencher.force_calls, resumed=False, unfinished=False, counters={})
+        row = {
+            "wall_s": wall,
+            "energy": e_min,
+            "best_energy": e_min,
+            "force_calls": quencher.force_calls,
+            "accepted": True,
+            **kept["observed"],
+        }
+        out = HopOutcome(
+            x=x_min,
+            energy=e_min,
+            search_energy=e_min,
+            polish_info=f_min,
+            walkers=[],
+            hops=0,
+            accepted=0,
+            history=[{**row, "phase": "start"}, {**row, "phase": "polish"}],
+            time_to_target_s=None,
+            force_calls_to_target=None,
+            stop_reason="budget",
+            search_s=wall,
+            wall_s=wall,
+            force_calls=quencher.force_calls,
+            resumed=False,
+            unfinished=False,
+            counters={},
+        )
     else:
         out = loop.run(spent_s=time.perf_counter() - t_entry)
     clash_retries = kept["clash_retries"] + getattr(move, "clash_retries", 0) - retries0

@@ -117,7 +117,12 @@ def lj_cluster(
         reference_energy=lj_reference_energies().get(n),
         symbols=cluster_symbols(None, n),
         types=[0] * n,
-        metadata={"density": density, "model": "lennard-jones", "nn_distance": LJ_NN, "reference": "Cambridge Cluster Database" if n in lj_reference_energies() else None},
+        metadata={
+            "density": density,
+            "model": "lennard-jones",
+            "nn_distance": LJ_NN,
+            "reference": "Cambridge Cluster Database" if n in lj_reference_energies() else None,
+        },
     )
 
 
@@ -174,11 +179,20 @@ def binary_lj(
         reference_energy=None,
         symbols=cluster_symbols(types, n),
         types=types,
-        metadata={"density": density, "model": "binary lennard-jones", "n_a": n_a, "n_b": n_b, "nn_distance": LJ_NN * sigma_aa, **params},
+        metadata={
+            "density": density,
+            "model": "binary lennard-jones",
+            "n_a": n_a,
+            "n_b": n_b,
+            "nn_distance": LJ_NN * sigma_aa,
+            **params,
+        },
     )
 
 
-def stridernet_binary_lj(*, density: float = DEFAULT_DENSITY, dtype: torch.dtype = torch.float64, device: Union[str, torch.device] = "cpu") -> System:
+def stridernet_binary_lj(
+    *, density: float = DEFAULT_DENSITY, dtype: torch.dtype = torch.float64, device: Union[str, torch.device] = "cpu"
+) -> System:
     """The paper's StriderNET comparison: 100 atoms, A:B = 80:20.
 
     sigma_AA = sigma_AB = sigma_BB = 1, eps_AA = 1, eps_AB = 1.5, eps_BB = 0.62
@@ -237,7 +251,9 @@ def ionic_cluster(
     n = _check_n(n, "ionic_cluster")
     charges = [charge if i % 2 == 0 else -charge for i in range(n)]
     types = [i % 2 for i in range(n)]
-    oracle = PairPotentialOracle(n, sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, dtype=dtype, device=device)
+    oracle = PairPotentialOracle(
+        n, sigma=sigma, epsilon=epsilon, charges=charges, coulomb_k=coulomb_k, dtype=dtype, device=device
+    )
     # same LJ for both ions: the types only label the charge sign
     return System(
         name=f"ION{n}",
@@ -246,7 +262,15 @@ def ionic_cluster(
         reference_energy=None,
         symbols=cluster_symbols(types, n, ionic=True),
         types=types,
-        metadata={"density": density, "model": "lennard-jones + coulomb", "nn_distance": LJ_NN * sigma, "charge": charge, "sigma": sigma, "epsilon": epsilon, "coulomb_k": coulomb_k},
+        metadata={
+            "density": density,
+            "model": "lennard-jones + coulomb",
+            "nn_distance": LJ_NN * sigma,
+            "charge": charge,
+            "sigma": sigma,
+            "epsilon": epsilon,
+            "coulomb_k": coulomb_k,
+        },
     )
 
 
@@ -278,7 +302,9 @@ def named_system(name: str, **kwargs) -> System:
         return stridernet_binary_lj(**kwargs)
     match = _NAME_RE.match(text)
     if not match:
-        raise ValueError(f"unknown cluster system {name!r}: use LJ<n> (e.g. LJ38), BLJ<n> (BLJ100 = stridernet) or ION<n>")
+        raise ValueError(
+            f"unknown cluster system {name!r}: use LJ<n> (e.g. LJ38), BLJ<n> (BLJ100 = stridernet) or ION<n>"
+        )
     kind, n = match.group(1).upper(), int(match.group(2))
     if kind == "LJ":
         return lj_cluster(n, **kwargs)

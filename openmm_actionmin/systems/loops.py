@@ -52,6 +52,11 @@ def loop_chain(
         start_positions=start,
         symbols=["C"] * n,
         types=[0] * n,
-        metadata={"model": f"loop chain ({variant})", "variant": variant, "loop_weight": loop_weight, "seed": int(seed),
-                  "loop_formed_start": float(loop_formed(start))},
+        metadata={
+            "model": f"loop chain ({variant})",
+            "variant": variant,
+            "loop_weight": loop_weight,
+            "seed": int(seed),
+            "loop_formed_start": float(loop_formed(start)),
+        },
     )

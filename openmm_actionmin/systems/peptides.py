@@ -34,7 +34,9 @@ Conformation = Union[str, Sequence[Tuple[float, float]]]
 
 def _check_sequence(sequence: str) -> str:
     if not isinstance(sequence, str) or not sequence.strip():
-        raise ValueError("peptide sequence must be a non-empty string of one-letter amino-acid codes, e.g. 'YYDPETGTWY'")
+        raise ValueError(
+            "peptide sequence must be a non-empty string of one-letter amino-acid codes, e.g. 'YYDPETGTWY'"
+        )
     seq = sequence.strip().upper()
     for k, letter in enumerate(seq):
         if letter not in AMINO_ACIDS:
@@ -168,7 +170,9 @@ def peptide(
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.zeros(1, torsions.dim, dtype=torch.float64)
         backbone = torch.tensor([k in ("phi", "psi") for k in torsions.kinds()])
-        noise = (2.0 * torch.rand(1, torsions.dim, generator=gen, dtype=torch.float64) - 1.0) * math.radians(perturb_deg)
+        noise = (2.0 * torch.rand(1, torsions.dim, generator=gen, dtype=torch.float64) - 1.0) * math.radians(
+            perturb_deg
+        )
         z[:, backbone] = noise[:, backbone]
         start = torsions.to_config(z)[0].detach()
         torsions = TorsionSpace(topology, start)
@@ -246,8 +250,13 @@ def from_pdb(
 
     path = Path(path)
     oracle = OpenMMOracle.from_pdb(
-        path, forcefield=forcefield, solvent=solvent, keep_water=keep_water, keep_heterogens=keep_heterogens,
-        add_hydrogens=add_hydrogens, **oracle_kwargs
+        path,
+        forcefield=forcefield,
+        solvent=solvent,
+        keep_water=keep_water,
+        keep_heterogens=keep_heterogens,
+        add_hydrogens=add_hydrogens,
+        **oracle_kwargs,
     )
     topology = oracle.topology
     start = oracle.positions.clone().to(torch.float64)
@@ -259,8 +268,12 @@ def from_pdb(
         start_positions=start,
         symbols=_symbols(topology),
         topology=topology,
-        metadata={"pdb": str(path), "forcefield": forcefield, "solvent": solvent,
-                  "preparation": oracle.preparation.report.as_dict()},
+        metadata={
+            "pdb": str(path),
+            "forcefield": forcefield,
+            "solvent": solvent,
+            "preparation": oracle.preparation.report.as_dict(),
+        },
     )
 
 
