@@ -59,8 +59,9 @@ def _oracles():
     }
 
 
-def assert_capped_and_monotone(oracle, x, tf=FiniteEnergy()):
+def assert_capped_and_monotone(oracle, x, tf=None):
     """Energies along ``x`` (a closing path) never decrease, never exceed the cap, are never NaN."""
+    tf = FiniteEnergy() if tf is None else tf
     cap = oracle.nonfinite_energy
     e, f = oracle.energy_and_forces(x, transform=None)
     assert not bool(torch.isnan(e).any()) and bool(torch.isfinite(e).all()) and bool(torch.isfinite(f).all())
